@@ -1,0 +1,3 @@
+from flobs.cli import main
+
+main()

@@ -1,0 +1,28 @@
+"""Artifacts: one module per target; each builds data, then bytes, never prints.
+
+A *host artifact* module has ``host_files(fleet, host) -> {path: bytes}``; a *fleet
+artifact* module has ``fleet_files(fleet) -> {path: bytes}``. Paths are relative to
+OUT and use ``/``. Register new modules in the two tuples below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import ModuleType
+
+from flobs.artifacts import central, exporters, prometheus_local
+from flobs.model import Fleet, Host
+
+HostArtifact = Callable[[Fleet, Host], dict[str, bytes]]
+FleetArtifact = Callable[[Fleet], dict[str, bytes]]
+
+HOST_MODULES: tuple[ModuleType, ...] = (prometheus_local, exporters)
+FLEET_MODULES: tuple[ModuleType, ...] = (central,)
+
+
+def host_artifacts() -> list[HostArtifact]:
+    return [m.host_files for m in HOST_MODULES]
+
+
+def fleet_artifacts() -> list[FleetArtifact]:
+    return [m.fleet_files for m in FLEET_MODULES]

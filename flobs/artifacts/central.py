@@ -1,0 +1,70 @@
+"""The central Prometheus: federation of every host, file_sd targets, central rules."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flobs.artifacts.common import json_file, scrape_address, yaml_file
+from flobs.artifacts.series import federation_match
+from flobs.model import Fleet, Host
+
+
+def target_file_name(host: Host) -> str:
+    """Targets are sharded by the host's first group, so one host's change touches one file."""
+    group = host.groups[0] if host.groups else "ungrouped"
+    return "targets/" + re.sub(r"[^A-Za-z0-9_.-]", "_", group) + ".json"
+
+
+def targets(fleet: Fleet) -> dict[str, list[dict[str, Any]]]:
+    files: dict[str, list[dict[str, Any]]] = {}
+    for host in sorted(fleet.hosts, key=lambda h: h.name):
+        files.setdefault(target_file_name(host), []).append({
+            "targets": [host.federation_target],
+            "labels": {"cluster": fleet.cluster, "host": host.name, **dict(host.labels)},
+        })
+    return dict(sorted(files.items()))
+
+
+def config(fleet: Fleet) -> dict[str, Any]:
+    p = fleet.central.prometheus
+    jobs: list[dict[str, Any]] = []
+    if p.mode == "federation":
+        jobs.append({
+            "job_name": "federate",
+            "honor_labels": True,  # keep each host's job/instance/host labels
+            "metrics_path": "/federate",
+            # Only aggregated series: federating everything does not scale (Prometheus docs).
+            "params": {"match[]": federation_match(fleet)},
+            "file_sd_configs": [{"files": ["targets/*.json"], "refresh_interval": "1m"}],
+            "sample_limit": 200000,
+        })
+    jobs.append({
+        "job_name": "prometheus",
+        "static_configs": [{"targets": [scrape_address(p.listen)]}],
+    })
+    return {
+        "global": {
+            "scrape_interval": p.scrape_interval,
+            "scrape_timeout": p.scrape_timeout,
+            "evaluation_interval": p.evaluation_interval,
+            "external_labels": {"cluster": fleet.cluster},
+        },
+        "rule_files": ["rules/*.yml"],
+        "scrape_configs": jobs,
+    }
+
+
+def fleet_files(fleet: Fleet) -> dict[str, bytes]:
+    files = {
+        "central/prometheus.yml": yaml_file(
+            fleet,
+            "Central Prometheus: federates pre-aggregated series from every host."
+            if fleet.central.prometheus.mode == "federation" else
+            "Central Prometheus (remote_write mode: hosts push to the store; no federation).",
+            config(fleet),
+        ),
+    }
+    for name, entries in targets(fleet).items():
+        files[f"central/{name}"] = json_file(entries)
+    return files

@@ -1,0 +1,54 @@
+"""Exporter configs: node_exporter's web config and process-exporter's process groups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flobs.artifacts.common import yaml_file
+from flobs.model import Fleet, Host
+
+# process-exporter matches `comm`, which the kernel truncates to 15 characters
+# ("cloud-hypervisor" is 16), so groups match on the executable's base name.
+PROCESS_GROUPS: tuple[tuple[str, str], ...] = (
+    ("flintlockd", "flintlockd"),
+    ("firecracker", "firecracker"),
+    ("cloud-hypervisor", "cloud-hypervisor"),
+    ("containerd", "containerd"),
+)
+
+
+def node_exporter_web(host: Host) -> dict[str, Any]:
+    ne = host.vars.node_exporter
+    doc: dict[str, Any] = {}
+    if ne.tls_cert_file and ne.tls_key_file:
+        doc["tls_server_config"] = {"cert_file": ne.tls_cert_file, "key_file": ne.tls_key_file,
+                                    "min_version": "TLS12"}
+    doc["http_server_config"] = {"http2": True}
+    return doc
+
+
+def process_exporter(host: Host) -> dict[str, Any]:
+    # `name` is a Go template in process-exporter; ours are literals without `{{`.
+    return {"process_names": [{"name": name, "exe": [exe]} for name, exe in PROCESS_GROUPS]}
+
+
+def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
+    base = f"hosts/{host.name}/exporters"
+    files: dict[str, bytes] = {}
+    v = host.vars
+    if v.node_exporter.enabled:
+        files[f"{base}/node_exporter-web.yml"] = yaml_file(
+            fleet,
+            f"node_exporter web config for {host.name}: run with\n"
+            f"  --web.listen-address={v.node_exporter.endpoint} "
+            "--web.config.file=<this file>",
+            node_exporter_web(host),
+        )
+    if v.process_exporter.enabled:
+        files[f"{base}/process-exporter.yml"] = yaml_file(
+            fleet,
+            f"process-exporter config for {host.name}: run with\n"
+            f"  -web.listen-address={v.process_exporter.endpoint} -config.path=<this file>",
+            process_exporter(host),
+        )
+    return files

@@ -1,0 +1,164 @@
+"""Each host's local Prometheus: scrape jobs, external labels, limits, local rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flobs.artifacts.common import scrape_address, version_at_least, yaml_file
+from flobs.artifacts.series import federated_name_regex, local_rules
+from flobs.model import FileAuth, Fleet, Host
+
+# Limits that stop one broken exporter from flooding the TSDB; exceeding one fails
+# the scrape (grafana-api.md), which `up == 0` and the agent alerts then surface.
+LABEL_LIMITS = {
+    "label_limit": 40,
+    "label_name_length_limit": 128,
+    "label_value_length_limit": 1024,
+}
+
+# Cloud Hypervisor names device counters `_<class><n>_<key>` (flintlock-facts.md);
+# moving the device into a label is what makes a per-device dashboard possible.
+CH_NAME = "_([a-z]+)([0-9]+)_(.+)"
+# Firecracker series are `<group>_<key>`; prefixing them keeps them apart from
+# any other exporter's names (`net_rx_bytes_count` is too generic to leave bare).
+FC_NAME = "([a-z][a-zA-Z0-9_]*)"
+
+
+def flintlock_metrics_relabel() -> list[dict[str, Any]]:
+    return [
+        {"source_labels": ["__name__"], "regex": FC_NAME, "target_label": "__name__",
+         "replacement": "firecracker_${1}"},
+        {"source_labels": ["__name__"], "regex": CH_NAME, "target_label": "device",
+         "replacement": "${1}${2}"},
+        {"source_labels": ["__name__"], "regex": CH_NAME, "target_label": "__name__",
+         "replacement": "cloud_hypervisor_${1}_${3}"},
+    ]
+
+
+def _job(name: str, target: str, host: Host, *, path: str = "/metrics",
+         sample_limit: int = 0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    job: dict[str, Any] = {"job_name": name}
+    if path != "/metrics":
+        job["metrics_path"] = path
+    job["static_configs"] = [{"targets": [target], "labels": {"instance": host.name}}]
+    if sample_limit:
+        job["sample_limit"] = sample_limit
+    job.update(LABEL_LIMITS)
+    job.update(extra or {})
+    return job
+
+
+def scrape_jobs(host: Host) -> list[dict[str, Any]]:
+    v = host.vars
+    jobs: list[dict[str, Any]] = []
+    if v.flintlockd.metrics_endpoint is not None:
+        jobs.append(_job("flintlockd", str(v.flintlockd.metrics_endpoint), host,
+                         sample_limit=v.flintlockd.sample_limit))
+    if v.flintlock_metrics.enabled:
+        jobs.append(_job(
+            "flintlock-metrics", str(v.flintlock_metrics.endpoint), host,
+            path=v.flintlock_metrics.path, sample_limit=v.flintlock_metrics.sample_limit,
+            extra={"body_size_limit": "64MB",
+                   "metric_relabel_configs": flintlock_metrics_relabel()},
+        ))
+    if v.node_exporter.enabled:
+        extra: dict[str, Any] = {}
+        if v.node_exporter.tls_cert_file:
+            extra = {"scheme": "https", "tls_config": {"insecure_skip_verify": False}}
+        jobs.append(_job("node", str(v.node_exporter.endpoint), host,
+                         sample_limit=v.node_exporter.sample_limit, extra=extra))
+    if v.process_exporter.enabled:
+        jobs.append(_job("process", str(v.process_exporter.endpoint), host,
+                         sample_limit=v.process_exporter.sample_limit))
+    if v.containerd_metrics_endpoint is not None:
+        jobs.append(_job("containerd", str(v.containerd_metrics_endpoint), host,
+                         path="/v1/metrics", sample_limit=20000))
+    jobs.append(_job(v.logs.agent, str(v.logs.listen), host, sample_limit=5000))
+    if v.otelcol.enabled:
+        jobs.append(_job("otelcol", str(v.otelcol.metrics_endpoint), host, sample_limit=5000))
+    jobs.append(_job("prometheus", scrape_address(v.local_prometheus.listen), host,
+                     sample_limit=20000))
+    return jobs
+
+
+def _auth(auth: FileAuth) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if auth.bearer_token_file:
+        out["authorization"] = {"type": "Bearer", "credentials_file": auth.bearer_token_file}
+    if auth.username:
+        out["basic_auth"] = {"username": auth.username, "password_file": auth.password_file}
+    tls: dict[str, Any] = {}
+    for key in ("ca_file", "cert_file", "key_file"):
+        if getattr(auth, key):
+            tls[key] = getattr(auth, key)
+    if auth.insecure_skip_verify:
+        tls["insecure_skip_verify"] = True
+    if tls:
+        out["tls_config"] = tls
+    return out
+
+
+def external_labels(fleet: Fleet, host: Host) -> dict[str, str]:
+    return {"cluster": fleet.cluster, "host": host.name, **dict(host.labels)}
+
+
+def config(fleet: Fleet, host: Host) -> dict[str, Any]:
+    v = host.vars
+    doc: dict[str, Any] = {
+        "global": {
+            "scrape_interval": v.scrape_interval,
+            "scrape_timeout": v.scrape_timeout,
+            "evaluation_interval": v.evaluation_interval,
+            # Attached by /federate and remote_write to every series lacking them.
+            "external_labels": external_labels(fleet, host),
+        },
+        "rule_files": ["rules/*.yml"],
+        "scrape_configs": scrape_jobs(host),
+    }
+    central = fleet.central.prometheus
+    if central.mode == "remote_write" and central.remote_write is not None:
+        rw = central.remote_write
+        doc["remote_write"] = [{
+            "url": rw.url,
+            "name": "flobs-central",
+            **_auth(rw.auth),
+            # Same contract as federation: only pre-aggregated series leave the host.
+            "write_relabel_configs": [{
+                "source_labels": ["__name__"],
+                "regex": federated_name_regex(fleet),
+                "action": "keep",
+            }],
+            "queue_config": {
+                "max_samples_per_send": rw.max_samples_per_send,
+                "capacity": rw.capacity,
+                "max_shards": rw.max_shards,
+            },
+        }]
+    if version_at_least(v.local_prometheus.version, "2.43"):
+        # Shown in /targets when the limits drop something; unknown to 2.42.
+        for job in doc["scrape_configs"]:
+            job["keep_dropped_targets"] = 100
+    return doc
+
+
+def rules(host: Host) -> dict[str, Any]:
+    groups: dict[str, list[dict[str, str]]] = {}
+    for rule in local_rules(host):
+        groups.setdefault(rule.group, []).append({"record": rule.record, "expr": rule.expr})
+    return {
+        "groups": [
+            {"name": name, "interval": host.vars.evaluation_interval, "rules": items}
+            for name, items in groups.items()
+        ]
+    }
+
+
+def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
+    base = f"hosts/{host.name}"
+    return {
+        f"{base}/prometheus.yml": yaml_file(
+            fleet, f"Local Prometheus for Flintlock host {host.name}.", config(fleet, host)),
+        f"{base}/rules/flobs-local.yml": yaml_file(
+            fleet, f"Recording rules for {host.name}: pre-aggregate what the centre needs.",
+            rules(host)),
+    }

@@ -1,0 +1,195 @@
+"""The series contract between hosts and the centre.
+
+Every host pre-aggregates with local recording rules (``level:metric:operations``);
+the centre federates only those, ``up``, and a short allow-list of raw series.
+This module is the one place that says which series cross the wire: the local
+rules, the federation ``match[]``, remote_write relabelling, the closure check and
+the dashboards all read it.
+
+Facts relied on (flintlock-facts.md):
+* flintlock-metrics series are renamed at scrape time (see ``prometheus_local``):
+  Firecracker's ``<group>_<key>`` becomes ``firecracker_<group>_<key>`` and Cloud
+  Hypervisor's ``_<dev><n>_<key>`` becomes ``cloud_hypervisor_<dev>_<key>{device="<dev><n>"}``.
+* Firecracker values are deltas per flush (every ``flush_interval``), so per-second
+  figures divide by the flush interval; ``rate()`` over them is wrong.
+* Cloud Hypervisor counters are cumulative, so ``rate()`` is right for them.
+* flintlockd has no ``grpc_server_handling_seconds`` histogram: no latency rules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flobs.model import Fleet, Host
+from flobs.promtime import seconds
+
+
+@dataclass(frozen=True)
+class RecordingRule:
+    record: str
+    expr: str
+    group: str
+
+
+# Raw series federated as they are, beyond recording rules and `up`. Keep it short:
+# every entry multiplies by the number of hosts at the centre.
+FEDERATED_RAW: tuple[str, ...] = (
+    "up",  # one per local job: is flintlockd / each exporter / each agent scraped at all?
+    "scrape_samples_scraped",  # per-job sample counts, to spot a cardinality explosion early
+    "prometheus_tsdb_head_series",  # the local Prometheus' own load
+)
+
+# Firecracker per-flush delta series that get a per-second recording rule.
+FIRECRACKER_RATES: tuple[str, ...] = (
+    "net_rx_bytes_count",
+    "net_tx_bytes_count",
+    "net_rx_packets_count",
+    "net_tx_packets_count",
+    "block_read_bytes",
+    "block_write_bytes",
+    "block_read_count",
+    "block_write_count",
+    "vcpu_exit_io_in",
+    "vcpu_exit_io_out",
+    "vcpu_exit_mmio_read",
+    "vcpu_exit_mmio_write",
+)
+# Firecracker failure counters, summed per flush (any non-zero value is an event).
+FIRECRACKER_FAILURES: tuple[str, ...] = (
+    "net_rx_fails",
+    "net_tx_fails",
+    "block_execute_fails",
+    "vcpu_failures",
+    "vmm_panic_count",
+    "seccomp_num_faults",
+    "signals_sigbus",
+    "signals_sigsegv",
+    "logger_missed_metrics_count",
+)
+# Cloud Hypervisor cumulative counters, per device class, after relabelling.
+CLOUD_HYPERVISOR_RATES: tuple[tuple[str, str], ...] = (
+    ("disk", "read_bytes"),
+    ("disk", "write_bytes"),
+    ("disk", "read_ops"),
+    ("disk", "write_ops"),
+    ("net", "rx_bytes"),
+    ("net", "tx_bytes"),
+    ("net", "rx_frames"),
+    ("net", "tx_frames"),
+)
+
+MICROVM_KEY = "namespace, name, uid"
+
+
+def local_rules(host: Host) -> list[RecordingRule]:
+    """The recording rules a host evaluates; their outputs are what the centre reads."""
+    flush = seconds(host.vars.flintlock_metrics.flush_interval)
+    rules = [
+        # flintlockd gRPC API (go-grpc-prometheus interceptors).
+        RecordingRule(
+            "host:grpc_server_handled:rate5m",
+            "sum by (grpc_service, grpc_method, grpc_code) "
+            '(rate(grpc_server_handled_total{job="flintlockd"}[5m]))',
+            "flobs-flintlockd",
+        ),
+        RecordingRule(
+            "host:grpc_server_started:rate5m",
+            "sum by (grpc_service, grpc_method, grpc_type) "
+            '(rate(grpc_server_started_total{job="flintlockd"}[5m]))',
+            "flobs-flintlockd",
+        ),
+        RecordingRule(
+            "host:grpc_server_errors:rate5m",
+            "sum by (grpc_service, grpc_method) "
+            '(rate(grpc_server_handled_total{job="flintlockd",grpc_code!="OK"}[5m]))',
+            "flobs-flintlockd",
+        ),
+        # Processes (process-exporter groups).
+        RecordingRule(
+            "host:process_cpu_seconds:rate5m",
+            "sum by (groupname) (rate(namedprocess_namegroup_cpu_seconds_total[5m]))",
+            "flobs-processes",
+        ),
+        RecordingRule(
+            "host:process_resident_memory_bytes:sum",
+            'sum by (groupname) (namedprocess_namegroup_memory_bytes{memtype="resident"})',
+            "flobs-processes",
+        ),
+        RecordingRule(
+            "host:process_count:sum",
+            "sum by (groupname) (namedprocess_namegroup_num_procs)",
+            "flobs-processes",
+        ),
+        RecordingRule(
+            "host:process_start_time_seconds:max",
+            "max by (groupname) (namedprocess_namegroup_oldest_start_time_seconds)",
+            "flobs-processes",
+        ),
+        # Host pressure (node_exporter).
+        RecordingRule(
+            "host:node_cpu_utilisation:ratio",
+            '1 - avg(rate(node_cpu_seconds_total{mode="idle"}[5m]))',
+            "flobs-node",
+        ),
+        RecordingRule(
+            "host:node_memory_utilisation:ratio",
+            "1 - sum(node_memory_MemAvailable_bytes) / sum(node_memory_MemTotal_bytes)",
+            "flobs-node",
+        ),
+        RecordingRule(
+            "host:node_filesystem_usage:ratio_max",
+            'max(1 - node_filesystem_avail_bytes{fstype!~"tmpfs|overlay|squashfs"} '
+            '/ node_filesystem_size_bytes{fstype!~"tmpfs|overlay|squashfs"})',
+            "flobs-node",
+        ),
+        RecordingRule(
+            "host:node_load1_per_cpu:ratio",
+            'sum(node_load1) / count(node_cpu_seconds_total{mode="idle"})',
+            "flobs-node",
+        ),
+        # microVMs (flintlock-metrics).
+        RecordingRule(
+            "host:microvms:count",
+            f"count(count by ({MICROVM_KEY}) "
+            '({job="flintlock-metrics",__name__=~"firecracker_.+|cloud_hypervisor_.+"}))',
+            "flobs-microvms",
+        ),
+    ]
+    for key in FIRECRACKER_RATES:
+        # Per-flush deltas → per second: divide by the flush interval, never rate().
+        rules.append(RecordingRule(
+            f"microvm:firecracker_{key}:per_second",
+            f"firecracker_{key} / {flush:g}",
+            "flobs-microvms",
+        ))
+    for key in FIRECRACKER_FAILURES:
+        rules.append(RecordingRule(
+            f"microvm:firecracker_{key}:sum",
+            f"sum by ({MICROVM_KEY}) (firecracker_{key})",
+            "flobs-microvms",
+        ))
+    for device_class, key in CLOUD_HYPERVISOR_RATES:
+        # Cumulative counters: rate() is right here.
+        rules.append(RecordingRule(
+            f"microvm:cloud_hypervisor_{device_class}_{key}:rate5m",
+            f"rate(cloud_hypervisor_{device_class}_{key}[5m])",
+            "flobs-microvms",
+        ))
+    return rules
+
+
+def federation_match(fleet: Fleet) -> list[str]:
+    """The federation ``match[]`` selectors: recording series, ``up``, the allow-list."""
+    selectors = [
+        '{__name__=~"host:.+"}',
+        '{__name__=~"microvm:.+"}',
+        *FEDERATED_RAW,
+        *fleet.central.prometheus.extra_match,
+    ]
+    return list(dict.fromkeys(selectors))
+
+
+def federated_name_regex(fleet: Fleet) -> str:
+    """One regex over ``__name__`` equivalent to the built-in selectors (remote_write keep)."""
+    names = ["host:.+", "microvm:.+", *FEDERATED_RAW]
+    return "|".join(names)

@@ -1,0 +1,126 @@
+"""Validation checks: plugins in a registry.
+
+Each check is a class with ``ID`` (stable, e.g. ``prom-job-unique``), ``TITLE``, a
+docstring that is its user documentation (what, why, an example; shown by
+``flobs validate --list-checks``), ``SEVERITY`` and ``check(ctx)`` yielding
+``Problem`` records. Checks never print and never raise for findings.
+
+Add a check by writing a class in a module of this package, decorating it with
+``@register``, and listing the module in ``CHECK_MODULES``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from flobs import yamlio
+from flobs.model import Fleet
+from flobs.problems import Problem, Severity
+
+ToolMode = Literal["auto", "require", "off"]
+
+# Modules holding checks; imported lazily by `all_checks()`.
+CHECK_MODULES: list[str] = []
+
+
+@dataclass
+class Parsed:
+    """A generated file parsed once and shared by every check."""
+
+    path: str  # relative to OUT, posix
+    data: Any
+    positions: yamlio.Positions | None
+    error: str | None = None  # set when the file does not parse
+
+
+@dataclass
+class CheckContext:
+    out: Path
+    fleet: Fleet | None  # present when validate got -i INVENTORY
+    tools: ToolMode = "auto"
+    _parsed: dict[str, Parsed] = field(default_factory=dict)
+
+    @cached_property
+    def manifest(self) -> dict[str, Any] | None:
+        from flobs.output import read_manifest
+
+        return read_manifest(self.out)
+
+    @cached_property
+    def files(self) -> list[str]:
+        """Every file under OUT (posix, relative), sorted; manifest.json included."""
+        return sorted(p.relative_to(self.out).as_posix()
+                      for p in self.out.rglob("*") if p.is_file())
+
+    def glob(self, pattern: str) -> list[str]:
+        return sorted(p.relative_to(self.out).as_posix() for p in self.out.glob(pattern)
+                      if p.is_file())
+
+    def parse(self, path: str) -> Parsed:
+        """Parse ``path`` (YAML or JSON) once; errors are recorded, not raised."""
+        if path not in self._parsed:
+            text = (self.out / path).read_text(encoding="utf-8")
+            try:
+                if path.endswith(".json"):
+                    self._parsed[path] = Parsed(path, json.loads(text), None)
+                else:
+                    data, pos = yamlio.load_with_positions(text)
+                    self._parsed[path] = Parsed(path, data, pos)
+            except (ValueError, yamlio.YamlSyntaxError) as err:
+                self._parsed[path] = Parsed(path, None, None, str(err))
+        return self._parsed[path]
+
+    def problem(self, check: type[Check] | Check, path: str | None, message: str, *,
+                hint: str | None = None, key_path: yamlio.Path_ = (),
+                severity: Severity | None = None, line: int | None = None) -> Problem:
+        """A Problem located at ``key_path`` inside ``path`` when its position is known."""
+        col = None
+        if path is not None and line is None and key_path:
+            parsed = self._parsed.get(path)
+            mark = parsed.positions.of(key_path) if parsed and parsed.positions else None
+            if mark:
+                line, col = mark.line, mark.col
+        return Problem(path, line, col, check.ID, severity or check.SEVERITY, message, hint,
+                       yamlio.format_path(key_path) if key_path else None)
+
+
+class Check:
+    ID: ClassVar[str]
+    TITLE: ClassVar[str]
+    SEVERITY: ClassVar[Severity] = Severity.ERROR
+    NEEDS_INVENTORY: ClassVar[bool] = False  # skipped (noted) without -i INVENTORY
+
+    def check(self, ctx: CheckContext) -> Iterable[Problem]:
+        raise NotImplementedError
+
+
+_REGISTRY: dict[str, type[Check]] = {}
+
+
+def register(cls: type[Check]) -> type[Check]:
+    if cls.ID in _REGISTRY and _REGISTRY[cls.ID] is not cls:
+        raise RuntimeError(f"duplicate check id {cls.ID}")
+    _REGISTRY[cls.ID] = cls
+    return cls
+
+
+def all_checks() -> list[type[Check]]:
+    for module in CHECK_MODULES:
+        importlib.import_module(f"flobs.checks.{module}")
+    return [ _REGISTRY[k] for k in sorted(_REGISTRY) ]
+
+
+def run_checks(ctx: CheckContext, selected: Callable[[type[Check]], bool] | None = None
+               ) -> Iterator[Problem]:
+    for cls in all_checks():
+        if selected and not selected(cls):
+            continue
+        if cls.NEEDS_INVENTORY and ctx.fleet is None:
+            continue
+        yield from cls().check(ctx)

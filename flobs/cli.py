@@ -1,0 +1,110 @@
+"""The command line: thin. Each command parses options, calls one core function,
+and maps its result to an exit code. Every error is mapped here, in one place.
+
+Exit codes (all commands): 0 ok · 1 findings · 2 bad input or usage ·
+3 remote or system failure · 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from flobs import __version__
+from flobs.errors import ExitCode, FlobsError, InputError, ToolFailure
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="flobs",
+    help="Observability provisioner for Flintlock fleets: one host inventory in, a validated "
+    "Prometheus / Loki / OpenTelemetry / Grafana stack out.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# Diagnostics go to stderr; stdout carries only what a command produces (JSON, reports).
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+out_console = Console(highlight=False, soft_wrap=True)
+
+_show_traceback = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        out_console.print(f"flobs {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    traceback: bool = typer.Option(
+        False, "--traceback", help="Show the Python traceback of an error (for bug reports)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    global _show_traceback
+    _show_traceback = traceback or bool(os.environ.get("FLOBS_TRACEBACK"))
+
+
+def report_error(error: FlobsError) -> None:
+    """Render an error for people: located problems, or message + hint."""
+    if isinstance(error, InputError):
+        for problem in error.problems:
+            err_console.print(problem.render(), markup=False)
+        err_console.print(f"error: {error.message}; nothing was written", markup=False)
+        return
+    err_console.print(f"error: {error.message}", markup=False)
+    if error.hint:
+        err_console.print(f"    hint: {error.hint}", markup=False)
+    if isinstance(error, ToolFailure) and error.returncode is None:
+        err_console.print("    hint: is it installed and on PATH?", markup=False)
+
+
+def handle_errors(func: F) -> F:
+    """Map exceptions to exit codes; the only place that does."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except FlobsError as err:
+            if _show_traceback:
+                err_console.print_exception()
+            report_error(err)
+            raise typer.Exit(int(err.exit_code)) from err
+        except KeyboardInterrupt:
+            err_console.print("interrupted", markup=False)
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except BrokenPipeError:
+            # stdout closed early (`flobs … | head`): not an error worth a traceback.
+            sys.stderr.close()
+            raise typer.Exit(int(ExitCode.OK)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _register() -> None:
+    # Imported for their side effect of adding commands to `app`.
+    from flobs.commands import demo, generate, push, simulate, validate, verify  # noqa: F401
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except KeyboardInterrupt:
+        err_console.print("interrupted", markup=False)
+        sys.exit(int(ExitCode.INTERRUPTED))

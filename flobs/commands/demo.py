@@ -1,0 +1,1 @@
+"""`flobs demo` (placeholder until its issue lands)."""

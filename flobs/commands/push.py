@@ -1,0 +1,1 @@
+"""`flobs push` (placeholder until its issue lands)."""

@@ -1,0 +1,1 @@
+"""`flobs simulate` (placeholder until its issue lands)."""

@@ -1,0 +1,1 @@
+"""`flobs validate` (placeholder until its issue lands)."""

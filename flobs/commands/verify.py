@@ -1,0 +1,1 @@
+"""`flobs verify` (placeholder until its issue lands)."""

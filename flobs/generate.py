@@ -1,0 +1,92 @@
+"""`flobs generate`: inventory → fleet → every artifact → an atomic, deterministic tree."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from flobs.artifacts import fleet_artifacts, host_artifacts
+from flobs.errors import UsageError
+from flobs.inventory import load_fleet
+from flobs.model import Fleet
+from flobs.output import MANIFEST, ChangeSet, Tree, build_manifest, plan, read_manifest, write_tree
+from flobs.problems import Problem
+
+Progress = Callable[[int, int], None]  # (done, total)
+
+
+@dataclass(frozen=True)
+class GenerateResult:
+    fleet: Fleet
+    changes: ChangeSet
+    tree: Tree
+    warnings: tuple[Problem, ...]
+    written: bool  # False with --check
+
+
+def render_tree(fleet: Fleet, *, only_hosts: set[str] | None = None,
+                progress: Progress | None = None) -> Tree:
+    """Every generated file, in memory. Hosts outside ``only_hosts`` are skipped."""
+    tree: Tree = {}
+    hosts = [h for h in fleet.hosts if only_hosts is None or h.name in only_hosts]
+    producers = host_artifacts()
+    for n, host in enumerate(hosts, 1):
+        for produce in producers:
+            tree.update(produce(fleet, host))
+        if progress and (n % 100 == 0 or n == len(hosts)):
+            progress(n, len(hosts))
+    for produce_fleet in fleet_artifacts():
+        tree.update(produce_fleet(fleet))
+    return tree
+
+
+def _keep_other_hosts(out: Path, tree: Tree, selected: set[str]) -> Tree:
+    """With --host, other hosts' files stay as they are on disk."""
+    manifest = read_manifest(out) or {"files": {}}
+    kept: Tree = {}
+    for path in manifest["files"]:
+        parts = path.split("/")
+        if len(parts) > 2 and parts[0] == "hosts" and parts[1] not in selected:
+            try:
+                kept[path] = (out / path).read_bytes()
+            except OSError:
+                continue
+    return {**kept, **tree}
+
+
+def generate(inventory: Path, out: Path, *, check: bool = False,
+             hosts: list[str] | None = None, progress: Progress | None = None,
+             write_progress: Callable[[int], None] | None = None,
+             inventory_display: str | None = None) -> GenerateResult:
+    loaded = load_fleet(inventory, display_name=inventory_display)
+    fleet = loaded.fleet
+    selected: set[str] | None = None
+    if hosts:
+        known = {h.name for h in fleet.hosts}
+        unknown = sorted(set(hosts) - known)
+        if unknown:
+            raise UsageError(f"--host names unknown host(s): {', '.join(unknown)}",
+                             hint="host names come from the inventory's `hosts:` list")
+        selected = set(hosts)
+    tree = render_tree(fleet, only_hosts=selected, progress=progress)
+    if selected is not None:
+        tree = _keep_other_hosts(out, tree, selected)
+    tree[MANIFEST] = build_manifest(tree, inventory_name=fleet.source_name,
+                                    inventory_sha256=fleet.source_sha256)
+    if check:
+        changes = plan(out, tree)
+        return GenerateResult(fleet, changes, tree, loaded.warnings, written=False)
+    changes = write_tree(out, tree, progress=write_progress)
+    return GenerateResult(fleet, changes, tree, loaded.warnings, written=True)
+
+
+def iter_check_report(result: GenerateResult, out: Path) -> Iterator[str]:
+    c = result.changes
+    for path in c.added:
+        yield f"added:   {path}\n"
+    for path in c.removed:
+        yield f"removed: {path}\n"
+    for path in c.changed:
+        yield f"changed: {path}\n"
+    yield from c.diff(out, result.tree)

@@ -1,0 +1,1 @@
+"""Grafana HTTP client and the dashboard/datasource push logic."""

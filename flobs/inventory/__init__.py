@@ -1,0 +1,92 @@
+"""Inventory → fleet model: load YAML with positions, check it, merge, build.
+
+``load_fleet`` is the one entry point. It reports *all* problems it finds, each
+as ``file:line:col: $.key.path: message`` with a hint, by raising ``InputError``;
+warnings (things that work but probably are not what the user wants) come back
+with the fleet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from flobs.errors import InputError
+from flobs.inventory.build import build_fleet
+from flobs.inventory.schema_check import schema_problems
+from flobs.inventory.source import Source
+from flobs.model import Fleet
+from flobs.problems import Problem, Severity
+from flobs.yamlio import YamlSyntaxError, format_path, load_with_positions
+
+__all__ = ["LoadResult", "load_fleet", "load_fleet_text"]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    fleet: Fleet
+    warnings: tuple[Problem, ...]
+
+
+def load_fleet(path: Path, *, display_name: str | None = None) -> LoadResult:
+    """Load and check the inventory at ``path``; raise ``InputError`` listing every problem."""
+    shown = display_name or str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as err:
+        raise InputError(
+            [Problem(shown, None, None, "inventory", Severity.ERROR, "file not found",
+                     "pass the inventory with -i PATH (see examples/inventory.yaml)")]
+        ) from err
+    except OSError as err:
+        raise InputError(
+            [Problem(shown, None, None, "inventory", Severity.ERROR, f"cannot read: {err.strerror}")]
+        ) from err
+    return load_fleet_text(raw, shown, file_name=path.name)
+
+
+def load_fleet_text(raw: bytes, shown: str, *, file_name: str = "inventory.yaml") -> LoadResult:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError([Problem(shown, None, None, "inventory", Severity.ERROR,
+                                  f"not UTF-8 text (byte {err.start})",
+                                  "save the inventory as UTF-8")]) from err
+    try:
+        doc, positions = load_with_positions(text)
+    except YamlSyntaxError as err:
+        mark = err.mark
+        raise InputError([Problem(
+            shown, mark.line if mark else None, mark.col if mark else None, "yaml",
+            Severity.ERROR, err.message,
+            "fix the YAML syntax at this position", format_path(err.path) if err.path else None,
+        )]) from err
+    source = Source(shown, positions)
+    if not isinstance(doc, dict):
+        raise InputError([source.problem((), "the inventory must be a mapping",
+                                         "start from examples/inventory.yaml", check_id="schema")])
+
+    problems = [source.problem(path, message, hint, check_id="schema")
+                for path, message, hint in schema_problems(doc)]
+    if problems:
+        # Semantic checks assume the shapes the schema guarantees; stop here.
+        raise InputError(_dedupe(problems))
+
+    fleet, found = build_fleet(doc, source, file_name=file_name,
+                               digest=hashlib.sha256(raw).hexdigest())
+    errors = [p for p in found if p.severity is Severity.ERROR]
+    if errors:
+        raise InputError(_dedupe(errors))
+    return LoadResult(fleet, tuple(_dedupe([p for p in found if p.severity is not Severity.ERROR])))
+
+
+def _dedupe(problems: list[Problem]) -> list[Problem]:
+    seen: set[tuple[object, ...]] = set()
+    out = []
+    for p in sorted(problems, key=lambda p: (p.line or 0, p.col or 0, p.key_path or "", p.message)):
+        key = (p.line, p.col, p.key_path, p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out

@@ -1,0 +1,120 @@
+"""JSON Schema validation of the raw inventory, with errors people can act on."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from flobs import resources
+
+# Friendly words for the shared definitions, keyed by their $ref target.
+_DEF_HELP = {
+    "duration": ("is not a Prometheus duration", "write it like 15s, 1m30s, 2h or 7d"),
+    "endpoint": ("is not a host:port endpoint", "write it like 127.0.0.1:9100 or [::1]:9100"),
+    "label_name": (
+        "is not a valid Prometheus label name",
+        "label names match [a-zA-Z_][a-zA-Z0-9_]* and must not start with __",
+    ),
+}
+
+
+@cache
+def validator() -> Draft202012Validator:
+    return Draft202012Validator(resources.schema("inventory.schema.json"))
+
+
+def schema_default_vars() -> dict[str, Any]:
+    """The built-in host variables: every ``default`` under ``$defs.vars``."""
+    return _defaults(resources.schema("inventory.schema.json")["$defs"]["vars"])
+
+
+def _defaults(node: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, sub in node.get("properties", {}).items():
+        if "default" in sub:
+            out[key] = sub["default"]
+        elif sub.get("type") == "object" and "properties" in sub:
+            nested = _defaults(sub)
+            if nested and not sub.get("required"):
+                out[key] = nested
+    return out
+
+
+def schema_problems(doc: Any) -> Iterator[tuple[tuple[str | int, ...], str, str | None]]:
+    """Yield ``(path, message, hint)`` for each schema violation, most specific first."""
+    for err in sorted(validator().iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
+        yield from _explain(err)
+
+
+def _explain(err: ValidationError) -> Iterator[tuple[tuple[str | int, ...], str, str | None]]:
+    path = tuple(err.absolute_path)
+    kind = err.validator
+    schema = err.schema if isinstance(err.schema, dict) else {}
+    if kind == "additionalProperties" and isinstance(err.instance, dict):
+        known = sorted(schema.get("properties", {}))
+        for key in sorted(set(err.instance) - set(known)):
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean `{close[0]}`?" if close else (
+                f"known keys here: {', '.join(known)}" if known else None
+            )
+            yield (*path, key), f"unknown key `{key}`", hint
+        return
+    if kind == "required":
+        missing = [k for k in err.validator_value if k not in (err.instance or {})]
+        for key in missing:
+            yield path, f"missing required key `{key}`", _describe(schema, key)
+        return
+    if kind in ("anyOf", "oneOf") and err.context:
+        # Report the branch that got furthest instead of "is not valid under any".
+        best = max(err.context, key=lambda e: len(e.absolute_path))
+        if best.validator != "type":
+            yield from _explain(best)
+            return
+        types = [str(e.validator_value) for e in err.context if e.validator == "type"]
+        yield path, f"must be {' or '.join(types) if types else 'a valid value'}", None
+        return
+    ref = _ref_name(err)
+    if ref in _DEF_HELP and kind in ("pattern", "type"):
+        what, hint = _DEF_HELP[ref]
+        yield path, f"{err.instance!r} {what}", hint
+        return
+    if kind == "pattern" and path and path[-1] == "__propertyNames__":
+        yield path, f"{err.instance!r} is not a valid name", None
+        return
+    if kind == "enum":
+        choices = ", ".join(map(str, err.validator_value))
+        yield path, f"{err.instance!r} is not one of: {choices}", None
+        return
+    if kind == "const":
+        yield path, f"must be {err.validator_value!r}, not {err.instance!r}", None
+        return
+    if kind == "type":
+        yield path, f"must be of type {err.validator_value}, not {type(err.instance).__name__}", None
+        return
+    yield path, err.message, schema.get("description")
+
+
+def _ref_name(err: ValidationError) -> str | None:
+    """The $defs name whose schema failed, if the failure was inside a shared definition."""
+    for part in reversed(list(err.absolute_schema_path)):
+        if part in _DEF_HELP:
+            return str(part)
+    desc = err.schema.get("description", "") if isinstance(err.schema, dict) else ""
+    if desc.startswith("A Prometheus duration"):
+        return "duration"
+    if desc.startswith("host:port"):
+        return "endpoint"
+    if isinstance(err.schema, dict) and err.schema.get("pattern") == "^[a-zA-Z_][a-zA-Z0-9_]*$":
+        return "label_name"
+    return None
+
+
+def _describe(schema: dict[str, Any], key: str) -> str | None:
+    sub = schema.get("properties", {}).get(key, {})
+    desc = sub.get("description")
+    return f"`{key}`: {desc}" if desc else None

@@ -1,0 +1,1 @@
+"""Live checks and processes: `flobs verify` and `flobs demo`."""

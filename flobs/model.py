@@ -1,0 +1,291 @@
+"""The typed, immutable description of a fleet, built from the inventory.
+
+Everything downstream (artifacts, checks, simulator, verify) reads this model and
+never the raw YAML. Values here are already merged (built-in defaults < ``defaults``
+< groups in host order < host ``vars``) and validated.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Literal
+
+LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A ``host:port`` listener or target. ``host`` may be an IP, a name, or empty (all)."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        if ":" in self.host:  # IPv6 literal
+            return f"[{self.host}]:{self.port}"
+        return f"{self.host}:{self.port}"
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host.lower() in LOOPBACK_NAMES:
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def is_wildcard(self) -> bool:
+        return self.host in ("", "0.0.0.0", "::")  # noqa: S104 - we are naming it, not binding
+
+    def with_host(self, host: str) -> Endpoint:
+        return Endpoint(host, self.port)
+
+
+@dataclass(frozen=True, slots=True)
+class FileAuth:
+    """Credentials that live in files on the target machine; only paths are ever rendered."""
+
+    bearer_token_file: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure_skip_verify: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Flintlockd:
+    grpc_endpoint: Endpoint
+    http_endpoint: Endpoint
+    # --debug-endpoint; None means flintlockd serves no /metrics (flintlock-facts.md).
+    metrics_endpoint: Endpoint | None
+    sample_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class FlintlockMetrics:
+    enabled: bool
+    endpoint: Endpoint
+    path: str
+    # Firecracker flushes its metrics file every 60 s, as per-flush deltas.
+    flush_interval: str
+    sample_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Exporter:
+    """node_exporter or process-exporter on the host."""
+
+    enabled: bool
+    endpoint: Endpoint
+    sample_limit: int
+    allow_public: bool
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LocalPrometheus:
+    listen: Endpoint
+    retention: str
+    version: str  # the Prometheus version deployed on the host, e.g. "2.42"
+
+
+@dataclass(frozen=True, slots=True)
+class Logs:
+    agent: Literal["promtail", "alloy"]
+    source: Literal["journal", "file"]
+    unit: str
+    path: str
+    listen: Endpoint  # the agent's own HTTP server (metrics, readiness)
+    positions_dir: str
+    allow_public: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Otelcol:
+    enabled: bool
+    grpc_endpoint: Endpoint
+    http_endpoint: Endpoint
+    health_endpoint: Endpoint
+    metrics_endpoint: Endpoint
+    memory_limit_mib: int
+    memory_spike_limit_mib: int
+    sampling_percentage: float | None
+    logs_pipeline: bool
+    allow_public: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HostVars:
+    scrape_interval: str
+    scrape_timeout: str
+    evaluation_interval: str
+    providers: tuple[str, ...]
+    flintlockd: Flintlockd
+    flintlock_metrics: FlintlockMetrics
+    node_exporter: Exporter
+    process_exporter: Exporter
+    containerd_metrics_endpoint: Endpoint | None
+    local_prometheus: LocalPrometheus
+    logs: Logs
+    otelcol: Otelcol
+
+
+@dataclass(frozen=True, slots=True)
+class Listener:
+    """One port a host's processes listen on, for collision checks and firewall docs."""
+
+    owner: str  # e.g. "flintlockd.grpc_endpoint"
+    endpoint: Endpoint
+    var_path: tuple[str, ...]  # where it is set inside vars, for error positions
+
+
+@dataclass(frozen=True, slots=True)
+class Host:
+    name: str
+    address: str
+    groups: tuple[str, ...]
+    # cluster/host are not in here; these are the merged group + host labels, sorted.
+    labels: tuple[tuple[str, str], ...]
+    vars: HostVars
+    index: int  # position in the inventory's host list
+
+    @property
+    def label_dict(self) -> dict[str, str]:
+        return dict(self.labels)
+
+    @property
+    def federation_target(self) -> str:
+        """How the central reaches this host's local Prometheus."""
+        return str(Endpoint(self.address, self.vars.local_prometheus.listen.port))
+
+    def listeners(self) -> list[Listener]:
+        v = self.vars
+        out = [
+            Listener("flintlockd.grpc_endpoint", v.flintlockd.grpc_endpoint,
+                     ("flintlockd", "grpc_endpoint")),
+            Listener("flintlockd.http_endpoint", v.flintlockd.http_endpoint,
+                     ("flintlockd", "http_endpoint")),
+        ]
+        if v.flintlockd.metrics_endpoint is not None:
+            out.append(Listener("flintlockd.metrics_endpoint", v.flintlockd.metrics_endpoint,
+                                ("flintlockd", "metrics_endpoint")))
+        if v.flintlock_metrics.enabled:
+            out.append(Listener("flintlock_metrics.endpoint", v.flintlock_metrics.endpoint,
+                                ("flintlock_metrics", "endpoint")))
+        if v.node_exporter.enabled:
+            out.append(Listener("node_exporter.endpoint", v.node_exporter.endpoint,
+                                ("node_exporter", "endpoint")))
+        if v.process_exporter.enabled:
+            out.append(Listener("process_exporter.endpoint", v.process_exporter.endpoint,
+                                ("process_exporter", "endpoint")))
+        if v.containerd_metrics_endpoint is not None:
+            out.append(Listener("containerd.metrics_endpoint", v.containerd_metrics_endpoint,
+                                ("containerd", "metrics_endpoint")))
+        out.append(Listener("local_prometheus.listen", v.local_prometheus.listen,
+                            ("local_prometheus", "listen")))
+        out.append(Listener("logs.listen", v.logs.listen, ("logs", "listen")))
+        if v.otelcol.enabled:
+            for key in ("grpc_endpoint", "http_endpoint", "health_endpoint", "metrics_endpoint"):
+                out.append(Listener(f"otelcol.{key}", getattr(v.otelcol, key), ("otelcol", key)))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteWrite:
+    url: str
+    auth: FileAuth
+    # Prometheus queue_config; None leaves Prometheus' default.
+    max_samples_per_send: int
+    capacity: int
+    max_shards: int
+
+
+@dataclass(frozen=True, slots=True)
+class CentralPrometheus:
+    listen: Endpoint
+    url: str  # how Grafana and `flobs verify` reach it
+    scrape_interval: str
+    scrape_timeout: str
+    evaluation_interval: str
+    version: str
+    mode: Literal["federation", "remote_write"]
+    remote_write: RemoteWrite | None
+    extra_match: tuple[str, ...]  # user additions to the federation allow-list
+    retention: str
+
+
+@dataclass(frozen=True, slots=True)
+class Loki:
+    url: str  # push URL
+    query_url: str  # what Grafana queries
+    tenant: str | None
+    auth: FileAuth
+
+
+@dataclass(frozen=True, slots=True)
+class Traces:
+    otlp_endpoint: str
+    insecure: bool  # plaintext gRPC to the central collector/Tempo (explicit opt-in)
+    auth: FileAuth
+    # OTLP header name -> environment variable holding its value (never the value itself)
+    headers_from_env: tuple[tuple[str, str], ...]
+    query_url: str  # Tempo's query URL for Grafana
+
+
+@dataclass(frozen=True, slots=True)
+class DatasourceRef:
+    uid: str
+    name: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Grafana:
+    url: str
+    folder: str
+    folder_uid: str
+    prometheus: DatasourceRef
+    loki: DatasourceRef
+    tempo: DatasourceRef
+
+
+@dataclass(frozen=True, slots=True)
+class Alerts:
+    """Thresholds and durations for central alert rules (defaults in the schema)."""
+
+    values: tuple[tuple[str, str | float], ...]
+
+    def get(self, key: str) -> str | float:
+        return dict(self.values)[key]
+
+
+@dataclass(frozen=True, slots=True)
+class Central:
+    prometheus: CentralPrometheus
+    loki: Loki
+    traces: Traces
+    grafana: Grafana
+    alerts: Alerts
+    runbook_base_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    api_version: str
+    cluster: str
+    hosts: tuple[Host, ...]
+    central: Central
+    groups: tuple[str, ...] = field(default=())
+    source_name: str = "inventory.yaml"  # the inventory's file name, never an absolute path
+    source_sha256: str = ""
+
+    def host(self, name: str) -> Host:
+        for h in self.hosts:
+            if h.name == name:
+                return h
+        raise KeyError(name)

@@ -1,0 +1,1 @@
+"""The simulated Flintlock host used by `flobs simulate`, `flobs demo` and the e2e tests."""

@@ -1,0 +1,322 @@
+"""YAML in and out.
+
+Reading: YAML 1.2 core-schema semantics with the position of every node, so errors
+can say ``file:line:col``. Nodes are composed by libyaml through PyYAML when it is
+available (about six times faster than a pure-Python parser on a 10,000-host
+inventory) and by ruamel.yaml otherwise; both yield nodes with marks, and the
+scalars are resolved here, identically for both, by the YAML 1.2 core rules (so
+``on``, ``yes`` and ``0755`` stay strings, as ruamel and Prometheus' Go parser agree).
+
+Writing: a small block-style emitter for plain data (dict, list, str, int, float,
+bool, None). Anything that is not unmistakably a plain string is double-quoted
+with JSON-compatible escapes, so a value containing quotes, newlines, ``{{``,
+``$``, ``#`` or unicode reads back unchanged in every YAML parser we target.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Mark:
+    line: int  # 1-based
+    col: int  # 1-based
+
+
+class YamlSyntaxError(Exception):
+    """The text is not YAML, or it breaks a rule we enforce (duplicate key)."""
+
+    def __init__(self, message: str, mark: Mark | None, path: Path_ = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.mark = mark
+        self.path = path
+
+
+@dataclass
+class Positions:
+    """Where each value (and each mapping key) of a loaded document starts."""
+
+    values: dict[Path_, Mark]
+    keys: dict[Path_, Mark]
+
+    def of(self, path: Path_) -> Mark | None:
+        """The closest known position: the value, else its key, else the nearest parent."""
+        probe = tuple(path)
+        while True:
+            if probe in self.values:
+                return self.values[probe]
+            if probe in self.keys:
+                return self.keys[probe]
+            if not probe:
+                return None
+            probe = probe[:-1]
+
+    def key_of(self, path: Path_) -> Mark | None:
+        return self.keys.get(tuple(path)) or self.of(path)
+
+
+def format_path(path: Path_) -> str:
+    """``('hosts', 2, 'vars', 'x')`` → ``$.hosts[2].vars.x`` (odd keys are quoted)."""
+    out = "$"
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part):
+            out += f".{part}"
+        else:
+            out += f"[{json.dumps(part, ensure_ascii=False)}]"
+    return out
+
+
+# --------------------------------------------------------------------------- reading
+
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_BOOL_TRUE = re.compile(r"^(?:true|True|TRUE)$")
+_BOOL_FALSE = re.compile(r"^(?:false|False|FALSE)$")
+_INT10 = re.compile(r"^[-+]?[0-9]+$")
+_INT8 = re.compile(r"^0o[0-7]+$")
+_INT16 = re.compile(r"^0x[0-9a-fA-F]+$")
+_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$")
+_INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
+_NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
+
+_MERGE_KEY = "<<"
+
+
+def _resolve_plain(text: str) -> Any:
+    """YAML 1.2 core schema resolution of a plain (unquoted) scalar."""
+    if _NULL.match(text):
+        return None
+    if _BOOL_TRUE.match(text):
+        return True
+    if _BOOL_FALSE.match(text):
+        return False
+    if _INT10.match(text):
+        return int(text, 10)
+    if _INT8.match(text):
+        return int(text[2:], 8)
+    if _INT16.match(text):
+        return int(text[2:], 16)
+    if _FLOAT.match(text):
+        return float(text)
+    if _INF.match(text):
+        return -math.inf if text.startswith("-") else math.inf
+    if _NAN.match(text):
+        return math.nan
+    return text
+
+
+def _mark(node: Any) -> Mark:
+    m = node.start_mark
+    return Mark(m.line + 1, m.column + 1)
+
+
+class _Converter:
+    """Turns a composed node tree (PyYAML's or ruamel's) into plain data + positions."""
+
+    def __init__(self) -> None:
+        self.values: dict[Path_, Mark] = {}
+        self.keys: dict[Path_, Mark] = {}
+
+    def convert(self, node: Any, path: Path_) -> Any:
+        self.values[path] = _mark(node)
+        kind = node.id  # "scalar" | "sequence" | "mapping" for both libraries
+        if kind == "scalar":
+            # Plain scalars resolve by the YAML 1.2 core rules; quoted and block
+            # scalars are always strings. Explicit tags (`!!str`) are not supported.
+            if node.style in (None, ""):
+                return _resolve_plain(node.value)
+            return node.value
+        if kind == "sequence":
+            return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
+        if kind == "mapping":
+            return self._mapping(node, path)
+        raise YamlSyntaxError(f"unsupported YAML node {kind!r}", _mark(node), path)
+
+    def _mapping(self, node: Any, path: Path_) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        merged: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.id != "scalar":
+                raise YamlSyntaxError(
+                    "mapping keys must be plain strings", _mark(key_node), path
+                )
+            if key_node.value == _MERGE_KEY and key_node.style in (None, ""):
+                # YAML merge key (`<<: *defaults`): explicit keys win over merged ones.
+                sources = value_node.value if value_node.id == "sequence" else [value_node]
+                for source in sources:
+                    data = self.convert(source, path)
+                    if not isinstance(data, dict):
+                        raise YamlSyntaxError(
+                            "`<<` must merge a mapping", _mark(value_node), path
+                        )
+                    for k, v in data.items():
+                        merged.setdefault(k, v)
+                continue
+            key = self.convert(key_node, (*path, "\x00key"))
+            del self.values[(*path, "\x00key")]
+            if not isinstance(key, str):
+                key = key_node.value  # `1: x` or `true: x` keys are read as their text
+            if key in result:
+                raise YamlSyntaxError(
+                    f"duplicate key {key!r} (first at line {self.keys[(*path, key)].line})",
+                    _mark(key_node),
+                    (*path, key),
+                )
+            self.keys[(*path, key)] = _mark(key_node)
+            result[key] = self.convert(value_node, (*path, key))
+        for k, v in merged.items():
+            result.setdefault(k, v)
+        return result
+
+
+def _compose(text: str) -> Any:
+    try:
+        import yaml
+
+        loader_cls = getattr(yaml, "CSafeLoader", None)
+        if loader_cls is not None:
+            try:
+                return yaml.compose(text, Loader=loader_cls)
+            except yaml.MarkedYAMLError as err:
+                mark = err.problem_mark or err.context_mark
+                raise YamlSyntaxError(
+                    " ".join(x for x in (err.context, err.problem) if x) or "invalid YAML",
+                    Mark(mark.line + 1, mark.column + 1) if mark else None,
+                ) from err
+    except ImportError:  # pragma: no cover - PyYAML is a dependency; kept for robustness
+        pass
+    return _compose_ruamel(text)
+
+
+def _compose_ruamel(text: str) -> Any:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError
+
+    try:
+        return YAML(typ="safe", pure=True).compose(text)
+    except MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        raise YamlSyntaxError(
+            " ".join(x for x in (err.context, err.problem) if x) or "invalid YAML",
+            Mark(mark.line + 1, mark.column + 1) if mark else None,
+        ) from err
+
+
+def load_with_positions(text: str, *, backend: str = "auto") -> tuple[Any, Positions]:
+    """Parse one YAML document; return ``(data, positions)``.
+
+    ``backend`` is ``auto`` (libyaml when present), ``libyaml`` or ``ruamel``; the
+    explicit ones exist so tests can prove both back ends agree.
+    """
+    if backend == "ruamel":
+        node = _compose_ruamel(text)
+    else:
+        node = _compose(text)
+    conv = _Converter()
+    if node is None:
+        return None, Positions({(): Mark(1, 1)}, {})
+    data = conv.convert(node, ())
+    return data, Positions(conv.values, conv.keys)
+
+
+def load(text: str) -> Any:
+    """Parse YAML into plain data (YAML 1.2 core semantics), without positions."""
+    return load_with_positions(text)[0]
+
+
+# --------------------------------------------------------------------------- writing
+
+_PLAIN_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
+_PLAIN_DURATION = re.compile(r"^(?:[0-9]+(?:ms|s|m|h|d|w|y))+$")
+# Words some YAML 1.1 parsers (Go's yaml.v2, PyYAML) read as booleans or null.
+_RESERVED = frozenset(
+    "y n yes no on off true false null ~".split()
+)
+# Characters YAML forbids raw or that some parsers treat as line breaks.
+_ESCAPE_EXTRA = {c: f"\\u{c:04x}" for c in [*range(0x7F, 0xA0), 0x2028, 0x2029, 0xFEFF, 0xFFFE, 0xFFFF]}
+
+
+def quote(text: str) -> str:
+    """A YAML double-quoted scalar that every YAML 1.1/1.2 parser reads back as ``text``."""
+    return json.dumps(text, ensure_ascii=False).translate(_ESCAPE_EXTRA)
+
+
+def scalar(value: Any) -> str:
+    """Render a scalar so that it reads back with the same type and value."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ".nan"
+        if math.isinf(value):
+            return ".inf" if value > 0 else "-.inf"
+        return repr(value)
+    if isinstance(value, str):
+        if (_PLAIN_WORD.match(value) and value.lower() not in _RESERVED) or _PLAIN_DURATION.match(
+            value
+        ):
+            return value
+        return quote(value)
+    raise TypeError(f"cannot render {type(value).__name__} as a YAML scalar")
+
+
+def _is_scalar(value: Any) -> bool:
+    return not isinstance(value, Mapping | list | tuple)
+
+
+def _lines(value: Any, indent: int) -> Iterator[str]:
+    pad = " " * indent
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            k = scalar(str(key))
+            if _is_scalar(item):
+                yield f"{pad}{k}: {scalar(item)}"
+            elif not item:
+                yield f"{pad}{k}: {'{}' if isinstance(item, Mapping) else '[]'}"
+            elif isinstance(item, Mapping):
+                yield f"{pad}{k}:"
+                yield from _lines(item, indent + 2)
+            else:
+                yield f"{pad}{k}:"
+                yield from _lines(item, indent + 2)
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        for item in value:
+            if _is_scalar(item):
+                yield f"{pad}- {scalar(item)}"
+            elif not item:
+                yield f"{pad}- {'{}' if isinstance(item, Mapping) else '[]'}"
+            else:
+                inner = list(_lines(item, indent + 2))
+                # The first line of the nested block moves onto the dash line.
+                yield f"{pad}- {inner[0][indent + 2:]}"
+                yield from inner[1:]
+    else:
+        yield f"{pad}{scalar(value)}"
+
+
+def dump(data: Any, *, header: str | None = None) -> str:
+    """Deterministic block-style YAML for plain data; key order is the dict's order."""
+    out: list[str] = []
+    if header:
+        out.extend(f"# {line}".rstrip() for line in header.splitlines())
+    if isinstance(data, Mapping | list | tuple) and not data:
+        out.append("{}" if isinstance(data, Mapping) else "[]")
+    else:
+        out.extend(_lines(data, 0))
+    return "\n".join(out) + "\n"

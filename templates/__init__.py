@@ -1,0 +1,1 @@
+"""Jinja templates shipped with flobs (installed as flobs.templates)."""

@@ -1,0 +1,88 @@
+"""Shared fixtures.
+
+* Real tools: ``require_tool("promtool")`` returns the binary's path, or skips with
+  a loud reason; under ``FLOBS_REQUIRE_TOOLS=1`` (CI) a missing tool fails instead.
+* Network: an autouse guard refuses any connection that is not to loopback.
+* ``free_port()`` hands out a currently free TCP port on a loopback address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_INVENTORY = REPO / "examples" / "inventory.yaml"
+
+
+def tools_required() -> bool:
+    return os.environ.get("FLOBS_REQUIRE_TOOLS", "") not in ("", "0", "false")
+
+
+def require_tool(*names: str) -> str:
+    """The first of ``names`` found on PATH; skip (or fail in CI) when none is."""
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    reason = (f"MISSING TOOL: none of {', '.join(names)} is on PATH; this test exercises the "
+              f"real binary (apt-get install prometheus prometheus-node-exporter "
+              f"prometheus-process-exporter victoria-metrics)")
+    if tools_required():
+        pytest.fail(reason + " and FLOBS_REQUIRE_TOOLS=1 is set", pytrace=False)
+    pytest.skip(reason)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _is_local(address: object) -> bool:
+    if isinstance(address, tuple) and address:
+        host = str(address[0])
+        if host in ("localhost", ""):
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+    return True  # unix sockets
+
+
+@pytest.fixture(autouse=True)
+def _no_external_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests talk to 127.0.0.0/8 only; anything else is a bug in the test or the code."""
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def guarded_connect(self: socket.socket, address: object) -> None:
+        if not _is_local(address):
+            raise ConnectionRefusedError(f"test tried to reach {address!r}: only loopback allowed")
+        real_connect(self, address)  # type: ignore[arg-type]
+
+    def guarded_connect_ex(self: socket.socket, address: object) -> int:
+        if not _is_local(address):
+            raise ConnectionRefusedError(f"test tried to reach {address!r}: only loopback allowed")
+        return real_connect_ex(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+    yield
+
+
+@pytest.fixture(scope="session")
+def example_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example inventory generated once per session (read-only for tests)."""
+    from flobs.generate import generate
+
+    out = tmp_path_factory.mktemp("example") / "out"
+    generate(EXAMPLE_INVENTORY, out)
+    return out
