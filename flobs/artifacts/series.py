@@ -193,3 +193,23 @@ def federated_name_regex(fleet: Fleet) -> str:
     """One regex over ``__name__`` equivalent to the built-in selectors (remote_write keep)."""
     names = ["host:.+", "microvm:.+", *FEDERATED_RAW]
     return "|".join(names)
+
+
+# What each local scrape job produces, as metric-name patterns (anchored regexes).
+# The closure check uses it to decide whether a raw metric read by a rule or a
+# dashboard is produced on the hosts at all. Synthetic series exist for every job.
+SYNTHETIC: tuple[str, ...] = (
+    "up", "scrape_duration_seconds", "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling", "scrape_series_added",
+)
+JOB_PRODUCES: dict[str, tuple[str, ...]] = {
+    "flintlockd": ("grpc_server_.+", "go_.+", "process_.+", "promhttp_.+"),
+    "flintlock-metrics": ("firecracker_.+", "cloud_hypervisor_.+"),
+    "node": ("node_.+", "go_.+", "process_.+", "promhttp_.+"),
+    "process": ("namedprocess_.+", "go_.+", "process_.+"),
+    "containerd": ("container_.+", "containerd_.+", "go_.+", "process_.+"),
+    "promtail": ("promtail_.+", "loki_.+", "go_.+", "process_.+"),
+    "alloy": ("alloy_.+", "loki_.+", "go_.+", "process_.+"),
+    "otelcol": ("otelcol_.+", "go_.+", "process_.+"),
+    "prometheus": ("prometheus_.+", "go_.+", "process_.+", "net_conntrack_.+"),
+}
