@@ -1,1 +1,78 @@
-"""`flobs simulate` (placeholder until its issue lands)."""
+"""`flobs simulate`: one simulated Flintlock host, serving on the inventory's endpoints."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from flobs.cli import app, err_console, handle_errors
+from flobs.errors import UsageError
+from flobs.inventory import load_fleet
+from flobs.sim.host import SimulatedHost
+
+
+@app.command("simulate")
+@handle_errors
+def simulate_command(
+    host: Annotated[str, typer.Argument(help="The inventory host to impersonate.")],
+    inventory: Annotated[
+        Path, typer.Option("-i", "--inventory", dir_okay=False, help="The host inventory (YAML).")
+    ],
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Traffic, microVMs and log lines are a function of the seed (and elapsed time)."
+        ),
+    ] = 1,
+    log_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-file",
+            dir_okay=False,
+            help="Append logrus JSON lines here instead of the host's vars.logs.path.",
+        ),
+    ] = None,
+    no_logs: Annotated[bool, typer.Option("--no-logs", help="Write no log lines.")] = False,
+    duration: Annotated[
+        float,
+        typer.Option(min=0, help="Stop after this many seconds (0: run until Ctrl-C or SIGTERM)."),
+    ] = 0,
+) -> None:
+    """Serve a simulated Flintlock host: flintlockd /metrics, flintlock-metrics /machine, logs."""
+    fleet = load_fleet(inventory).fleet
+    try:
+        target = fleet.host(host)
+    except KeyError:
+        known = ", ".join(h.name for h in fleet.hosts[:10])
+        raise UsageError(
+            f"host `{host}` is not in {inventory}", hint=f"hosts in the inventory: {known}"
+        ) from None
+    sim = SimulatedHost(fleet, target, seed=seed, log_file=log_file, write_logs=not no_logs)
+    done = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        done.set()
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    endpoints = sim.start()
+    try:
+        err_console.print(f"simulating {target.name} (seed {seed}):", markup=False)
+        for what, where in (
+            ("flintlockd", endpoints.flintlockd),
+            ("flintlock-metrics", endpoints.flintlock_metrics),
+            ("logs", endpoints.log_file),
+        ):
+            err_console.print(f"  {what:<18} {where or 'off'}", markup=False)
+        # wait() with a timeout keeps Ctrl-C deliverable to the main thread.
+        limit = duration or float("inf")
+        waited = 0.0
+        while not done.wait(0.5) and waited < limit:
+            waited += 0.5
+    finally:
+        sim.stop()
+        signal.signal(signal.SIGTERM, previous)
