@@ -26,7 +26,10 @@ from flobs.problems import Problem, Severity
 ToolMode = Literal["auto", "require", "off"]
 
 # Modules holding checks; imported lazily by `all_checks()`.
-CHECK_MODULES: list[str] = []
+CHECK_MODULES: list[str] = [
+    "structure", "prometheus", "promql_exprs", "dashboards", "crossref", "tools",
+    "logs", "otelcol",
+]
 
 
 @dataclass
@@ -44,6 +47,9 @@ class CheckContext:
     out: Path
     fleet: Fleet | None  # present when validate got -i INVENTORY
     tools: ToolMode = "auto"
+    # Human notes from checks (a tool not on PATH under `--tools auto`, a check skipped);
+    # `flobs validate` shows them on stderr, never as findings.
+    notes: list[str] = field(default_factory=list)
     _parsed: dict[str, Parsed] = field(default_factory=dict)
 
     @cached_property

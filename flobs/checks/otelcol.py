@@ -1,0 +1,281 @@
+"""Checks for the generated OpenTelemetry Collector configs (``otelcol.yaml``).
+
+The collector refuses to start when a pipeline names an undefined component, and
+silently does nothing useful with a component that no pipeline uses; processor
+order decides whether the memory limiter protects anything (grafana-api.md:
+``memory_limiter`` first, samplers next, ``batch`` last).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from flobs.checks import Check, CheckContext, register
+from flobs.checks.logs import host_of, schema_problems, tool_problems
+from flobs.model import Endpoint
+from flobs.problems import Problem, Severity
+
+OTELCOL_GLOB = "hosts/*/otelcol.yaml"
+KINDS = ("receivers", "processors", "exporters")
+
+
+def _docs(ctx: CheckContext) -> Iterator[tuple[str, dict[str, Any]]]:
+    for path in ctx.glob(OTELCOL_GLOB):
+        data = ctx.parse(path).data
+        if isinstance(data, dict):  # otelcol-schema reports anything else
+            yield path, data
+
+
+def _pipelines(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    service = doc.get("service")
+    pipelines = service.get("pipelines") if isinstance(service, dict) else None
+    return {k: v for k, v in (pipelines or {}).items() if isinstance(v, dict)}
+
+
+def _service(doc: dict[str, Any]) -> dict[str, Any]:
+    service = doc.get("service")
+    return service if isinstance(service, dict) else {}
+
+
+def _defined(doc: dict[str, Any], kind: str) -> dict[str, Any]:
+    section = doc.get(kind)
+    return section if isinstance(section, dict) else {}
+
+
+@register
+class OtelcolSchema(Check):
+    """otelcol.yaml matches flobs' schema (schemas/otelcol.schema.json).
+
+    Strict on the components and keys flobs writes. It also pins that exporter
+    headers are `${env:VAR}` references, never inline values.
+    """
+
+    ID = "otelcol-schema"
+    TITLE = "otelcol.yaml matches its schema"
+
+    def check(self, ctx: CheckContext) -> Iterator[Problem]:
+        yield from schema_problems(self, ctx, "otelcol.schema.json", ctx.glob(OTELCOL_GLOB))
+
+
+@register
+class OtelcolReferences(Check):
+    """Every component a pipeline or the service names is defined.
+
+    Covers pipeline receivers/processors/exporters, `service.extensions`, an
+    exporter's `auth.authenticator` and a receiver's `storage` extension.
+    Example finding: `processors: [memory_limiter, batch]` with no `batch:` defined.
+    """
+
+    ID = "otelcol-references"
+    TITLE = "OTel pipelines reference defined components"
+
+    def check(self, ctx: CheckContext) -> Iterator[Problem]:
+        for path, doc in _docs(ctx):
+            for name, pipeline in _pipelines(doc).items():
+                for kind in KINDS:
+                    defined = _defined(doc, kind)
+                    for i, component in enumerate(pipeline.get(kind) or []):
+                        if component not in defined:
+                            yield ctx.problem(
+                                self,
+                                path,
+                                f"pipeline {name} uses {kind[:-1]} `{component}`, "
+                                f"which is not defined under {kind}",
+                                hint=f"define it under {kind}: or remove it from the pipeline",
+                                key_path=("service", "pipelines", name, kind, i),
+                            )
+            extensions = _defined(doc, "extensions")
+            service = _service(doc)
+            enabled = service.get("extensions") or []
+            for i, ext in enumerate(enabled):
+                if ext not in extensions:
+                    yield ctx.problem(
+                        self,
+                        path,
+                        f"service enables extension `{ext}`, which is not defined",
+                        key_path=("service", "extensions", i),
+                    )
+            for kind in ("exporters", "receivers"):
+                for cname, body in _defined(doc, kind).items():
+                    if not isinstance(body, dict):
+                        continue
+                    auth = body.get("auth")
+                    refs: list[tuple[str, tuple[str | int, ...]]] = []
+                    if isinstance(auth, dict) and auth.get("authenticator"):
+                        refs.append((auth["authenticator"], (kind, cname, "auth", "authenticator")))
+                    if body.get("storage"):
+                        refs.append((body["storage"], (kind, cname, "storage")))
+                    for ext, key_path in refs:
+                        if ext not in extensions or ext not in enabled:
+                            yield ctx.problem(
+                                self,
+                                path,
+                                f"{kind[:-1]} `{cname}` needs extension `{ext}`, "
+                                "which is not defined and enabled",
+                                key_path=key_path,
+                                hint="define it under extensions: and list it in "
+                                "service.extensions",
+                            )
+
+
+@register
+class OtelcolUnused(Check):
+    """Every defined receiver, processor, exporter and extension is used.
+
+    A receiver no pipeline uses still opens its port but its data goes nowhere; an
+    unused exporter hides a missing pipeline. Usually a hand edit or a bug.
+    """
+
+    ID = "otelcol-unused"
+    TITLE = "OTel components are all used"
+
+    def check(self, ctx: CheckContext) -> Iterator[Problem]:
+        for path, doc in _docs(ctx):
+            pipelines = _pipelines(doc)
+            for kind in KINDS:
+                used = {c for p in pipelines.values() for c in (p.get(kind) or [])}
+                for component in _defined(doc, kind):
+                    if component not in used:
+                        yield ctx.problem(
+                            self,
+                            path,
+                            f"{kind[:-1]} `{component}` is defined but no pipeline uses it",
+                            key_path=(kind, component),
+                            hint="add it to a pipeline or remove it",
+                        )
+            service = _service(doc)
+            enabled = set(service.get("extensions") or [])
+            for ext in _defined(doc, "extensions"):
+                if ext not in enabled:
+                    yield ctx.problem(
+                        self,
+                        path,
+                        f"extension `{ext}` is defined but not listed in service.extensions",
+                        key_path=("extensions", ext),
+                        hint="list it in service.extensions or remove it",
+                    )
+
+
+@register
+class OtelcolProcessorOrder(Check):
+    """In every pipeline `memory_limiter` is the first processor and `batch` the last.
+
+    The memory limiter can only refuse data before anything else holds it in memory;
+    batching before sampling or attribute changes would batch spans that are then
+    dropped or changed. Both must be present.
+    """
+
+    ID = "otelcol-processor-order"
+    TITLE = "memory_limiter first, batch last"
+
+    def check(self, ctx: CheckContext) -> Iterator[Problem]:
+        for path, doc in _docs(ctx):
+            for name, pipeline in _pipelines(doc).items():
+                procs = [p.split("/")[0] for p in pipeline.get("processors") or []]
+                where = ("service", "pipelines", name, "processors")
+                if not procs or procs[0] != "memory_limiter":
+                    yield ctx.problem(
+                        self,
+                        path,
+                        f"pipeline {name}: the first processor is "
+                        f"{procs[0] if procs else 'missing'}, not memory_limiter",
+                        hint="put memory_limiter first",
+                        key_path=where,
+                    )
+                if not procs or procs[-1] != "batch":
+                    yield ctx.problem(
+                        self,
+                        path,
+                        f"pipeline {name}: the last processor is "
+                        f"{procs[-1] if procs else 'missing'}, not batch",
+                        hint="put batch last",
+                        key_path=where,
+                    )
+
+
+def listeners(doc: dict[str, Any]) -> Iterator[tuple[str, tuple[str | int, ...]]]:
+    """Every address the collector listens on, with its YAML path."""
+    for cname, body in _defined(doc, "receivers").items():
+        protocols = body.get("protocols") if isinstance(body, dict) else None
+        for proto, settings in (protocols or {}).items():
+            if isinstance(settings, dict) and "endpoint" in settings:
+                yield settings["endpoint"], ("receivers", cname, "protocols", proto, "endpoint")
+    for ename, body in _defined(doc, "extensions").items():
+        if isinstance(body, dict) and isinstance(body.get("endpoint"), str):
+            yield body["endpoint"], ("extensions", ename, "endpoint")
+    service = _service(doc)
+    readers = (((service.get("telemetry") or {}).get("metrics") or {}).get("readers")) or []
+    for i, reader in enumerate(readers):
+        prom = (((reader or {}).get("pull") or {}).get("exporter") or {}).get("prometheus")
+        if isinstance(prom, dict) and "host" in prom:
+            yield (
+                f"{prom['host']}:{prom.get('port', 0)}",
+                (
+                    "service",
+                    "telemetry",
+                    "metrics",
+                    "readers",
+                    i,
+                    "pull",
+                    "exporter",
+                    "prometheus",
+                    "host",
+                ),
+            )
+
+
+def _endpoint_host(text: str) -> str:
+    if text.startswith("["):
+        return text[1 : text.index("]")]
+    return text.rpartition(":")[0]
+
+
+@register
+class OtelcolLoopback(Check):
+    """OTLP receivers, health_check and the collector's own metrics listen on loopback.
+
+    Applications on the host reach the collector on localhost:4317/4318; nothing
+    else needs it, and an open OTLP port accepts anyone's spans. Set
+    vars.otelcol.allow_public: true to open it on purpose. Without -i INVENTORY a
+    public listener is a warning.
+    """
+
+    ID = "otelcol-loopback"
+    TITLE = "collector listens on loopback"
+
+    def check(self, ctx: CheckContext) -> Iterator[Problem]:
+        for path, doc in _docs(ctx):
+            host = host_of(ctx, path)
+            if host is not None and host.vars.otelcol.allow_public:
+                continue
+            for endpoint, key_path in listeners(doc):
+                address = _endpoint_host(str(endpoint))
+                if Endpoint(address, 0).is_loopback:
+                    continue
+                yield ctx.problem(
+                    self,
+                    path,
+                    f"listens on {endpoint}, which is not loopback",
+                    hint="use 127.0.0.1 (the default) or set vars.otelcol.allow_public: true",
+                    key_path=key_path,
+                    severity=Severity.ERROR if host is not None else Severity.WARNING,
+                )
+
+
+@register
+class OtelcolTool(Check):
+    """`otelcol validate` accepts every otelcol.yaml (when otelcol or otelcol-contrib is installed).
+
+    The configs use contrib components (resource, probabilistic_sampler, journald,
+    filelog, bearertokenauth), so otelcol-contrib is tried first.
+    """
+
+    ID = "otelcol-tool"
+    TITLE = "otelcol validate"
+    NAMES: ClassVar[tuple[str, ...]] = ("otelcol-contrib", "otelcol")
+
+    def check(self, ctx: CheckContext) -> Iterator[Problem]:
+        yield from tool_problems(
+            self, ctx, self.NAMES, ctx.glob(OTELCOL_GLOB), ["validate", "--config"]
+        )
