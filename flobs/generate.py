@@ -25,8 +25,9 @@ class GenerateResult:
     written: bool  # False with --check
 
 
-def render_tree(fleet: Fleet, *, only_hosts: set[str] | None = None,
-                progress: Progress | None = None) -> Tree:
+def render_tree(
+    fleet: Fleet, *, only_hosts: set[str] | None = None, progress: Progress | None = None
+) -> Tree:
     """Every generated file, in memory. Hosts outside ``only_hosts`` are skipped."""
     tree: Tree = {}
     hosts = [h for h in fleet.hosts if only_hosts is None or h.name in only_hosts]
@@ -55,10 +56,16 @@ def _keep_other_hosts(out: Path, tree: Tree, selected: set[str]) -> Tree:
     return {**kept, **tree}
 
 
-def generate(inventory: Path, out: Path, *, check: bool = False,
-             hosts: list[str] | None = None, progress: Progress | None = None,
-             write_progress: Callable[[int], None] | None = None,
-             inventory_display: str | None = None) -> GenerateResult:
+def generate(
+    inventory: Path,
+    out: Path,
+    *,
+    check: bool = False,
+    hosts: list[str] | None = None,
+    progress: Progress | None = None,
+    write_progress: Callable[[int], None] | None = None,
+    inventory_display: str | None = None,
+) -> GenerateResult:
     loaded = load_fleet(inventory, display_name=inventory_display)
     fleet = loaded.fleet
     selected: set[str] | None = None
@@ -66,14 +73,17 @@ def generate(inventory: Path, out: Path, *, check: bool = False,
         known = {h.name for h in fleet.hosts}
         unknown = sorted(set(hosts) - known)
         if unknown:
-            raise UsageError(f"--host names unknown host(s): {', '.join(unknown)}",
-                             hint="host names come from the inventory's `hosts:` list")
+            raise UsageError(
+                f"--host names unknown host(s): {', '.join(unknown)}",
+                hint="host names come from the inventory's `hosts:` list",
+            )
         selected = set(hosts)
     tree = render_tree(fleet, only_hosts=selected, progress=progress)
     if selected is not None:
         tree = _keep_other_hosts(out, tree, selected)
-    tree[MANIFEST] = build_manifest(tree, inventory_name=fleet.source_name,
-                                    inventory_sha256=fleet.source_sha256)
+    tree[MANIFEST] = build_manifest(
+        tree, inventory_name=fleet.source_name, inventory_sha256=fleet.source_sha256
+    )
     if check:
         changes = plan(out, tree)
         return GenerateResult(fleet, changes, tree, loaded.warnings, written=False)

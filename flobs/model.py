@@ -166,28 +166,62 @@ class Host:
     def listeners(self) -> list[Listener]:
         v = self.vars
         out = [
-            Listener("flintlockd.grpc_endpoint", v.flintlockd.grpc_endpoint,
-                     ("flintlockd", "grpc_endpoint")),
-            Listener("flintlockd.http_endpoint", v.flintlockd.http_endpoint,
-                     ("flintlockd", "http_endpoint")),
+            Listener(
+                "flintlockd.grpc_endpoint",
+                v.flintlockd.grpc_endpoint,
+                ("flintlockd", "grpc_endpoint"),
+            ),
+            Listener(
+                "flintlockd.http_endpoint",
+                v.flintlockd.http_endpoint,
+                ("flintlockd", "http_endpoint"),
+            ),
         ]
         if v.flintlockd.metrics_endpoint is not None:
-            out.append(Listener("flintlockd.metrics_endpoint", v.flintlockd.metrics_endpoint,
-                                ("flintlockd", "metrics_endpoint")))
+            out.append(
+                Listener(
+                    "flintlockd.metrics_endpoint",
+                    v.flintlockd.metrics_endpoint,
+                    ("flintlockd", "metrics_endpoint"),
+                )
+            )
         if v.flintlock_metrics.enabled:
-            out.append(Listener("flintlock_metrics.endpoint", v.flintlock_metrics.endpoint,
-                                ("flintlock_metrics", "endpoint")))
+            out.append(
+                Listener(
+                    "flintlock_metrics.endpoint",
+                    v.flintlock_metrics.endpoint,
+                    ("flintlock_metrics", "endpoint"),
+                )
+            )
         if v.node_exporter.enabled:
-            out.append(Listener("node_exporter.endpoint", v.node_exporter.endpoint,
-                                ("node_exporter", "endpoint")))
+            out.append(
+                Listener(
+                    "node_exporter.endpoint",
+                    v.node_exporter.endpoint,
+                    ("node_exporter", "endpoint"),
+                )
+            )
         if v.process_exporter.enabled:
-            out.append(Listener("process_exporter.endpoint", v.process_exporter.endpoint,
-                                ("process_exporter", "endpoint")))
+            out.append(
+                Listener(
+                    "process_exporter.endpoint",
+                    v.process_exporter.endpoint,
+                    ("process_exporter", "endpoint"),
+                )
+            )
         if v.containerd_metrics_endpoint is not None:
-            out.append(Listener("containerd.metrics_endpoint", v.containerd_metrics_endpoint,
-                                ("containerd", "metrics_endpoint")))
-        out.append(Listener("local_prometheus.listen", v.local_prometheus.listen,
-                            ("local_prometheus", "listen")))
+            out.append(
+                Listener(
+                    "containerd.metrics_endpoint",
+                    v.containerd_metrics_endpoint,
+                    ("containerd", "metrics_endpoint"),
+                )
+            )
+        out.append(
+            Listener(
+                "local_prometheus.listen", v.local_prometheus.listen, ("local_prometheus", "listen")
+            )
+        )
         out.append(Listener("logs.listen", v.logs.listen, ("logs", "listen")))
         if v.otelcol.enabled:
             for key in ("grpc_endpoint", "http_endpoint", "health_endpoint", "metrics_endpoint"):

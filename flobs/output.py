@@ -42,15 +42,22 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def build_manifest(files: Mapping[str, bytes], *, inventory_name: str, inventory_sha256: str,
-                   extra: Mapping[str, Any] | None = None) -> bytes:
+def build_manifest(
+    files: Mapping[str, bytes],
+    *,
+    inventory_name: str,
+    inventory_sha256: str,
+    extra: Mapping[str, Any] | None = None,
+) -> bytes:
     doc: dict[str, Any] = {
         "generator": "flobs",
         "flobs_version": __version__,
         "inventory": {"name": inventory_name, "sha256": inventory_sha256},
         **(extra or {}),
-        "files": {path: {"sha256": sha256(data), "size": len(data)}
-                  for path, data in sorted(files.items())},
+        "files": {
+            path: {"sha256": sha256(data), "size": len(data)}
+            for path, data in sorted(files.items())
+        },
     }
     return (json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode()
 
@@ -108,9 +115,11 @@ def plan(out: Path, tree: Tree) -> ChangeSet:
         target = out / path
         known = old_files.get(path)
         try:
-            if known and known.get("size") == len(tree[path]) and target.stat().st_size == len(tree[path]):
-                same = target.read_bytes() == tree[path]
-            elif target.exists():
+            if (
+                known
+                and known.get("size") == len(tree[path])
+                and target.stat().st_size == len(tree[path])
+            ) or target.exists():
                 same = target.read_bytes() == tree[path]
             else:
                 changes.added.append(path)
@@ -159,15 +168,17 @@ def _deferred_interrupts() -> Iterator[None]:
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for held, handler in previous.items():
+            signal.signal(held, handler)
         if received:
             if received[0] == signal.SIGINT:
                 raise KeyboardInterrupt
             os.kill(os.getpid(), received[0])
 
 
-def write_tree(out: Path, tree: Tree, *, progress: Callable[[int], None] | None = None) -> ChangeSet:
+def write_tree(
+    out: Path, tree: Tree, *, progress: Callable[[int], None] | None = None
+) -> ChangeSet:
     """Make ``out`` hold exactly ``tree`` (plus files flobs did not write). Atomic."""
     for path in tree:
         _validate_path(path)
@@ -222,8 +233,10 @@ def write_tree(out: Path, tree: Tree, *, progress: Callable[[int], None] | None 
             else:
                 os.rename(staging, out)
     except OSError as err:
-        raise SystemFailure(f"cannot write {out}: {err.strerror or err}",
-                            hint="check free disk space and permissions") from err
+        raise SystemFailure(
+            f"cannot write {out}: {err.strerror or err}",
+            hint="check free disk space and permissions",
+        ) from err
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)

@@ -60,7 +60,7 @@ def substitute(expr: str, values: Mapping[str, str] | None = None, *, default: s
 
 
 @lru_cache(maxsize=4096)
-def _parse(expr: str) -> object:
+def _parse(expr: str) -> promql_parser.Expr:
     return promql_parser.parse(expr)
 
 
@@ -99,11 +99,15 @@ def selectors(expr: str) -> list[Selector]:
 
     def visit(node: object, *_: object) -> None:
         if isinstance(node, promql_parser.VectorSelector):
-            found.append(Selector(
-                node.name,
-                tuple((m.name, _OPS.get(str(m.op), str(m.op)), m.value)
-                      for m in node.matchers.matchers),
-            ))
+            found.append(
+                Selector(
+                    node.name,
+                    tuple(
+                        (m.name, _OPS.get(str(m.op), str(m.op)), m.value)
+                        for m in node.matchers.matchers
+                    ),
+                )
+            )
 
     promql_parser.walk(_parse(expr), visit)
     return found

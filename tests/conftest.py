@@ -12,7 +12,6 @@ import ipaddress
 import os
 import shutil
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,9 +30,11 @@ def require_tool(*names: str) -> str:
         found = shutil.which(name)
         if found:
             return found
-    reason = (f"MISSING TOOL: none of {', '.join(names)} is on PATH; this test exercises the "
-              f"real binary (apt-get install prometheus prometheus-node-exporter "
-              f"prometheus-process-exporter victoria-metrics)")
+    reason = (
+        f"MISSING TOOL: none of {', '.join(names)} is on PATH; this test exercises the "
+        f"real binary (apt-get install prometheus prometheus-node-exporter "
+        f"prometheus-process-exporter victoria-metrics)"
+    )
     if tools_required():
         pytest.fail(reason + " and FLOBS_REQUIRE_TOOLS=1 is set", pytrace=False)
     pytest.skip(reason)
@@ -58,7 +59,7 @@ def _is_local(address: object) -> bool:
 
 
 @pytest.fixture(autouse=True)
-def _no_external_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_external_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests talk to 127.0.0.0/8 only; anything else is a bug in the test or the code."""
     real_connect = socket.socket.connect
     real_connect_ex = socket.socket.connect_ex
@@ -75,7 +76,6 @@ def _no_external_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr(socket.socket, "connect", guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
-    yield
 
 
 @pytest.fixture(scope="session")

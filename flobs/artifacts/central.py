@@ -19,10 +19,12 @@ def target_file_name(host: Host) -> str:
 def targets(fleet: Fleet) -> dict[str, list[dict[str, Any]]]:
     files: dict[str, list[dict[str, Any]]] = {}
     for host in sorted(fleet.hosts, key=lambda h: h.name):
-        files.setdefault(target_file_name(host), []).append({
-            "targets": [host.federation_target],
-            "labels": {"cluster": fleet.cluster, "host": host.name, **dict(host.labels)},
-        })
+        files.setdefault(target_file_name(host), []).append(
+            {
+                "targets": [host.federation_target],
+                "labels": {"cluster": fleet.cluster, "host": host.name, **dict(host.labels)},
+            }
+        )
     return dict(sorted(files.items()))
 
 
@@ -30,19 +32,23 @@ def config(fleet: Fleet) -> dict[str, Any]:
     p = fleet.central.prometheus
     jobs: list[dict[str, Any]] = []
     if p.mode == "federation":
-        jobs.append({
-            "job_name": "federate",
-            "honor_labels": True,  # keep each host's job/instance/host labels
-            "metrics_path": "/federate",
-            # Only aggregated series: federating everything does not scale (Prometheus docs).
-            "params": {"match[]": federation_match(fleet)},
-            "file_sd_configs": [{"files": ["targets/*.json"], "refresh_interval": "1m"}],
-            "sample_limit": 200000,
-        })
-    jobs.append({
-        "job_name": "prometheus",
-        "static_configs": [{"targets": [scrape_address(p.listen)]}],
-    })
+        jobs.append(
+            {
+                "job_name": "federate",
+                "honor_labels": True,  # keep each host's job/instance/host labels
+                "metrics_path": "/federate",
+                # Only aggregated series: federating everything does not scale (Prometheus docs).
+                "params": {"match[]": federation_match(fleet)},
+                "file_sd_configs": [{"files": ["targets/*.json"], "refresh_interval": "1m"}],
+                "sample_limit": 200000,
+            }
+        )
+    jobs.append(
+        {
+            "job_name": "prometheus",
+            "static_configs": [{"targets": [scrape_address(p.listen)]}],
+        }
+    )
     return {
         "global": {
             "scrape_interval": p.scrape_interval,
@@ -60,8 +66,8 @@ def fleet_files(fleet: Fleet) -> dict[str, bytes]:
         "central/prometheus.yml": yaml_file(
             fleet,
             "Central Prometheus: federates pre-aggregated series from every host."
-            if fleet.central.prometheus.mode == "federation" else
-            "Central Prometheus (remote_write mode: hosts push to the store; no federation).",
+            if fleet.central.prometheus.mode == "federation"
+            else "Central Prometheus (remote_write mode: hosts push to the store; no federation).",
             config(fleet),
         ),
     }

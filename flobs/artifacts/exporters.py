@@ -21,8 +21,11 @@ def node_exporter_web(host: Host) -> dict[str, Any]:
     ne = host.vars.node_exporter
     doc: dict[str, Any] = {}
     if ne.tls_cert_file and ne.tls_key_file:
-        doc["tls_server_config"] = {"cert_file": ne.tls_cert_file, "key_file": ne.tls_key_file,
-                                    "min_version": "TLS12"}
+        doc["tls_server_config"] = {
+            "cert_file": ne.tls_cert_file,
+            "key_file": ne.tls_key_file,
+            "min_version": "TLS12",
+        }
     doc["http_server_config"] = {"http2": True}
     return doc
 

@@ -19,20 +19,36 @@ PROGRESS_MIN_HOSTS = 200
 @app.command("generate")
 @handle_errors
 def generate_command(
-    inventory: Path = typer.Option(..., "-i", "--inventory", help="The host inventory (YAML).",
-                                   dir_okay=False),
-    out: Path = typer.Option(..., "-o", "--out", help="Output directory; written atomically.",
-                             file_okay=False),
-    check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 and show a diff "
-                               "when OUT is not what the inventory generates, 0 when current."),
-    host: list[str] = typer.Option([], "--host", help="Only regenerate this host's files "
-                                   "(repeatable); other hosts' files are left as they are."),
+    inventory: Path = typer.Option(
+        ..., "-i", "--inventory", help="The host inventory (YAML).", dir_okay=False
+    ),
+    out: Path = typer.Option(
+        ..., "-o", "--out", help="Output directory; written atomically.", file_okay=False
+    ),
+    check: bool = typer.Option(
+        False,
+        "--check",
+        help="Write nothing; exit 1 and show a diff "
+        "when OUT is not what the inventory generates, 0 when current.",
+    ),
+    host: list[str] = typer.Option(
+        [],
+        "--host",
+        help="Only regenerate this host's files "
+        "(repeatable); other hosts' files are left as they are.",
+    ),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print nothing on success."),
 ) -> None:
     """Render every host's and the central configs from the inventory into OUT."""
     show_bar = sys.stderr.isatty() and not quiet
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), console=err_console, transient=True)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
     task = None
 
     def on_progress(done: int, total: int) -> None:
@@ -45,16 +61,24 @@ def generate_command(
         bar.update(task, completed=done)
 
     try:
-        result = run_generate(inventory, out, check=check, hosts=host or None,
-                              progress=on_progress, inventory_display=str(inventory))
+        result = run_generate(
+            inventory,
+            out,
+            check=check,
+            hosts=host or None,
+            progress=on_progress,
+            inventory_display=str(inventory),
+        )
     finally:
         if task is not None:
             bar.stop()
     for warning in result.warnings:
         err_console.print(warning.render(), markup=False)
     c = result.changes
-    summary = (f"{len(c.added)} added, {len(c.changed)} changed, {len(c.removed)} removed, "
-               f"{c.unchanged} unchanged ({len(result.fleet.hosts)} hosts)")
+    summary = (
+        f"{len(c.added)} added, {len(c.changed)} changed, {len(c.removed)} removed, "
+        f"{c.unchanged} unchanged ({len(result.fleet.hosts)} hosts)"
+    )
     if check:
         if c.empty:
             if not quiet:

@@ -36,12 +36,25 @@ def load_fleet(path: Path, *, display_name: str | None = None) -> LoadResult:
         raw = path.read_bytes()
     except FileNotFoundError as err:
         raise InputError(
-            [Problem(shown, None, None, "inventory", Severity.ERROR, "file not found",
-                     "pass the inventory with -i PATH (see examples/inventory.yaml)")]
+            [
+                Problem(
+                    shown,
+                    None,
+                    None,
+                    "inventory",
+                    Severity.ERROR,
+                    "file not found",
+                    "pass the inventory with -i PATH (see examples/inventory.yaml)",
+                )
+            ]
         ) from err
     except OSError as err:
         raise InputError(
-            [Problem(shown, None, None, "inventory", Severity.ERROR, f"cannot read: {err.strerror}")]
+            [
+                Problem(
+                    shown, None, None, "inventory", Severity.ERROR, f"cannot read: {err.strerror}"
+                )
+            ]
         ) from err
     return load_fleet_text(raw, shown, file_name=path.name)
 
@@ -50,31 +63,61 @@ def load_fleet_text(raw: bytes, shown: str, *, file_name: str = "inventory.yaml"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise InputError([Problem(shown, None, None, "inventory", Severity.ERROR,
-                                  f"not UTF-8 text (byte {err.start})",
-                                  "save the inventory as UTF-8")]) from err
+        raise InputError(
+            [
+                Problem(
+                    shown,
+                    None,
+                    None,
+                    "inventory",
+                    Severity.ERROR,
+                    f"not UTF-8 text (byte {err.start})",
+                    "save the inventory as UTF-8",
+                )
+            ]
+        ) from err
     try:
         doc, positions = load_with_positions(text)
     except YamlSyntaxError as err:
         mark = err.mark
-        raise InputError([Problem(
-            shown, mark.line if mark else None, mark.col if mark else None, "yaml",
-            Severity.ERROR, err.message,
-            "fix the YAML syntax at this position", format_path(err.path) if err.path else None,
-        )]) from err
+        raise InputError(
+            [
+                Problem(
+                    shown,
+                    mark.line if mark else None,
+                    mark.col if mark else None,
+                    "yaml",
+                    Severity.ERROR,
+                    err.message,
+                    "fix the YAML syntax at this position",
+                    format_path(err.path) if err.path else None,
+                )
+            ]
+        ) from err
     source = Source(shown, positions)
     if not isinstance(doc, dict):
-        raise InputError([source.problem((), "the inventory must be a mapping",
-                                         "start from examples/inventory.yaml", check_id="schema")])
+        raise InputError(
+            [
+                source.problem(
+                    (),
+                    "the inventory must be a mapping",
+                    "start from examples/inventory.yaml",
+                    check_id="schema",
+                )
+            ]
+        )
 
-    problems = [source.problem(path, message, hint, check_id="schema")
-                for path, message, hint in schema_problems(doc)]
+    problems = [
+        source.problem(path, message, hint, check_id="schema")
+        for path, message, hint in schema_problems(doc)
+    ]
     if problems:
         # Semantic checks assume the shapes the schema guarantees; stop here.
         raise InputError(_dedupe(problems))
 
-    fleet, found = build_fleet(doc, source, file_name=file_name,
-                               digest=hashlib.sha256(raw).hexdigest())
+    fleet, found = build_fleet(
+        doc, source, file_name=file_name, digest=hashlib.sha256(raw).hexdigest()
+    )
     errors = [p for p in found if p.severity is Severity.ERROR]
     if errors:
         raise InputError(_dedupe(errors))

@@ -73,15 +73,24 @@ class _Builder:
         self.problems: list[Problem] = []
 
     # -- problem helpers -------------------------------------------------------
-    def error(self, path: DocPath, message: str, hint: str | None = None, *,
-              at_key: bool = False) -> None:
+    def error(
+        self, path: DocPath, message: str, hint: str | None = None, *, at_key: bool = False
+    ) -> None:
         self.problems.append(self.src.problem(path, message, hint, at_key=at_key))
 
     def warn(self, path: DocPath, message: str, hint: str | None = None) -> None:
         self.problems.append(self.src.problem(path, message, hint, severity=Severity.WARNING))
 
-    def var_error(self, merged: Merged, host_path: DocPath, var_path: VarPath, message: str,
-                  hint: str | None = None, *, severity: Severity = Severity.ERROR) -> None:
+    def var_error(
+        self,
+        merged: Merged,
+        host_path: DocPath,
+        var_path: VarPath,
+        message: str,
+        hint: str | None = None,
+        *,
+        severity: Severity = Severity.ERROR,
+    ) -> None:
         origin = merged.origin(var_path)
         where = host_path if origin[:1] == BUILTIN else origin
         if origin[:1] == BUILTIN:
@@ -92,14 +101,15 @@ class _Builder:
     def build(self, file_name: str, digest: str) -> Fleet:
         doc = self.doc
         groups: dict[str, Any] = doc.get("groups") or {}
-        self._check_labels(doc.get("defaults") and {}, ("defaults",))
         for gname, group in groups.items():
             self._check_labels((group or {}).get("labels") or {}, ("groups", gname, "labels"))
 
-        base = merge_layers([
-            Layer(schema_default_vars(), BUILTIN),
-            Layer(doc.get("defaults") or {}, ("defaults",)),
-        ])
+        base = merge_layers(
+            [
+                Layer(schema_default_vars(), BUILTIN),
+                Layer(doc.get("defaults") or {}, ("defaults",)),
+            ]
+        )
         combos: dict[tuple[str, ...], Merged] = {}
         hosts: list[Host] = []
         names: dict[str, int] = {}
@@ -108,28 +118,38 @@ class _Builder:
             hpath: DocPath = ("hosts", i)
             name = raw["name"]
             if name in names:
-                self.error((*hpath, "name"), f"duplicate host name `{name}`",
-                           f"also used by $.hosts[{names[name]}]; host names must be unique")
+                self.error(
+                    (*hpath, "name"),
+                    f"duplicate host name `{name}`",
+                    f"also used by $.hosts[{names[name]}]; host names must be unique",
+                )
             names.setdefault(name, i)
             addr = raw["address"]
             if addr in addresses:
-                self.error((*hpath, "address"), f"duplicate address `{addr}`",
-                           f"also used by $.hosts[{addresses[addr]}] "
-                           f"({doc['hosts'][addresses[addr]]['name']}); each host needs its own")
+                self.error(
+                    (*hpath, "address"),
+                    f"duplicate address `{addr}`",
+                    f"also used by $.hosts[{addresses[addr]}] "
+                    f"({doc['hosts'][addresses[addr]]['name']}); each host needs its own",
+                )
             addresses.setdefault(addr, i)
 
             host_groups = tuple(raw.get("groups") or ())
             known = [g for g in host_groups if g in groups]
             for j, g in enumerate(host_groups):
                 if g not in groups:
-                    self.error((*hpath, "groups", j), f"unknown group `{g}`",
-                               f"define it under `groups:` (known: {', '.join(sorted(groups)) or 'none'})")
+                    self.error(
+                        (*hpath, "groups", j),
+                        f"unknown group `{g}`",
+                        f"define it under `groups:` (known: {', '.join(sorted(groups)) or 'none'})",
+                    )
             key = tuple(known)
             if key not in combos:
                 merged = base
                 for g in known:
-                    merged = overlay(merged, Layer((groups[g] or {}).get("vars") or {},
-                                                   ("groups", g, "vars")))
+                    merged = overlay(
+                        merged, Layer((groups[g] or {}).get("vars") or {}, ("groups", g, "vars"))
+                    )
                 combos[key] = merged
             merged = combos[key]
             if raw.get("vars"):
@@ -148,8 +168,15 @@ class _Builder:
             hosts.append(host)
 
         central = self._central(doc["central"])
-        fleet = Fleet(doc["apiVersion"], doc["cluster"], tuple(hosts), central,
-                      tuple(sorted(groups)), file_name, digest)
+        fleet = Fleet(
+            doc["apiVersion"],
+            doc["cluster"],
+            tuple(hosts),
+            central,
+            tuple(sorted(groups)),
+            file_name,
+            digest,
+        )
         if central is not None:
             self._check_fleet(fleet)
         return fleet
@@ -157,12 +184,20 @@ class _Builder:
     def _check_labels(self, labels: Mapping[str, Any], path: DocPath) -> None:
         for name in labels:
             if name.startswith("__"):
-                self.error((*path, name), f"label `{name}` uses the reserved `__` prefix",
-                           "Prometheus drops labels starting with __; rename it", at_key=True)
+                self.error(
+                    (*path, name),
+                    f"label `{name}` uses the reserved `__` prefix",
+                    "Prometheus drops labels starting with __; rename it",
+                    at_key=True,
+                )
             elif name in RESERVED_LABELS:
-                self.error((*path, name), f"label `{name}` is set by flobs or Prometheus",
-                           "`cluster` and `host` come from the inventory, `job`/`instance` "
-                           "from Prometheus; rename yours (e.g. `site`, `node_role`)", at_key=True)
+                self.error(
+                    (*path, name),
+                    f"label `{name}` is set by flobs or Prometheus",
+                    "`cluster` and `host` come from the inventory, `job`/`instance` "
+                    "from Prometheus; rename yours (e.g. `site`, `node_role`)",
+                    at_key=True,
+                )
 
     # -- host variables ------------------------------------------------------------
     def _host_vars(self, m: Merged, hpath: DocPath) -> HostVars | None:
@@ -172,16 +207,22 @@ class _Builder:
         def dur(var_path: VarPath) -> str:
             value: str = _dig(v, var_path)
             if parse_duration(value) is None:
-                self.var_error(m, hpath, var_path, f"{value!r} is not a valid duration",
-                               "write it like 15s, 1m30s or 2h")
+                self.var_error(
+                    m,
+                    hpath,
+                    var_path,
+                    f"{value!r} is not a valid duration",
+                    "write it like 15s, 1m30s or 2h",
+                )
             return value
 
         def ep(var_path: VarPath) -> Endpoint:
             value = _dig(v, var_path)
             e = parse_endpoint(value)
             if not 1 <= e.port <= 65535:
-                self.var_error(m, hpath, var_path, f"port {e.port} is out of range",
-                               "ports are 1-65535")
+                self.var_error(
+                    m, hpath, var_path, f"port {e.port} is out of range", "ports are 1-65535"
+                )
             return e
 
         def opt_ep(var_path: VarPath) -> Endpoint | None:
@@ -194,17 +235,25 @@ class _Builder:
             if m.is_builtin(("scrape_timeout",)):
                 timeout = interval  # the default timeout follows a shorter interval
             else:
-                self.var_error(m, hpath, ("scrape_timeout",),
-                               f"scrape_timeout {timeout} is longer than scrape_interval {interval}",
-                               "promtool rejects this; lower scrape_timeout or raise scrape_interval")
+                self.var_error(
+                    m,
+                    hpath,
+                    ("scrape_timeout",),
+                    f"scrape_timeout {timeout} is longer than scrape_interval {interval}",
+                    "promtool rejects this; lower scrape_timeout or raise scrape_interval",
+                )
         fm = v["flintlock_metrics"]
         ne, pe = v["node_exporter"], v["process_exporter"]
         logs, otel = v["logs"], v["otelcol"]
         tls = ne.get("tls") or {}
         if otel["memory_spike_limit_mib"] >= otel["memory_limit_mib"]:
-            self.var_error(m, hpath, ("otelcol", "memory_spike_limit_mib"),
-                           "memory_spike_limit_mib must be below memory_limit_mib",
-                           "the memory_limiter refuses to start otherwise; 20-25% of the limit is usual")
+            self.var_error(
+                m,
+                hpath,
+                ("otelcol", "memory_spike_limit_mib"),
+                "memory_spike_limit_mib must be below memory_limit_mib",
+                "the memory_limiter refuses to start otherwise; 20-25% of the limit is usual",
+            )
         hv = HostVars(
             scrape_interval=interval,
             scrape_timeout=timeout,
@@ -217,18 +266,25 @@ class _Builder:
                 sample_limit=v["flintlockd"]["sample_limit"],
             ),
             flintlock_metrics=FlintlockMetrics(
-                enabled=fm["enabled"], endpoint=ep(("flintlock_metrics", "endpoint")),
-                path=fm["path"], flush_interval=dur(("flintlock_metrics", "flush_interval")),
+                enabled=fm["enabled"],
+                endpoint=ep(("flintlock_metrics", "endpoint")),
+                path=fm["path"],
+                flush_interval=dur(("flintlock_metrics", "flush_interval")),
                 sample_limit=fm["sample_limit"],
             ),
             node_exporter=Exporter(
-                enabled=ne["enabled"], endpoint=ep(("node_exporter", "endpoint")),
-                sample_limit=ne["sample_limit"], allow_public=ne["allow_public"],
-                tls_cert_file=tls.get("cert_file"), tls_key_file=tls.get("key_file"),
+                enabled=ne["enabled"],
+                endpoint=ep(("node_exporter", "endpoint")),
+                sample_limit=ne["sample_limit"],
+                allow_public=ne["allow_public"],
+                tls_cert_file=tls.get("cert_file"),
+                tls_key_file=tls.get("key_file"),
             ),
             process_exporter=Exporter(
-                enabled=pe["enabled"], endpoint=ep(("process_exporter", "endpoint")),
-                sample_limit=pe["sample_limit"], allow_public=pe["allow_public"],
+                enabled=pe["enabled"],
+                endpoint=ep(("process_exporter", "endpoint")),
+                sample_limit=pe["sample_limit"],
+                allow_public=pe["allow_public"],
             ),
             containerd_metrics_endpoint=opt_ep(("containerd", "metrics_endpoint")),
             local_prometheus=LocalPrometheus(
@@ -237,8 +293,12 @@ class _Builder:
                 version=v["local_prometheus"]["version"],
             ),
             logs=Logs(
-                agent=logs["agent"], source=logs["source"], unit=logs["unit"], path=logs["path"],
-                listen=ep(("logs", "listen")), positions_dir=logs["positions_dir"],
+                agent=logs["agent"],
+                source=logs["source"],
+                unit=logs["unit"],
+                path=logs["path"],
+                listen=ep(("logs", "listen")),
+                positions_dir=logs["positions_dir"],
                 allow_public=logs["allow_public"],
             ),
             otelcol=Otelcol(
@@ -260,11 +320,15 @@ class _Builder:
         v = host.vars
         if v.flintlockd.metrics_endpoint is None:
             self.var_error(
-                m, hpath, ("flintlockd", "metrics_endpoint"),
+                m,
+                hpath,
+                ("flintlockd", "metrics_endpoint"),
                 f"host {host.name}: flintlockd has no debug endpoint, so it serves no /metrics; "
                 "no flintlockd scrape job is generated and its dashboards stay empty",
                 "run flintlockd with --debug-endpoint 127.0.0.1:10500 and set "
-                "vars.flintlockd.metrics_endpoint", severity=Severity.WARNING)
+                "vars.flintlockd.metrics_endpoint",
+                severity=Severity.WARNING,
+            )
         # No two listeners of one host on the same port (flintlock-facts.md: 9090 trap).
         seen: dict[int, list[tuple[str, Endpoint, VarPath]]] = {}
         for listener in host.listeners():
@@ -272,51 +336,72 @@ class _Builder:
             for owner, other, _ in seen.get(ep.port, []):
                 if _overlap(ep, other):
                     self.var_error(
-                        m, hpath, listener.var_path,
+                        m,
+                        hpath,
+                        listener.var_path,
                         f"host {host.name}: {listener.owner} ({ep}) uses port {ep.port}, "
                         f"already taken by {owner} ({other})",
                         "give one of them another port in the inventory (per host, group "
-                        "or defaults); note flintlockd's gRPC default 9090 is Prometheus' default")
+                        "or defaults); note flintlockd's gRPC default 9090 is Prometheus' default",
+                    )
                     break
             seen.setdefault(ep.port, []).append((listener.owner, ep, listener.var_path))
         # Secure default: agents listen on loopback unless the inventory allows otherwise.
         public_checks: list[tuple[str, Endpoint, bool, VarPath]] = [
-            ("node_exporter", v.node_exporter.endpoint, v.node_exporter.allow_public,
-             ("node_exporter", "endpoint")),
-            ("process_exporter", v.process_exporter.endpoint, v.process_exporter.allow_public,
-             ("process_exporter", "endpoint")),
+            (
+                "node_exporter",
+                v.node_exporter.endpoint,
+                v.node_exporter.allow_public,
+                ("node_exporter", "endpoint"),
+            ),
+            (
+                "process_exporter",
+                v.process_exporter.endpoint,
+                v.process_exporter.allow_public,
+                ("process_exporter", "endpoint"),
+            ),
             ("logs", v.logs.listen, v.logs.allow_public, ("logs", "listen")),
         ]
         if v.otelcol.enabled:
             for key in ("grpc_endpoint", "http_endpoint", "health_endpoint", "metrics_endpoint"):
-                public_checks.append(("otelcol", getattr(v.otelcol, key), v.otelcol.allow_public,
-                                      ("otelcol", key)))
+                public_checks.append(
+                    ("otelcol", getattr(v.otelcol, key), v.otelcol.allow_public, ("otelcol", key))
+                )
         for section, endpoint, allowed, var_path in public_checks:
             if not endpoint.is_loopback and not allowed:
                 self.var_error(
-                    m, hpath, var_path,
+                    m,
+                    hpath,
+                    var_path,
                     f"host {host.name}: {'.'.join(var_path)} listens on {endpoint}, "
                     "which is not loopback",
                     f"agents listen on 127.0.0.1 by default; set vars.{section}.allow_public: true "
-                    "if it must be reachable from the network")
+                    "if it must be reachable from the network",
+                )
 
     # -- central -------------------------------------------------------------------
     def _central(self, c: dict[str, Any]) -> Central:
         p = c["prometheus"]
-        listen = parse_endpoint(p.get("listen", "0.0.0.0:9090"))  # noqa: S104 - documented default
+        listen = parse_endpoint(p.get("listen", "0.0.0.0:9090"))
         mode = p.get("mode", "federation")
         rw = None
         if mode == "remote_write":
             raw_rw = p.get("remote_write")
             if not raw_rw:
-                self.error(("central", "prometheus", "mode"),
-                           "mode is remote_write but central.prometheus.remote_write.url is not set",
-                           "add central.prometheus.remote_write: {url: https://…/api/v1/write}")
+                self.error(
+                    ("central", "prometheus", "mode"),
+                    "mode is remote_write but central.prometheus.remote_write.url is not set",
+                    "add central.prometheus.remote_write: {url: https://…/api/v1/write}",
+                )
             else:
                 q = raw_rw.get("queue") or {}
-                rw = RemoteWrite(raw_rw["url"], _file_auth(raw_rw),
-                                 q.get("max_samples_per_send", 2000), q.get("capacity", 10000),
-                                 q.get("max_shards", 50))
+                rw = RemoteWrite(
+                    raw_rw["url"],
+                    _file_auth(raw_rw),
+                    q.get("max_samples_per_send", 2000),
+                    q.get("capacity", 10000),
+                    q.get("max_shards", 50),
+                )
         host_for_url = "localhost" if listen.is_wildcard else listen.host
         prom_url = p.get("url") or f"http://{Endpoint(host_for_url, listen.port)}"
         interval = p.get("scrape_interval", "30s")
@@ -324,66 +409,96 @@ class _Builder:
         iv, to = parse_duration(interval), parse_duration(timeout)
         if iv is not None and to is not None and to > iv:
             if "scrape_timeout" in p:
-                self.error(("central", "prometheus", "scrape_timeout"),
-                           f"scrape_timeout {timeout} is longer than scrape_interval {interval}",
-                           "promtool rejects this; lower scrape_timeout")
+                self.error(
+                    ("central", "prometheus", "scrape_timeout"),
+                    f"scrape_timeout {timeout} is longer than scrape_interval {interval}",
+                    "promtool rejects this; lower scrape_timeout",
+                )
             else:
                 timeout = interval
         prometheus = CentralPrometheus(
-            listen=listen, url=prom_url, scrape_interval=interval, scrape_timeout=timeout,
+            listen=listen,
+            url=prom_url,
+            scrape_interval=interval,
+            scrape_timeout=timeout,
             evaluation_interval=p.get("evaluation_interval", "30s"),
-            version=p.get("version", "2.42"), mode=mode, remote_write=rw,
-            extra_match=tuple(p.get("extra_match") or ()), retention=p.get("retention", "30d"),
+            version=p.get("version", "2.42"),
+            mode=mode,
+            remote_write=rw,
+            extra_match=tuple(p.get("extra_match") or ()),
+            retention=p.get("retention", "30d"),
         )
         self._check_selectors(prometheus.extra_match)
 
         loki_raw = c.get("loki") or {"url": "http://localhost:3100/loki/api/v1/push"}
         if "loki" not in c:
-            self.warn(("central",), "central.loki is not set; logs go to http://localhost:3100",
-                      "add central.loki: {url: https://loki.example/loki/api/v1/push}")
+            self.warn(
+                ("central",),
+                "central.loki is not set; logs go to http://localhost:3100",
+                "add central.loki: {url: https://loki.example/loki/api/v1/push}",
+            )
         push = loki_raw["url"]
         query = loki_raw.get("query_url") or re.sub(r"/loki/api/v1/push/?$", "", push)
         loki = Loki(push, query, loki_raw.get("tenant"), _file_auth(loki_raw))
 
         tr = c.get("traces") or {"otlp_endpoint": "localhost:4317"}
         if "traces" not in c:
-            self.warn(("central",), "central.traces is not set; traces go to localhost:4317",
-                      "add central.traces: {otlp_endpoint: tempo.example:4317}")
+            self.warn(
+                ("central",),
+                "central.traces is not set; traces go to localhost:4317",
+                "add central.traces: {otlp_endpoint: tempo.example:4317}",
+            )
         otlp_host = re.sub(r"^[a-z]+://", "", tr["otlp_endpoint"]).rsplit(":", 1)[0]
         traces = Traces(
-            otlp_endpoint=tr["otlp_endpoint"], insecure=tr.get("insecure", False),
-            auth=_file_auth(tr), headers_from_env=tuple(sorted((tr.get("headers_from_env") or {}).items())),
+            otlp_endpoint=tr["otlp_endpoint"],
+            insecure=tr.get("insecure", False),
+            auth=_file_auth(tr),
+            headers_from_env=tuple(sorted((tr.get("headers_from_env") or {}).items())),
             query_url=tr.get("query_url") or f"http://{otlp_host}:3200",
         )
         for header in dict(traces.headers_from_env):
             if header.lower() in ("authorization",) and traces.insecure:
-                self.warn(("central", "traces", "headers_from_env", header),
-                          "credentials sent over plaintext OTLP (traces.insecure is true)",
-                          "turn insecure off and give a ca_file")
+                self.warn(
+                    ("central", "traces", "headers_from_env", header),
+                    "credentials sent over plaintext OTLP (traces.insecure is true)",
+                    "turn insecure off and give a ca_file",
+                )
 
         g = c["grafana"]
         ds = g.get("datasources") or {}
 
         def ref(name: str, default_url: str) -> DatasourceRef:
             d = ds.get(name) or {}
-            return DatasourceRef(d.get("uid", f"flobs-{name}"), d.get("name", f"flobs-{name}"),
-                                 d.get("url", default_url))
+            return DatasourceRef(
+                d.get("uid", f"flobs-{name}"),
+                d.get("name", f"flobs-{name}"),
+                d.get("url", default_url),
+            )
 
         grafana = Grafana(
-            url=g["url"].rstrip("/"), folder=g.get("folder", "Flintlock"),
+            url=g["url"].rstrip("/"),
+            folder=g.get("folder", "Flintlock"),
             folder_uid=g.get("folder_uid", "flobs-flintlock"),
-            prometheus=ref("prometheus", prom_url), loki=ref("loki", query),
+            prometheus=ref("prometheus", prom_url),
+            loki=ref("loki", query),
             tempo=ref("tempo", traces.query_url),
         )
         uids = [grafana.prometheus.uid, grafana.loki.uid, grafana.tempo.uid]
         if len(set(uids)) != 3:
-            self.error(("central", "grafana", "datasources"), "datasource uids must differ",
-                       f"got {', '.join(uids)}")
+            self.error(
+                ("central", "grafana", "datasources"),
+                "datasource uids must differ",
+                f"got {', '.join(uids)}",
+            )
         alerts = dict(ALERT_DEFAULTS)
         for key, value in (c.get("alerts") or {}).items():
             if key not in ALERT_DEFAULTS:
-                self.error(("central", "alerts", key), f"unknown alert setting `{key}`",
-                           f"known: {', '.join(sorted(ALERT_DEFAULTS))}", at_key=True)
+                self.error(
+                    ("central", "alerts", key),
+                    f"unknown alert setting `{key}`",
+                    f"known: {', '.join(sorted(ALERT_DEFAULTS))}",
+                    at_key=True,
+                )
                 continue
             if isinstance(ALERT_DEFAULTS[key], str) != isinstance(value, str):
                 kind = "a duration like 5m" if isinstance(ALERT_DEFAULTS[key], str) else "a number"
@@ -392,13 +507,22 @@ class _Builder:
             alerts[key] = value
         for key in ("url",):
             if urlsplit(g[key]).scheme == "http" and not _is_local_url(g[key]):
-                self.warn(("central", "grafana", key),
-                          "Grafana URL is plain http; the API token would cross the network "
-                          "unencrypted", "use https://")
-        return Central(prometheus, loki, traces, grafana,
-                       Alerts(tuple(sorted(alerts.items()))),
-                       c.get("runbook_base_url",
-                             "https://github.com/liquidmetal-dev/flobs/blob/main/docs/runbooks"))
+                self.warn(
+                    ("central", "grafana", key),
+                    "Grafana URL is plain http; the API token would cross the network unencrypted",
+                    "use https://",
+                )
+        return Central(
+            prometheus,
+            loki,
+            traces,
+            grafana,
+            Alerts(tuple(sorted(alerts.items()))),
+            c.get(
+                "runbook_base_url",
+                "https://github.com/liquidmetal-dev/flobs/blob/main/docs/runbooks",
+            ),
+        )
 
     def _check_selectors(self, selectors: tuple[str, ...]) -> None:
         import promql_parser
@@ -407,18 +531,24 @@ class _Builder:
             try:
                 expr = promql_parser.parse(sel)
             except ValueError as err:
-                self.error(("central", "prometheus", "extra_match", i),
-                           f"not a PromQL series selector: {err}",
-                           'write it like up{job="node"} or {__name__=~"node_load.*"}')
+                self.error(
+                    ("central", "prometheus", "extra_match", i),
+                    f"not a PromQL series selector: {err}",
+                    'write it like up{job="node"} or {__name__=~"node_load.*"}',
+                )
                 continue
             if type(expr).__name__ != "VectorSelector":
-                self.error(("central", "prometheus", "extra_match", i),
-                           "federation match[] takes a series selector, not an expression",
-                           'write it like node_load1 or {__name__=~"node_load.*"}')
+                self.error(
+                    ("central", "prometheus", "extra_match", i),
+                    "federation match[] takes a series selector, not an expression",
+                    'write it like node_load1 or {__name__=~"node_load.*"}',
+                )
             elif re.search(r"__name__\s*=~\s*\"\.[*+]\"", sel):
-                self.error(("central", "prometheus", "extra_match", i),
-                           "federating every series defeats the local pre-aggregation",
-                           "list the metric names the centre needs")
+                self.error(
+                    ("central", "prometheus", "extra_match", i),
+                    "federating every series defeats the local pre-aggregation",
+                    "list the metric names the centre needs",
+                )
 
     def _check_fleet(self, fleet: Fleet) -> None:
         if fleet.central.prometheus.mode != "federation":
@@ -431,7 +561,8 @@ class _Builder:
                     f"host {host.name}: the central scrapes {host.federation_target}, "
                     f"but the local Prometheus listens on {listen} only",
                     "make local_prometheus.listen 0.0.0.0:<port> or <address>:<port>, "
-                    "or use central.prometheus.mode: remote_write")
+                    "or use central.prometheus.mode: remote_write",
+                )
 
 
 def _overlap(a: Endpoint, b: Endpoint) -> bool:
@@ -445,9 +576,12 @@ def _overlap(a: Endpoint, b: Endpoint) -> bool:
 def _file_auth(raw: Mapping[str, Any]) -> FileAuth:
     basic = raw.get("basic_auth") or {}
     return FileAuth(
-        bearer_token_file=raw.get("bearer_token_file"), username=basic.get("username"),
-        password_file=basic.get("password_file"), ca_file=raw.get("ca_file"),
-        cert_file=raw.get("cert_file"), key_file=raw.get("key_file"),
+        bearer_token_file=raw.get("bearer_token_file"),
+        username=basic.get("username"),
+        password_file=basic.get("password_file"),
+        ca_file=raw.get("ca_file"),
+        cert_file=raw.get("cert_file"),
+        key_file=raw.get("key_file"),
         insecure_skip_verify=bool(raw.get("insecure_skip_verify", False)),
     )
 
@@ -468,8 +602,9 @@ def _has_error(problems: list[Problem]) -> bool:
     return any(p.severity is Severity.ERROR for p in problems)
 
 
-def build_fleet(doc: dict[str, Any], source: Source, *, file_name: str,
-                digest: str) -> tuple[Fleet, list[Problem]]:
+def build_fleet(
+    doc: dict[str, Any], source: Source, *, file_name: str, digest: str
+) -> tuple[Fleet, list[Problem]]:
     builder = _Builder(doc, source)
     fleet = builder.build(file_name, digest)
     return fleet, builder.problems

@@ -59,8 +59,10 @@ def _explain(err: ValidationError) -> Iterator[tuple[tuple[str | int, ...], str,
         known = sorted(schema.get("properties", {}))
         for key in sorted(set(err.instance) - set(known)):
             close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"did you mean `{close[0]}`?" if close else (
-                f"known keys here: {', '.join(known)}" if known else None
+            hint = (
+                f"did you mean `{close[0]}`?"
+                if close
+                else (f"known keys here: {', '.join(known)}" if known else None)
             )
             yield (*path, key), f"unknown key `{key}`", hint
         return
@@ -94,7 +96,11 @@ def _explain(err: ValidationError) -> Iterator[tuple[tuple[str | int, ...], str,
         yield path, f"must be {err.validator_value!r}, not {err.instance!r}", None
         return
     if kind == "type":
-        yield path, f"must be of type {err.validator_value}, not {type(err.instance).__name__}", None
+        yield (
+            path,
+            f"must be of type {err.validator_value}, not {type(err.instance).__name__}",
+            None,
+        )
         return
     yield path, err.message, schema.get("description")
 
