@@ -10,14 +10,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from types import ModuleType
 
-from flobs.artifacts import alloy, central, exporters, otelcol, prometheus_local, promtail
+from flobs.artifacts import (
+    alloy,
+    central,
+    central_rules,
+    exporters,
+    otelcol,
+    prometheus_local,
+    promtail,
+)
 from flobs.model import Fleet, Host
 
 HostArtifact = Callable[[Fleet, Host], dict[str, bytes]]
 FleetArtifact = Callable[[Fleet], dict[str, bytes]]
 
 HOST_MODULES: tuple[ModuleType, ...] = (prometheus_local, exporters, promtail, alloy, otelcol)
-FLEET_MODULES: tuple[ModuleType, ...] = (central,)
+FLEET_MODULES: tuple[ModuleType, ...] = (central, central_rules)
 
 
 def host_artifacts() -> list[HostArtifact]:

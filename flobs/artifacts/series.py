@@ -155,6 +155,26 @@ def local_rules(host: Host) -> list[RecordingRule]:
             "flobs-microvms",
         ),
     ]
+    # Host totals of microVM I/O, Firecracker and Cloud Hypervisor together, for the
+    # fleet's "top hosts" panels. `or vector(0)` keeps a host with only one provider
+    # (or no microVMs) at a real number instead of an empty result.
+    for what, fc_keys, ch_keys in (
+        ("network", "net_(rx|tx)_bytes_count", "net_(rx|tx)_bytes"),
+        ("block", "block_(read|write)_bytes", "disk_(read|write)_bytes"),
+    ):
+        rules.append(RecordingRule(
+            f"host:microvm_{what}_bytes:per_second",
+            f'(sum({{__name__=~"firecracker_{fc_keys}"}}) / {flush:g} or vector(0)) + '
+            f'(sum(rate({{__name__=~"cloud_hypervisor_{ch_keys}"}}[5m])) or vector(0))',
+            "flobs-microvms",
+        ))
+    # All vCPU exits of one Firecracker microVM per second. A running guest's value
+    # differs from flush to flush; the centre's staleness alert relies on that.
+    rules.append(RecordingRule(
+        "microvm:firecracker_vcpu_exits:per_second",
+        f'sum by ({MICROVM_KEY}) ({{__name__=~"firecracker_vcpu_exit_.+"}}) / {flush:g}',
+        "flobs-microvms",
+    ))
     for key in FIRECRACKER_RATES:
         # Per-flush deltas → per second: divide by the flush interval, never rate().
         rules.append(RecordingRule(

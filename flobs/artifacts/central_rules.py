@@ -1,0 +1,617 @@
+"""Central alert and recording rules, and the promtool unit tests that prove every alert.
+
+Files (relative to OUT):
+
+* ``central/rules/flobs-recording.yml``: what the dashboards and alerts aggregate.
+* ``central/rules/flobs-alerts.yml``: one alert per failure that matters.
+* ``central/tests/flobs-alerts.test.yml``: ``promtool test rules`` cases, one firing
+  and at least one non-firing per alert. ``rule_files`` are relative to the test
+  file, so ``promtool test rules central/tests/*.yml`` runs from any directory.
+
+Every series read here reaches the centre through the series contract
+(``series.py``): host and microVM recording rules, ``up``, and the short
+allow-list. ``flobs.closure`` proves that for a generated tree.
+
+Facts relied on (flintlock-facts.md): Firecracker values are per-flush deltas, so
+nothing here applies ``rate()`` to them; flintlockd has no handling-time histogram,
+so there is no latency alert.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flobs.artifacts.common import yaml_file
+from flobs.model import Fleet
+from flobs.promtime import seconds
+
+RECORDING_FILE = "central/rules/flobs-recording.yml"
+ALERTS_FILE = "central/rules/flobs-alerts.yml"
+TESTS_FILE = "central/tests/flobs-alerts.test.yml"
+
+# gRPC codes that mean the server failed, not the caller. NotFound, InvalidArgument,
+# AlreadyExists, Canceled … are answers to a bad request and must not page anyone.
+SERVER_ERROR_CODES = (
+    "Unknown|DeadlineExceeded|Unimplemented|Internal|Unavailable|DataLoss|ResourceExhausted"
+)
+GRPC_KEY = "cluster, host, grpc_service, grpc_method"
+
+# Labels used on the synthetic series of the generated unit tests. They are not
+# the inventory's: a test must not change when a host is renamed.
+TEST_CLUSTER = "test-cluster"
+TEST_HOST = "test-host"
+
+
+@dataclass(frozen=True)
+class Recording:
+    record: str
+    expr: str
+    group: str
+    why: str  # documentation only
+
+
+@dataclass(frozen=True)
+class Case:
+    """One promtool ``alert_rule_test`` with the series it needs."""
+
+    name: str  # documentation: what the case proves
+    series: tuple[tuple[str, str], ...]  # (series selector text, promtool values notation)
+    eval_seconds: int
+    fires: tuple[Mapping[str, str], ...]  # label sets of the expected alerts (no severity)
+    interval_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    expr: str
+    for_: str
+    severity: str
+    summary: str  # Go template; only {{ $labels.x }} is used, so tests can render it
+    description: str
+    cases: tuple[Case, ...] = field(default=())
+
+    def runbook(self, fleet: Fleet) -> str:
+        return f"{fleet.central.runbook_base_url.rstrip('/')}/{self.name}.md"
+
+    def with_labels(self, name: str, labels: Mapping[str, str]) -> Alert:
+        """Expand case series given as the bare metric ``name`` into ``name{labels}``."""
+        cases = tuple(
+            Case(
+                c.name,
+                tuple((series_text(name, labels) if s == name else s, v) for s, v in c.series),
+                c.eval_seconds,
+                c.fires,
+                c.interval_seconds,
+            )
+            for c in self.cases
+        )
+        return Alert(
+            self.name, self.expr, self.for_, self.severity, self.summary, self.description, cases
+        )
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _quote(value: str) -> str:
+    """A PromQL string literal (double-quoted, Go escapes)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def series_text(name: str, labels: Mapping[str, str]) -> str:
+    inner = ", ".join(f"{k}={_quote(v)}" for k, v in labels.items())
+    return f"{name}{{{inner}}}"
+
+
+def _minutes(duration: str) -> int:
+    """Whole minutes covering ``duration`` (at least one)."""
+    return max(1, math.ceil(seconds(duration) / 60))
+
+
+def _host_labels(**extra: str) -> dict[str, str]:
+    return {"cluster": TEST_CLUSTER, "host": TEST_HOST, **extra}
+
+
+def _const(value: float | int, minutes: int) -> str:
+    return f"{value:g}x{minutes}"
+
+
+def host_up_selector(fleet: Fleet) -> str:
+    """The series saying "the centre hears from this host", per central mode.
+
+    Federation: the central's own ``up`` of the federate job, one per host. In
+    remote_write mode there is no central scrape of hosts; each host's local
+    Prometheus scrapes itself (job ``prometheus``) and its ``up`` is written with
+    the host's external labels, while the central's self-scrape has no ``host``.
+    """
+    if fleet.central.prometheus.mode == "federation":
+        return 'up{job="federate"}'
+    return 'up{job="prometheus", host!=""}'
+
+
+# --------------------------------------------------------------------------- recording
+
+
+def recording_rules(fleet: Fleet) -> list[Recording]:
+    handled = "host:grpc_server_handled:rate5m"
+    server_errors = f'{handled}{{grpc_code=~"{SERVER_ERROR_CODES}"}}'
+    # `errors or handled * 0` keeps methods without any server error at ratio 0
+    # instead of dropping them (an empty numerator would hide healthy methods).
+    errors = f"{server_errors} or {handled} * 0"
+    return [
+        Recording(
+            "host_method:grpc_server_errors:ratio_rate5m",
+            f"sum by ({GRPC_KEY}) ({errors}) / sum by ({GRPC_KEY}) ({handled})",
+            "flobs-grpc",
+            "share of each host's flintlockd calls per method that failed server-side",
+        ),
+        Recording(
+            "method:grpc_server_errors:ratio_rate5m",
+            "sum by (cluster, grpc_service, grpc_method) "
+            f"({errors}) / sum by (cluster, grpc_service, grpc_method) ({handled})",
+            "flobs-grpc",
+            "the same across the fleet",
+        ),
+        Recording(
+            "method:grpc_server_handled:rate5m",
+            f"sum by (cluster, grpc_service, grpc_method, grpc_code) ({handled})",
+            "flobs-grpc",
+            "fleet-wide flintlockd calls per second by method and code",
+        ),
+        Recording(
+            "cluster:hosts_up:sum",
+            f"sum by (cluster) ({host_up_selector(fleet)})",
+            "flobs-fleet",
+            "hosts the centre hears from",
+        ),
+        Recording(
+            "cluster:microvms:sum",
+            "sum by (cluster) (host:microvms:count)",
+            "flobs-fleet",
+            "microVMs across the fleet",
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- alerts
+
+
+def _host_down(fleet: Fleet, for_: str) -> Alert:
+    m = _minutes(for_)
+    if fleet.central.prometheus.mode == "federation":
+        labels = _host_labels(job="federate", instance="192.0.2.1:9091")
+        return Alert(
+            "FlobsHostDown",
+            'up{job="federate"} == 0',
+            for_,
+            "critical",
+            "Central Prometheus cannot federate host {{ $labels.host }}",
+            "The federate scrape of {{ $labels.instance }} ({{ $labels.host }}) fails: "
+            "the host, its local Prometheus or the network path is down, so none of its "
+            "metrics reach the centre.",
+            (
+                Case("federation failing", (("up", _const(0, m + 10)),), (m + 5) * 60, (labels,)),
+                Case("federation working", (("up", _const(1, m + 10)),), (m + 5) * 60, ()),
+            ),
+        ).with_labels("up", labels)
+    sel = host_up_selector(fleet)
+    labels = _host_labels(job="prometheus", instance=TEST_HOST)
+    return Alert(
+        "FlobsHostDown",
+        f"max_over_time({sel}[1h]) unless {sel}",
+        for_,
+        "critical",
+        "Host {{ $labels.host }} stopped sending metrics",
+        "{{ $labels.host }} wrote metrics in the last hour but has not for five minutes: "
+        "the host, its local Prometheus or its remote_write path is down.",
+        (
+            # 10 samples, then nothing: the series goes stale after the 5m lookback.
+            Case(
+                "host stops writing",
+                (("up", f"1x10 _x{m + 20}"),),
+                (10 + 5 + m + 2) * 60,
+                (labels,),
+            ),
+            Case("host keeps writing", (("up", _const(1, m + 30)),), (10 + 5 + m + 2) * 60, ()),
+        ),
+    ).with_labels("up", labels)
+
+
+def _hosts_missing(fleet: Fleet, for_: str) -> Alert:
+    n = len(fleet.hosts)
+    m = _minutes(for_)
+    if fleet.central.prometheus.mode == "federation":
+        count = 'count(up{job="federate"})'
+
+        def one(i: int) -> tuple[str, str]:
+            return (
+                series_text(
+                    "up",
+                    _host_labels(
+                        job="federate", host=f"h{i}", instance=f"192.0.2.{i % 250 + 1}:{i}"
+                    ),
+                ),
+                _const(1, m + 10),
+            )
+    else:
+        count = 'count(count by (host) (up{job="prometheus", host!=""}))'
+
+        def one(i: int) -> tuple[str, str]:
+            return (
+                series_text("up", _host_labels(job="prometheus", host=f"h{i}", instance=f"h{i}")),
+                _const(1, m + 10),
+            )
+
+    # Something unrelated, so the "nothing at all" case still has an input series.
+    filler = (
+        series_text("up", {"job": "prometheus", "instance": "localhost:9090"}),
+        _const(1, m + 10),
+    )
+    return Alert(
+        "FlobsHostsMissing",
+        f"({count} or vector(0)) < {n}",
+        for_,
+        "critical",
+        f"Fewer hosts report to the centre than the inventory's {n}",
+        f"The inventory lists {n} host(s) but fewer report to the central Prometheus. "
+        "A host is missing from central/targets/*.json (not deployed), or its series "
+        "never arrive. Compare the targets page with the inventory.",
+        (
+            Case(
+                "one host missing", (filler, *(one(i) for i in range(n - 1))), (m + 5) * 60, ({},)
+            ),
+            Case("every host present", (filler, *(one(i) for i in range(n))), (m + 5) * 60, ()),
+        ),
+    )
+
+
+def _flintlockd_down(for_: str) -> Alert:
+    m = _minutes(for_)
+    labels = _host_labels(job="flintlockd", instance=TEST_HOST)
+    return Alert(
+        "FlintlockdDown",
+        'up{job="flintlockd"} == 0',
+        for_,
+        "critical",
+        "flintlockd on {{ $labels.host }} does not answer its metrics scrape",
+        "The local Prometheus on {{ $labels.host }} cannot scrape flintlockd's debug "
+        "endpoint: flintlockd is down, hung, or was restarted without --debug-endpoint. "
+        "No microVM can be created, changed or deleted on this host while it is down.",
+        (
+            Case("scrape failing", (("up", _const(0, m + 10)),), (m + 5) * 60, (labels,)),
+            Case("scrape working", (("up", _const(1, m + 10)),), (m + 5) * 60, ()),
+        ),
+    ).with_labels("up", labels)
+
+
+def _flintlockd_restarting(threshold: float, window: str) -> Alert:
+    need = max(1, math.ceil(threshold))
+    window_s = int(seconds(window))
+    # Space the restarts so that `need` of them fit well inside the window.
+    step = max(1, window_s // (need + 2))
+    steps_after = window_s // step + 2
+    start = 1_700_000_000
+    restarting = " ".join(str(start + i * step) for i in range(need + 1))
+    restarting += f" {start + need * step}x{steps_after}"
+    eval_s = (need + 1) * step
+    labels = _host_labels(groupname="flintlockd")
+    name = "host:process_start_time_seconds:max"
+    return Alert(
+        "FlintlockdRestarting",
+        f'changes({name}{{groupname="flintlockd"}}[{window}]) >= {threshold:g}',
+        "0m",
+        "warning",
+        "flintlockd on {{ $labels.host }} restarted repeatedly",
+        f"flintlockd's process start time on {{{{ $labels.host }}}} changed at least "
+        f"{threshold:g} times in {window}: it is crash-looping (systemd restarts it, "
+        "Restart=always). Reconciliation of microVMs stalls between restarts.",
+        (
+            Case("crash loop", ((name, restarting),), eval_s, (labels,), step),
+            Case(
+                "steady process", ((name, _const(start, steps_after + need + 1)),), eval_s, (), step
+            ),
+        ),
+    ).with_labels(name, labels)
+
+
+def _grpc_errors(ratio: float, for_: str) -> Alert:
+    m = _minutes(for_)
+    name = "host:grpc_server_handled:rate5m"
+    base = _host_labels(
+        grpc_service="microvm.services.api.v1alpha1.MicroVM", grpc_method="CreateMicroVM"
+    )
+    handled = f"host_method:grpc_server_errors:ratio_rate5m > {ratio:g}"
+    cases: list[Case] = []
+    if ratio < 1:
+        # Twice the threshold (or every call) fails with Internal.
+        bad = min(1.0, ratio * 2)
+        cases.append(
+            Case(
+                "server errors above the threshold",
+                (
+                    (
+                        series_text(name, {**base, "grpc_code": "OK"}),
+                        _const((1 - bad) * 10, m + 10),
+                    ),
+                    (
+                        series_text(name, {**base, "grpc_code": "Internal"}),
+                        _const(bad * 10, m + 10),
+                    ),
+                ),
+                (m + 5) * 60,
+                (base,),
+            )
+        )
+    half = ratio / 2
+    cases.append(
+        Case(
+            "server errors below the threshold",
+            (
+                (series_text(name, {**base, "grpc_code": "OK"}), _const((1 - half) * 10, m + 10)),
+                (
+                    series_text(name, {**base, "grpc_code": "Unavailable"}),
+                    _const(half * 10, m + 10),
+                ),
+            ),
+            (m + 5) * 60,
+            (),
+        )
+    )
+    # Callers asking for what does not exist is not a server failure.
+    cases.append(
+        Case(
+            "client errors (NotFound) do not count",
+            (
+                (series_text(name, {**base, "grpc_code": "OK"}), _const(1, m + 10)),
+                (series_text(name, {**base, "grpc_code": "NotFound"}), _const(9, m + 10)),
+            ),
+            (m + 5) * 60,
+            (),
+        )
+    )
+    return Alert(
+        "FlintlockdGrpcErrors",
+        handled,
+        for_,
+        "warning",
+        "flintlockd {{ $labels.grpc_method }} fails on {{ $labels.host }}",
+        f"More than {ratio:.4g} of {{{{ $labels.grpc_method }}}} calls to flintlockd on "
+        "{{ $labels.host }} end with a server-side gRPC error (Internal, Unavailable, "
+        "Unknown, DeadlineExceeded, …). Client errors such as NotFound are not counted.",
+        tuple(cases),
+    )
+
+
+def _vmm_panic(for_: str) -> Alert:
+    m = _minutes(for_)
+    name = "microvm:firecracker_vmm_panic_count:sum"
+    labels = _host_labels(namespace="default", name="vm-1", uid="01TESTUID")
+    return Alert(
+        "FirecrackerVmmPanic",
+        f"{name} > 0",
+        for_,
+        "critical",
+        "Firecracker VMM panicked for microVM {{ $labels.namespace }}/{{ $labels.name }}",
+        "Firecracker reported a VMM panic for microVM {{ $labels.namespace }}/"
+        "{{ $labels.name }} (uid {{ $labels.uid }}) on {{ $labels.host }}. The microVM is "
+        "dead or about to be; the value is the per-flush count Firecracker wrote.",
+        (
+            Case("panic in the last flush", ((name, f"0x5 1x{m + 10}"),), (m + 8) * 60, (labels,)),
+            Case("no panic", ((name, _const(0, m + 10)),), (m + 8) * 60, ()),
+        ),
+    ).with_labels(name, labels)
+
+
+def _firecracker_stale(stale_after: str, for_: str) -> Alert:
+    after, m = _minutes(stale_after), _minutes(for_)
+    name = "microvm:firecracker_vcpu_exits:per_second"
+    labels = _host_labels(namespace="default", name="vm-1", uid="01TESTUID")
+    total = after + m + 10
+    return Alert(
+        "FirecrackerMetricsStale",
+        f"changes({name}[{stale_after}]) == 0 and {name} > 0",
+        for_,
+        "warning",
+        "Firecracker metrics of {{ $labels.namespace }}/{{ $labels.name }} are stale",
+        "The vCPU exit counts of microVM {{ $labels.namespace }}/{{ $labels.name }} on "
+        f"{{{{ $labels.host }}}} have not changed for {stale_after}. Firecracker writes a "
+        "new per-flush delta every flush, and a running guest's exits differ from flush "
+        "to flush; identical values mean flintlock-metrics keeps re-reading the last "
+        "line: Firecracker stopped flushing its metrics (hung VMM or broken metrics file).",
+        (
+            Case(
+                "same values for too long",
+                ((name, _const(12.5, total)),),
+                (after + m + 5) * 60,
+                (labels,),
+            ),
+            Case("values change every flush", ((name, f"10+1x{total}"),), (after + m + 5) * 60, ()),
+            Case("idle guest with no exits", ((name, _const(0, total)),), (after + m + 5) * 60, ()),
+        ),
+    ).with_labels(name, labels)
+
+
+def _up_alert(
+    alertname: str, jobs: Sequence[str], for_: str, summary: str, description: str
+) -> Alert:
+    m = _minutes(for_)
+    job_sel = f'job="{jobs[0]}"' if len(jobs) == 1 else f'job=~"{"|".join(jobs)}"'
+    labels = _host_labels(job=jobs[0], instance=TEST_HOST)
+    return Alert(
+        alertname,
+        f"up{{{job_sel}}} == 0",
+        for_,
+        "warning",
+        summary,
+        description,
+        (
+            Case("scrape failing", (("up", _const(0, m + 10)),), (m + 5) * 60, (labels,)),
+            Case("scrape working", (("up", _const(1, m + 10)),), (m + 5) * 60, ()),
+        ),
+    ).with_labels("up", labels)
+
+
+def alerts(fleet: Fleet) -> list[Alert]:
+    a = fleet.central.alerts
+
+    def dur(key: str) -> str:
+        return str(a.get(key))
+
+    def num(key: str) -> float:
+        return float(a.get(key))
+
+    return [
+        _host_down(fleet, dur("host_down_for")),
+        _hosts_missing(fleet, dur("host_down_for")),
+        _flintlockd_down(dur("flintlockd_down_for")),
+        _flintlockd_restarting(
+            num("flintlockd_restarts_threshold"), dur("flintlockd_restarts_window")
+        ),
+        _grpc_errors(num("grpc_error_ratio"), dur("grpc_error_for")),
+        _vmm_panic(dur("vmm_panic_for")),
+        _firecracker_stale(dur("firecracker_stale_after"), dur("firecracker_stale_for")),
+        _up_alert(
+            "FlintlockMetricsDown",
+            ["flintlock-metrics"],
+            dur("firecracker_stale_for"),
+            "flintlock-metrics on {{ $labels.host }} does not answer",
+            "The local Prometheus on {{ $labels.host }} cannot scrape flintlock-metrics, so "
+            "no microVM metrics of this host reach the centre (every Firecracker and Cloud "
+            "Hypervisor panel of the host is empty).",
+        ),
+        _up_alert(
+            "LogShipperDown",
+            ["promtail", "alloy"],
+            dur("agent_down_for"),
+            "The log shipper on {{ $labels.host }} is down",
+            "{{ $labels.job }} on {{ $labels.host }} does not answer its metrics scrape: "
+            "flintlockd's logs from this host stop reaching Loki (the journal keeps them "
+            "until the shipper catches up, within its max_age).",
+        ),
+        _up_alert(
+            "OtelCollectorDown",
+            ["otelcol"],
+            dur("agent_down_for"),
+            "The OpenTelemetry Collector on {{ $labels.host }} is down",
+            "The collector on {{ $labels.host }} does not answer its metrics scrape: "
+            "traces from flintlockd on this host are dropped.",
+        ),
+        _up_alert(
+            "HostExporterDown",
+            ["node", "process", "containerd"],
+            dur("agent_down_for"),
+            "{{ $labels.job }} exporter on {{ $labels.host }} is down",
+            "The local Prometheus on {{ $labels.host }} cannot scrape {{ $labels.job }}: host "
+            "pressure or flintlockd process panels and the restart alert go blind.",
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _render_labels(template: str, labels: Mapping[str, str]) -> str:
+    """What Prometheus makes of our templates: they only use ``{{ $labels.x }}``."""
+    out = template
+    for key, value in labels.items():
+        out = out.replace(f"{{{{ $labels.{key} }}}}", value)
+    # A label the alert does not carry renders as the empty string in Go templates.
+    while "{{ $labels." in out:
+        start = out.index("{{ $labels.")
+        out = out[:start] + out[out.index("}}", start) + 2 :]
+    return out
+
+
+def alert_annotations(alert: Alert, fleet: Fleet) -> dict[str, str]:
+    return {
+        "summary": alert.summary,
+        "description": alert.description,
+        "runbook_url": alert.runbook(fleet),
+    }
+
+
+def alert_rules(fleet: Fleet) -> dict[str, Any]:
+    rules: list[dict[str, Any]] = []
+    for alert in alerts(fleet):
+        rule: dict[str, Any] = {"alert": alert.name, "expr": alert.expr}
+        if seconds(alert.for_) > 0:
+            rule["for"] = alert.for_
+        rule["labels"] = {"severity": alert.severity}
+        rule["annotations"] = alert_annotations(alert, fleet)
+        rules.append(rule)
+    return {"groups": [{"name": "flobs-alerts", "rules": rules}]}
+
+
+def recording_file(fleet: Fleet) -> dict[str, Any]:
+    groups: dict[str, list[dict[str, str]]] = {}
+    for rule in recording_rules(fleet):
+        groups.setdefault(rule.group, []).append({"record": rule.record, "expr": rule.expr})
+    interval = fleet.central.prometheus.evaluation_interval
+    return {
+        "groups": [
+            {"name": name, "interval": interval, "rules": items} for name, items in groups.items()
+        ]
+    }
+
+
+def unit_tests(fleet: Fleet) -> dict[str, Any]:
+    tests: list[dict[str, Any]] = []
+    for alert in alerts(fleet):
+        for case in alert.cases:
+            exp_alerts = []
+            for fired in case.fires:
+                labels = {**fired, "severity": alert.severity}
+                exp_alerts.append(
+                    {
+                        "exp_labels": labels,
+                        "exp_annotations": {
+                            k: _render_labels(v, labels)
+                            for k, v in alert_annotations(alert, fleet).items()
+                        },
+                    }
+                )
+            tests.append(
+                {
+                    "name": f"{alert.name}: {case.name}",
+                    "interval": f"{case.interval_seconds}s",
+                    "input_series": [{"series": s, "values": v} for s, v in case.series],
+                    "alert_rule_test": [
+                        {
+                            "eval_time": f"{case.eval_seconds}s",
+                            "alertname": alert.name,
+                            "exp_alerts": exp_alerts,
+                        }
+                    ],
+                }
+            )
+    return {
+        # Relative to this file, so the generated tree is self-contained.
+        "rule_files": ["../rules/flobs-recording.yml", "../rules/flobs-alerts.yml"],
+        "evaluation_interval": "1m",
+        "tests": tests,
+    }
+
+
+def fleet_files(fleet: Fleet) -> dict[str, bytes]:
+    return {
+        RECORDING_FILE: yaml_file(
+            fleet,
+            "Central recording rules: what the flobs dashboards and alerts aggregate.",
+            recording_file(fleet),
+        ),
+        ALERTS_FILE: yaml_file(
+            fleet,
+            "Central alerts for the Flintlock fleet; runbooks in docs/runbooks/.",
+            alert_rules(fleet),
+        ),
+        TESTS_FILE: yaml_file(
+            fleet,
+            "promtool unit tests for every alert: promtool test rules "
+            "central/tests/flobs-alerts.test.yml",
+            unit_tests(fleet),
+        ),
+    }
