@@ -1,0 +1,174 @@
+"""Which generated file is what, and safe access to its parsed content.
+
+The output layout is documented in docs/architecture.md; every check finds its
+files through these patterns, so a layout change is made here once. ``*`` never
+crosses a ``/``; ``**/`` spans any number of directories.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from flobs.checks import CheckContext, Parsed
+from flobs.model import Host
+
+HOST_PROMETHEUS = "hosts/*/prometheus.yml"
+CENTRAL_PROMETHEUS = "central/prometheus.yml"
+PROMETHEUS_CONFIGS = (HOST_PROMETHEUS, CENTRAL_PROMETHEUS)
+HOST_RULES = "hosts/*/rules/*.yml"
+CENTRAL_RULES = "central/rules/*.yml"
+RULE_FILES = (HOST_RULES, CENTRAL_RULES, "hosts/*/rules/*.yaml", "central/rules/*.yaml")
+TARGETS = "central/targets/*.json"
+PROMTOOL_TESTS = ("central/tests/*.yml", "central/tests/*.yaml")
+DASHBOARDS = ("grafana/dashboards/**/*.json",)
+DATASOURCES = ("grafana/provisioning/datasources/*.yaml", "grafana/provisioning/datasources/*.yml")
+DASHBOARD_PROVIDERS = (
+    "grafana/provisioning/dashboards/*.yaml",
+    "grafana/provisioning/dashboards/*.yml",
+)
+NODE_EXPORTER_WEB = "hosts/*/exporters/node_exporter-web.yml"
+PROCESS_EXPORTER = "hosts/*/exporters/process-exporter.yml"
+PROMTAIL = "hosts/*/promtail.yml"
+ALLOY = "hosts/*/config.alloy"
+OTELCOL = "hosts/*/otelcol.yaml"
+MANIFEST = "manifest.json"
+
+DEFAULT_PROMETHEUS_VERSION = "2.42"  # Debian 12's, the oldest target (grafana-api.md)
+
+
+@lru_cache(maxsize=256)
+def _regex(pattern: str) -> re.Pattern[str]:
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out += "(?:[^/]+/)*"
+            i += 3
+        elif pattern[i] == "*":
+            out += "[^/]*"
+            i += 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile(out + r"\Z")
+
+
+def matches(path: str, patterns: str | Iterable[str]) -> bool:
+    pats = (patterns,) if isinstance(patterns, str) else tuple(patterns)
+    return any(_regex(p).match(path) for p in pats)
+
+
+def files(ctx: CheckContext, patterns: str | Iterable[str]) -> list[str]:
+    """Files under OUT matching any of ``patterns``, sorted."""
+    pats = (patterns,) if isinstance(patterns, str) else tuple(patterns)
+    return [f for f in ctx.files if matches(f, pats)]
+
+
+def load(ctx: CheckContext, path: str) -> Parsed | None:
+    """The parsed file, or None when it cannot be read or parsed (``file-parses`` says why)."""
+    try:
+        parsed = ctx.parse(path)
+    except (OSError, UnicodeDecodeError):
+        return None
+    return parsed if parsed.error is None else None
+
+
+def data(ctx: CheckContext, path: str) -> Any:
+    parsed = load(ctx, path)
+    return None if parsed is None else parsed.data
+
+
+def host_of(path: str) -> str | None:
+    """``hosts/<name>/…`` → ``<name>``."""
+    parts = path.split("/")
+    return parts[1] if len(parts) > 2 and parts[0] == "hosts" else None
+
+
+def inventory_host(ctx: CheckContext, path: str) -> Host | None:
+    name = host_of(path)
+    if ctx.fleet is None or name is None:
+        return None
+    try:
+        return ctx.fleet.host(name)
+    except KeyError:
+        return None
+
+
+def prometheus_version(ctx: CheckContext, path: str) -> str:
+    """The Prometheus version a config or rules file is for (inventory, else 2.42)."""
+    if ctx.fleet is None:
+        return DEFAULT_PROMETHEUS_VERSION
+    if path.startswith("central/"):
+        return ctx.fleet.central.prometheus.version
+    host = inventory_host(ctx, path)
+    return host.vars.local_prometheus.version if host else DEFAULT_PROMETHEUS_VERSION
+
+
+def rule_exprs(doc: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """(key path, expr) for every rule of a Prometheus rules document."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("groups"), list):
+        return
+    for gi, group in enumerate(doc["groups"]):
+        if not isinstance(group, dict) or not isinstance(group.get("rules"), list):
+            continue
+        for ri, rule in enumerate(group["rules"]):
+            if isinstance(rule, dict) and isinstance(rule.get("expr"), str | int | float):
+                yield ("groups", gi, "rules", ri, "expr"), str(rule["expr"])
+
+
+def iter_panels(dashboard: Any) -> Iterator[tuple[tuple[str | int, ...], dict[str, Any]]]:
+    """Every panel of a dashboard with its JSON path, rows' nested panels included."""
+    if not isinstance(dashboard, dict):
+        return
+    for i, panel in enumerate(dashboard.get("panels") or []):
+        if not isinstance(panel, dict):
+            continue
+        yield ("panels", i), panel
+        for j, child in enumerate(panel.get("panels") or []):
+            if isinstance(child, dict):
+                yield ("panels", i, "panels", j), child
+
+
+def panel_exprs(dashboard: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """(JSON path, PromQL) for every panel target with an ``expr``."""
+    for path, panel in iter_panels(dashboard):
+        for ti, target in enumerate(panel.get("targets") or []):
+            if isinstance(target, dict) and isinstance(target.get("expr"), str) and target["expr"]:
+                if _is_non_prometheus(target, panel):
+                    continue
+                yield (*path, "targets", ti, "expr"), target["expr"]
+
+
+def _is_non_prometheus(target: dict[str, Any], panel: dict[str, Any]) -> bool:
+    """LogQL/TraceQL targets carry ``expr`` too; only Prometheus ones are PromQL."""
+    for ref in (target.get("datasource"), panel.get("datasource")):
+        if isinstance(ref, dict) and isinstance(ref.get("type"), str):
+            return bool(ref["type"] != "prometheus")
+    return False
+
+
+class LazyTree(Mapping[str, bytes]):
+    """OUT as ``{path: bytes}``, read on access: 10,000 hosts do not fit comfortably in RAM."""
+
+    def __init__(self, out: Path, paths: list[str]) -> None:
+        self._out = out
+        self._paths = paths
+        self._set = set(paths)
+
+    def __getitem__(self, key: str) -> bytes:
+        if key not in self._set:
+            raise KeyError(key)
+        return (self._out / key).read_bytes()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._set

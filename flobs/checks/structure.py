@@ -1,0 +1,203 @@
+"""Structure: every file parses, matches its JSON Schema, and matches the manifest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cache
+from typing import Any, ClassVar
+
+from jsonschema import Draft202012Validator, ValidationError
+
+from flobs import resources
+from flobs.checks import Check, CheckContext, register
+from flobs.checks import kinds as k
+from flobs.output import MANIFEST, sha256
+from flobs.problems import Problem, Severity
+
+# Which schema (schemas/<name>) each generated file must satisfy.
+SCHEMAS: tuple[tuple[tuple[str, ...], str], ...] = (
+    ((k.MANIFEST,), "manifest.schema.json"),
+    (k.PROMETHEUS_CONFIGS, "prometheus.schema.json"),
+    (k.RULE_FILES, "prometheus-rules.schema.json"),
+    ((k.TARGETS,), "file-sd.schema.json"),
+    (k.PROMTOOL_TESTS, "promtool-tests.schema.json"),
+    (k.DASHBOARDS, "grafana-dashboard.schema.json"),
+    (k.DATASOURCES, "grafana-datasources.schema.json"),
+    (k.DASHBOARD_PROVIDERS, "grafana-dashboard-providers.schema.json"),
+    ((k.NODE_EXPORTER_WEB,), "node-exporter-web.schema.json"),
+    ((k.PROCESS_EXPORTER,), "process-exporter.schema.json"),
+)
+PARSED_SUFFIXES = (".yml", ".yaml", ".json")
+
+
+def schema_for(path: str) -> str | None:
+    for patterns, name in SCHEMAS:
+        if k.matches(path, patterns):
+            return name
+    return None
+
+
+@cache
+def _validator(name: str) -> Draft202012Validator:
+    return Draft202012Validator(resources.schema(name))
+
+
+def _describe(error: ValidationError) -> str:
+    """What is wrong, without echoing the value: it could be a secret someone pasted in."""
+    v, want = error.validator, error.validator_value
+    if v in ("required", "additionalProperties", "dependentRequired"):
+        return str(error.message)
+    described = {
+        "type": f"must be of type {want}",
+        "pattern": f"must match the pattern {want}",
+        "enum": f"must be one of {', '.join(map(repr, want)) if isinstance(want, list) else want}",
+        "const": f"must be {want!r}",
+        "minimum": f"must be at least {want}",
+        "maximum": f"must be at most {want}",
+        "minLength": "must not be empty" if want == 1 else f"must be at least {want} characters",
+        "minItems": f"needs at least {want} item{'s' if want != 1 else ''}",
+        "oneOf": "matches none (or more than one) of the allowed shapes",
+        "propertyNames": "has a key that is not a valid name",
+    }
+    return described.get(str(v), f"fails the schema's {v!r} rule")
+
+
+@register
+class FileParses(Check):
+    """Every YAML and JSON file parses.
+
+    Why: a file that does not parse is rejected by the program that reads it, and
+    every other check needs its content. Example: a hand edit that leaves a tab in
+    the indentation of `hosts/h1/prometheus.yml`.
+    """
+
+    ID = "file-parses"
+    TITLE = "YAML/JSON files parse"
+    FILES: ClassVar[tuple[str, ...]] = ("**/*.yml", "**/*.yaml", "**/*.json")
+
+    def check(self, ctx: CheckContext) -> Iterator[Problem]:
+        for path in ctx.files:
+            if not path.endswith(PARSED_SUFFIXES):
+                continue
+            try:
+                parsed = ctx.parse(path)
+            except UnicodeDecodeError as err:
+                yield ctx.problem(self, path, f"not UTF-8 text (byte {err.start})")
+                continue
+            except OSError as err:
+                yield ctx.problem(self, path, f"cannot read: {err.strerror}")
+                continue
+            if parsed.error is not None:
+                yield ctx.problem(
+                    self,
+                    path,
+                    f"does not parse: {parsed.error}",
+                    hint="regenerate it with `flobs generate`",
+                )
+
+
+@register
+class SchemaValid(Check):
+    """Each generated file matches its JSON Schema (shipped in `schemas/`).
+
+    Why: the schemas are strict where flobs controls the keys, so a typo, a key in
+    the wrong place or a wrong type is caught before Prometheus or Grafana refuse it.
+    Example: `scrape_timout: 10s` in a scrape job is "Additional properties are not
+    allowed ('scrape_timout' was unexpected)".
+    """
+
+    ID = "schema"
+    TITLE = "files match their JSON Schema"
+    FILES: ClassVar[tuple[str, ...]] = tuple(p for pats, _ in SCHEMAS for p in pats)
+
+    def check(self, ctx: CheckContext) -> Iterator[Problem]:
+        for path in ctx.files:
+            name = schema_for(path)
+            if name is None:
+                continue
+            parsed = k.load(ctx, path)
+            if parsed is None:
+                continue  # file-parses reports it
+            for error in _validator(name).iter_errors(parsed.data):
+                key_path = tuple(error.absolute_path)
+                yield ctx.problem(
+                    self, path, f"{_describe(error)} (schema {name})", key_path=key_path
+                )
+
+
+@register
+class ManifestHashes(Check):
+    """Every file listed in `manifest.json` still has the sha256 flobs wrote.
+
+    Why: a hand-edited file is lost at the next `flobs generate`, and it is no longer
+    what the inventory describes. Example: someone raised a `sample_limit` on one host
+    by hand: "hosts/h1/prometheus.yml was changed after flobs generated it".
+    """
+
+    ID = "manifest-hash"
+    TITLE = "no hand-edited files"
+    FILES: ClassVar[tuple[str, ...]] = ("**/*",)
+
+    def check(self, ctx: CheckContext) -> Iterator[Problem]:
+        manifest = ctx.manifest
+        if manifest is None:
+            return
+        for path, entry in sorted(manifest["files"].items()):
+            want = entry.get("sha256") if isinstance(entry, dict) else None
+            try:
+                have = sha256((ctx.out / path).read_bytes())
+            except OSError:
+                continue  # manifest-files reports missing files
+            if have != want:
+                yield ctx.problem(
+                    self,
+                    path,
+                    "changed after flobs generated it (sha256 differs from manifest.json)",
+                    hint="put the change in the inventory and run `flobs generate`; "
+                    "hand edits are overwritten",
+                )
+
+
+@register
+class ManifestFiles(Check):
+    """The manifest and the tree agree: no listed file is missing, none is unlisted.
+
+    Why: a missing file means a host or the centre runs without its config; a file
+    flobs did not write is not covered by `flobs generate --check` and will go stale.
+    Example: `hosts/h1/rules/flobs-local.yml` deleted by hand (error), or an extra
+    `central/rules/mine.yml` (warning).
+    """
+
+    ID = "manifest-files"
+    TITLE = "manifest lists exactly the files present"
+    FILES: ClassVar[tuple[str, ...]] = (k.MANIFEST,)
+
+    def check(self, ctx: CheckContext) -> Iterator[Problem]:
+        manifest = ctx.manifest
+        if manifest is None:
+            yield ctx.problem(
+                self,
+                MANIFEST,
+                "missing or unreadable: this does not look like a tree written by `flobs generate`",
+                hint="run `flobs generate -i INVENTORY -o OUT` first",
+            )
+            return
+        listed: dict[str, Any] = manifest["files"]
+        present = set(ctx.files)
+        for path in sorted(listed):
+            if path not in present:
+                yield ctx.problem(
+                    self,
+                    path,
+                    "listed in manifest.json but missing",
+                    hint="run `flobs generate` to restore it",
+                )
+        for path in sorted(present - set(listed) - {MANIFEST}):
+            yield ctx.problem(
+                self,
+                path,
+                "not written by flobs (not in manifest.json)",
+                severity=Severity.WARNING,
+                hint="generated files come from the inventory; remove it or "
+                "move what it does into the inventory",
+            )

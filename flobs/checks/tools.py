@@ -1,0 +1,122 @@
+"""Real tools over the generated files: promtool (promtail/alloy/otelcol: logs, otelcol).
+
+``--tools off`` skips these checks, ``auto`` (default) notes a missing tool on stderr,
+``require`` makes a missing tool an error before any check runs (see flobs.validate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import ClassVar
+
+from flobs import tools
+from flobs.checks import Check, CheckContext, register
+from flobs.checks import kinds as k
+from flobs.errors import ToolFailure
+from flobs.problems import Problem, Severity
+
+
+class ToolCheck(Check):
+    TOOL: ClassVar[str]
+    FILES: ClassVar[tuple[str, ...]]
+
+    def binary(self, ctx: CheckContext) -> str | None:
+        """The tool's path; None when tools are off or it is missing under `auto`.
+
+        flobs.validate notes a missing tool once (auto) or stops before any check
+        (require); the check itself only needs to skip.
+        """
+        if ctx.tools == "off":
+            return None
+        found = tools.find_tool(self.TOOL)
+        if found is None and ctx.tools == "require":
+            raise ToolFailure([self.TOOL], None, f"{self.TOOL} is not on PATH")
+        return found
+
+    def findings(self, ctx: CheckContext, found: Sequence[tools.ToolFinding]) -> Iterator[Problem]:
+        for f in found:
+            yield ctx.problem(
+                self,
+                f.path,
+                f"{self.TOOL}: {f.message}",
+                line=f.line,
+                severity=Severity.WARNING if f.lint else None,
+            )
+
+
+class PromtoolCheck(ToolCheck):
+    TOOL = "promtool"
+    ARGS: ClassVar[tuple[str, ...]]
+    KIND: ClassVar[str] = "check"
+
+    def check(self, ctx: CheckContext) -> Iterator[Problem]:
+        paths = k.files(ctx, self.FILES)
+        if not paths:
+            return
+        binary = self.binary(ctx)
+        if binary is None:
+            return
+        found = tools.run_promtool(binary, self.ARGS, paths, ctx.out, kind=self.KIND)
+        yield from self.findings(ctx, found)
+
+
+@register
+class PromtoolConfig(PromtoolCheck):
+    """`promtool check config --syntax-only` accepts every Prometheus config.
+
+    Why: promtool is Prometheus' own parser: what it refuses, Prometheus refuses at
+    start. Many files go to one promtool call, and each failure is mapped back to its
+    file. `--syntax-only` because credential files live on the target hosts, not here.
+    Example: `scrape_timeout` longer than `scrape_interval`.
+    """
+
+    ID = "promtool-config"
+    TITLE = "promtool check config"
+    FILES = k.PROMETHEUS_CONFIGS
+    ARGS = ("check", "config", "--syntax-only")
+
+
+@register
+class PromtoolRules(PromtoolCheck):
+    """`promtool check rules` accepts every rules file (hosts' and the centre's).
+
+    Why: a rules file Prometheus cannot load takes all its rules with it. promtool also
+    reports duplicate rules (as a warning). Example: a recording rule name with a `-`.
+    """
+
+    ID = "promtool-rules"
+    TITLE = "promtool check rules"
+    FILES = k.RULE_FILES
+    ARGS = ("check", "rules")
+
+
+@register
+class PromtoolTests(PromtoolCheck):
+    """`promtool test rules` passes for every unit test in `central/tests/`.
+
+    Why: the tests prove each alert fires on the series it is meant for, with the
+    labels its routing and runbook link expect. Example: an alert whose `for:` was
+    raised so that the test's expected firing time no longer holds.
+    """
+
+    ID = "promtool-test"
+    TITLE = "promtool test rules"
+    FILES = k.PROMTOOL_TESTS
+    ARGS = ("test", "rules")
+    KIND = "test"
+
+
+# Which tools check which generated files. promtail, alloy and the collector are run
+# by the logs/otelcol checks; they are listed so that `--tools require` and the notes
+# of `--tools auto` cover them too.
+TOOLS_FOR_FILES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("promtool", (*k.PROMETHEUS_CONFIGS, *k.RULE_FILES, *k.PROMTOOL_TESTS)),
+    ("promtail", (k.PROMTAIL,)),
+    ("alloy", (k.ALLOY,)),
+    ("otelcol", (k.OTELCOL,)),
+)
+
+
+def tools_needed(ctx: CheckContext) -> list[str]:
+    """The tools the files present in OUT call for."""
+    return [tool for tool, patterns in TOOLS_FOR_FILES if k.files(ctx, patterns)]

@@ -1,0 +1,144 @@
+"""`flobs validate`: run every registered check over an output tree; return, never print.
+
+The result carries the problems, which checks ran on which files (for JUnit's one
+testcase per check per file) and human notes (a tool not installed, a check skipped
+for lack of an inventory). ``flobs.commands.validate`` renders it and picks the exit
+code: 0 clean, 1 errors (warnings too with ``strict``), 2 bad usage or inventory,
+3 a tool crashed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from pathlib import Path
+
+from flobs.checks import Check, CheckContext, ToolMode, all_checks
+from flobs.checks import kinds as k
+from flobs.checks.tools import tools_needed
+from flobs.errors import FlobsError, SystemFailure, ToolFailure, UsageError
+from flobs.inventory import load_fleet
+from flobs.problems import Problem, Severity
+from flobs.tools import find_tool
+
+
+@dataclass(frozen=True)
+class CheckRun:
+    """One check that ran, and the files it looked at."""
+
+    id: str
+    title: str
+    files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ValidateResult:
+    out: Path
+    problems: tuple[Problem, ...]
+    checks: tuple[CheckRun, ...]
+    notes: tuple[str, ...]
+    files: int  # files in OUT
+    strict: bool = False
+
+    @property
+    def errors(self) -> int:
+        return sum(p.severity is Severity.ERROR for p in self.problems)
+
+    @property
+    def warnings(self) -> int:
+        return sum(p.severity is Severity.WARNING for p in self.problems)
+
+    @property
+    def failed(self) -> bool:
+        return self.errors > 0 or (self.strict and self.warnings > 0)
+
+
+def check_files(cls: type[Check], ctx: CheckContext) -> tuple[str, ...]:
+    """The files a check looks at (its ``FILES`` patterns); empty when it declares none."""
+    patterns: tuple[str, ...] = getattr(cls, "FILES", ())
+    return tuple(k.files(ctx, patterns)) if patterns else ()
+
+
+def validate(
+    out: Path, *, inventory: Path | None = None, tools: ToolMode = "auto", strict: bool = False
+) -> ValidateResult:
+    """Check the tree in ``out``; with ``inventory``, the checks that compare with it too.
+
+    Raises ``UsageError`` when ``out`` is not a directory, ``InputError`` for a bad
+    inventory, ``ToolFailure`` when ``tools == "require"`` and a needed tool is missing
+    or when a tool crashes.
+    """
+    if not out.is_dir():
+        raise UsageError(
+            f"{out} is not a directory", hint="pass the OUT directory `flobs generate -o OUT` wrote"
+        )
+    fleet = load_fleet(inventory).fleet if inventory is not None else None
+    ctx = CheckContext(out=out, fleet=fleet, tools=tools)
+    checks = all_checks()
+    if tools != "off":
+        for tool in tools_needed(ctx):
+            if find_tool(tool) is not None:
+                continue
+            if tools == "require":
+                raise ToolFailure([tool], None, f"{tool} is not on PATH and --tools require is set")
+            ctx.notes.append(
+                f"{tool} is not on PATH: the files it checks were validated "
+                "without it (--tools require makes this an error)"
+            )
+    if fleet is None:
+        skipped = [c.ID for c in checks if c.NEEDS_INVENTORY]
+        if skipped:
+            ctx.notes.append(
+                f"without -i INVENTORY these checks were skipped: {', '.join(skipped)}"
+            )
+    found: set[Problem] = set()
+    ran: list[CheckRun] = []
+    for cls in checks:
+        if cls.NEEDS_INVENTORY and fleet is None:
+            continue
+        try:
+            found.update(cls().check(ctx))
+        except FlobsError:
+            raise
+        except Exception as err:  # a bug in a check must not pass for a clean tree
+            raise SystemFailure(
+                f"check {cls.ID} crashed: {type(err).__name__}: {err}",
+                hint="rerun with --traceback and report it",
+            ) from err
+        ran.append(CheckRun(cls.ID, cls.TITLE, check_files(cls, ctx)))
+    problems = sorted(found, key=_order)
+    return ValidateResult(
+        out, tuple(problems), tuple(ran), tuple(ctx.notes), len(ctx.files), strict
+    )
+
+
+def _order(p: Problem) -> tuple[str, int, int, str, str]:
+    return (p.file or "", p.line or 0, p.col or 0, p.check_id, p.message)
+
+
+def check_doc(cls: type[Check]) -> tuple[str, str]:
+    """(first line, the rest) of a check's docstring: its user documentation."""
+    doc = inspect.cleandoc(cls.__doc__ or cls.TITLE)
+    head, _, rest = doc.partition("\n")
+    return head.strip(), " ".join(rest.split())
+
+
+def checks_markdown() -> str:
+    """A Markdown table of every registered check (id, what, why), for the README."""
+    rows = ["| check | severity | what | why (and an example) |", "|---|---|---|---|"]
+    for cls in all_checks():
+        what, why = check_doc(cls)
+        needs = " Needs `-i INVENTORY`." if cls.NEEDS_INVENTORY else ""
+        cells = [f"`{cls.ID}`", cls.SEVERITY.value, what, why + needs]
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def checks_text() -> str:
+    """``flobs validate --list-checks``: every check with what, why and an example."""
+    blocks = []
+    for cls in all_checks():
+        what, why = check_doc(cls)
+        needs = " (needs -i INVENTORY)" if cls.NEEDS_INVENTORY else ""
+        blocks.append(f"{cls.ID} [{cls.SEVERITY.value}]{needs}\n  {what}\n  {why}")
+    return "\n\n".join(blocks) + "\n"
