@@ -1,0 +1,222 @@
+"""Render a validation result: text, json, junit, github. Pure functions, no printing.
+
+Each format escapes for its reader: JSON through ``json.dumps``; JUnit through
+ElementTree plus removal of the characters XML 1.0 cannot carry at all; GitHub
+workflow commands with the runner's own percent-encoding (``%``, CR, LF in the
+message; also ``:`` and ``,`` in properties), so a hostile host name cannot end an
+annotation early or forge another one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from itertools import groupby
+from typing import Any, Literal
+
+from flobs import __version__
+from flobs.problems import Problem, Severity
+from flobs.validate import ValidateResult
+
+Format = Literal["text", "json", "junit", "github"]
+FORMATS: tuple[str, ...] = ("text", "json", "junit", "github")
+REPORT_VERSION = 1  # bump when a field of the json report changes meaning or goes away
+FLEET = "(fleet)"  # where a finding about no single file is filed
+
+
+def render(result: ValidateResult, fmt: str, *, base: str = "") -> str:
+    """``base`` is prepended to file paths in ``github`` annotations (OUT as given)."""
+    if fmt == "text":
+        return render_text(result.problems, result)
+    if fmt == "json":
+        return render_json(result)
+    if fmt == "junit":
+        return render_junit(result)
+    if fmt == "github":
+        return render_github(result.problems, base=base)
+    raise ValueError(f"unknown report format {fmt!r}")
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def render_text(problems: Iterable[Problem], result: ValidateResult | None = None) -> str:
+    """Problems grouped per file, then a one-line summary."""
+    items = list(problems)
+    lines: list[str] = []
+    for file, group in groupby(items, key=lambda p: p.file or FLEET):
+        lines.append(file)
+        for p in group:
+            where = f"{p.line}:{p.col or 1}" if p.line else "-"
+            path = f"{p.key_path}: " if p.key_path else ""
+            lines.append(f"  {where:<8} {p.severity.value:<8} {p.check_id:<22} {path}{p.message}")
+            if p.hint:
+                lines.append(f"  {'':<8} {'':<8} {'':<22} hint: {p.hint}")
+        lines.append("")
+    errors = sum(p.severity is Severity.ERROR for p in items)
+    warnings = sum(p.severity is Severity.WARNING for p in items)
+    files = len({p.file for p in items})
+    summary = f"{_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+    if items:
+        summary += f" in {_plural(files, 'file')}"
+    if result is not None:
+        summary += f" ({_plural(len(result.checks), 'check')} over {_plural(result.files, 'file')})"
+    lines.append(summary)
+    # Text is for terminals: make control characters visible instead of acting on them.
+    return "\n".join(_visible(x) for x in lines) + "\n"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _visible(text: str) -> str:
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+# --------------------------------------------------------------------------- json
+
+
+def problem_dict(p: Problem) -> dict[str, Any]:
+    return {
+        "file": p.file,
+        "line": p.line,
+        "column": p.col,
+        "check": p.check_id,
+        "severity": p.severity.value,
+        "message": p.message,
+        "hint": p.hint,
+        "key_path": p.key_path,
+    }
+
+
+def render_json(result: ValidateResult) -> str:
+    """The stable report documented by ``schemas/validate-report.schema.json``."""
+    doc = {
+        "report_version": REPORT_VERSION,
+        "generator": "flobs",
+        "flobs_version": __version__,
+        "out": str(result.out),
+        "ok": not result.failed,
+        "strict": result.strict,
+        "summary": {
+            "errors": result.errors,
+            "warnings": result.warnings,
+            "infos": sum(p.severity is Severity.INFO for p in result.problems),
+            "files": result.files,
+            "checks": len(result.checks),
+        },
+        "checks": [{"id": c.id, "title": c.title, "files": len(c.files)} for c in result.checks],
+        "problems": [problem_dict(p) for p in result.problems],
+        "notes": list(result.notes),
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+# --------------------------------------------------------------------------- junit
+
+# XML 1.0 cannot represent these at all, escaped or not.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml(text: str) -> str:
+    return _XML_INVALID.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def render_junit(result: ValidateResult) -> str:
+    """One testsuite per check, one testcase per file it looked at (failures attached).
+
+    Errors are ``<failure>``; warnings are failures with ``--strict`` and otherwise
+    go to the testcase's ``<system-out>``, so CI UIs show them without failing.
+    """
+    by_check: dict[str, dict[str, list[Problem]]] = {}
+    for p in result.problems:
+        by_check.setdefault(p.check_id, {}).setdefault(p.file or FLEET, []).append(p)
+    root = ET.Element("testsuites", name="flobs validate")
+    total = failed_total = 0
+    titles = {c.id: c.title for c in result.checks}
+    files_of = {c.id: c.files for c in result.checks}
+    for check_id in sorted(set(titles) | set(by_check)):
+        found = by_check.get(check_id, {})
+        files = list(dict.fromkeys([*files_of.get(check_id, ()), *sorted(found)]))
+        if not files:
+            files = ["(all files)"]
+        suite = ET.SubElement(root, "testsuite", name=_xml(check_id))
+        failures = 0
+        for file in files:
+            case = ET.SubElement(suite, "testcase", classname=_xml(check_id), name=_xml(file))
+            if file not in (FLEET, "(all files)"):
+                case.set("file", _xml(file))
+            problems = found.get(file, [])
+            failing = [
+                p
+                for p in problems
+                if p.severity is Severity.ERROR
+                or (result.strict and p.severity is Severity.WARNING)
+            ]
+            if failing:
+                failures += 1
+                first = failing[0]
+                el = ET.SubElement(
+                    case, "failure", message=_xml(first.message), type=first.severity.value
+                )
+                el.text = _xml("\n".join(_problem_line(p) for p in failing))
+            rest = [p for p in problems if p not in failing]
+            if rest:
+                out = ET.SubElement(case, "system-out")
+                out.text = _xml("\n".join(_problem_line(p) for p in rest))
+        suite.set("tests", str(len(files)))
+        suite.set("failures", str(failures))
+        suite.set("errors", "0")
+        total += len(files)
+        failed_total += failures
+    root.set("tests", str(total))
+    root.set("failures", str(failed_total))
+    root.set("errors", "0")
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _problem_line(p: Problem) -> str:
+    text = f"{p.location}: {p.severity.value}: {p.message}"
+    if p.hint:
+        text += f" (hint: {p.hint})"
+    return text
+
+
+# --------------------------------------------------------------------------- github
+
+_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
+
+
+def _gh_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _gh_property(text: str) -> str:
+    return _gh_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(problems: Iterable[Problem], *, base: str = "") -> str:
+    """GitHub Actions workflow commands: ``::error file=…,line=…,title=…::message``."""
+    lines = []
+    prefix = base.rstrip("/") + "/" if base else ""
+    for p in problems:
+        props = []
+        if p.file:
+            props.append(f"file={_gh_property(prefix + p.file)}")
+            if p.line:
+                props.append(f"line={p.line}")
+                if p.col:
+                    props.append(f"col={p.col}")
+        props.append(f"title={_gh_property(f'flobs {p.check_id}')}")
+        message = p.message if not p.key_path else f"{p.key_path}: {p.message}"
+        if p.hint:
+            message += f"\nhint: {p.hint}"
+        lines.append(f"::{_LEVEL[p.severity]} {','.join(props)}::{_gh_data(message)}")
+    return "".join(line + "\n" for line in lines)
