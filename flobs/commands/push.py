@@ -1,1 +1,247 @@
-"""`flobs push` (placeholder until its issue lands)."""
+"""`flobs push-dashboards`: push OUT's dashboards (and datasources) to Grafana."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from flobs.cli import app, err_console, handle_errors, out_console
+from flobs.errors import ExitCode, UsageError
+from flobs.grafana.client import GrafanaClient, check_base_url, credentials_from_env
+from flobs.grafana.push import Action, PushOptions, PushResult, folder_chain, push
+
+PROGRESS_MIN_DASHBOARDS = 10
+_ACTION_STYLE = {
+    Action.CREATE: "green",
+    Action.UPDATE: "cyan",
+    Action.UNCHANGED: "dim",
+    Action.CONFLICT: "bold red",
+    Action.SKIPPED: "yellow",
+    Action.FAILED: "bold red",
+}
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@app.command("push-dashboards")
+@handle_errors
+def push_dashboards_command(
+    out: Path = typer.Argument(
+        ..., help="The generated tree (flobs generate -o OUT).", file_okay=False
+    ),
+    grafana_url: str | None = typer.Option(
+        None,
+        "--grafana-url",
+        help="Grafana base URL; default: central.grafana.url of -i INVENTORY.",
+    ),
+    inventory: Path | None = typer.Option(
+        None,
+        "-i",
+        "--inventory",
+        dir_okay=False,
+        help="Take the URL and folder from this inventory.",
+    ),
+    folder_uid: str | None = typer.Option(
+        None,
+        "--folder-uid",
+        help="Folder uid; nested "
+        "folders as parent/child (parents first). Default: "
+        "the inventory's, else flobs-flintlock.",
+    ),
+    folder_title: str | None = typer.Option(
+        None,
+        "--folder-title",
+        help="Folder title used "
+        "when the folder is created. Default: the "
+        "inventory's, else Flintlock.",
+    ),
+    org_id: int | None = typer.Option(
+        None, "--org-id", min=1, help="Grafana organisation (sent as X-Grafana-Org-Id)."
+    ),
+    token_env: str = typer.Option(
+        "GRAFANA_TOKEN",
+        "--token-env",
+        help="Environment variable "
+        "holding the service-account token; without it, basic auth "
+        "from GRAFANA_USER/GRAFANA_PASSWORD.",
+    ),
+    datasources: bool = typer.Option(
+        False,
+        "--datasources",
+        help="Also create/update the datasources of grafana/provisioning/datasources/flobs.yaml.",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the plan with short diffs; write nothing."
+    ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Overwrite dashboards edited in Grafana (conflicts) and re-send datasource secrets.",
+    ),
+    concurrency: int = typer.Option(
+        4, "--concurrency", min=1, max=32, help="Dashboards pushed in parallel."
+    ),
+    ca_file: Path | None = typer.Option(
+        None,
+        "--ca-file",
+        dir_okay=False,
+        exists=True,
+        help="PEM CA bundle that signed Grafana's certificate.",
+    ),
+    insecure_skip_verify: bool = typer.Option(
+        False,
+        "--insecure-skip-verify",
+        help="Do not verify Grafana's TLS certificate (throw-away test instances only).",
+    ),
+    timeout: float = typer.Option(
+        10.0, "--timeout", min=0.1, max=600, help="Seconds per HTTP request (connect: at most 5)."
+    ),
+    output_format: OutputFormat = typer.Option(
+        OutputFormat.text, "--format", help="text (table) or json on stdout."
+    ),
+) -> None:
+    """Push the generated dashboards to Grafana: idempotent, never clobbering edits.
+
+    Exit codes: 0 pushed (or nothing to do) · 1 conflicts or failed dashboards ·
+    2 bad input or usage · 3 Grafana unreachable or credentials refused.
+    """
+    if ca_file is not None and insecure_skip_verify:
+        raise UsageError("--ca-file and --insecure-skip-verify contradict each other")
+    if not out.is_dir():
+        raise UsageError(f"{out} is not a directory", hint="run `flobs generate -o OUT` first")
+    url, folder_uid, folder_title = _defaults(inventory, grafana_url, folder_uid, folder_title)
+    folders = folder_chain(folder_uid, folder_title)
+    # Everything local is checked before the first request: dashboards, datasources
+    # (a missing ${VAR} is exit 2), credentials.
+    from flobs.grafana.datasources import read_datasources
+    from flobs.grafana.push import load_dashboards
+
+    load_dashboards(out)
+    specs = read_datasources(out) if datasources else []
+    credentials = credentials_from_env(os.environ, token_env)
+    if url.startswith("http://") and not _is_loopback_url(url):
+        err_console.print(
+            f"warning: {url} is plain http: the credentials cross the network unencrypted",
+            markup=False,
+        )
+    if insecure_skip_verify:
+        err_console.print("warning: TLS verification is off (--insecure-skip-verify)", markup=False)
+
+    show_bar = sys.stderr.isatty() and output_format is OutputFormat.text
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    )
+    task = None
+
+    def on_progress(done: int, total: int) -> None:
+        nonlocal task
+        if not show_bar or total < PROGRESS_MIN_DASHBOARDS:
+            return
+        if task is None:
+            bar.start()
+            task = bar.add_task("pushing dashboards", total=total)
+        bar.update(task, completed=done)
+
+    options = PushOptions(
+        folders=folders, dry_run=dry_run, force=force, concurrency=concurrency, progress=on_progress
+    )
+    extra = tuple(s for spec in specs for s in spec.secrets())
+    with GrafanaClient(
+        url,
+        credentials,
+        org_id=org_id,
+        timeout=timeout,
+        ca_file=ca_file,
+        insecure_skip_verify=insecure_skip_verify,
+        concurrency=concurrency,
+        extra_secrets=extra,
+    ) as client:
+        try:
+            result = push(client, out, options, datasources=specs)
+        finally:
+            if task is not None:
+                bar.stop()
+        _report(result, output_format)
+    if not result.ok:
+        raise typer.Exit(int(ExitCode.FINDINGS))
+
+
+def _defaults(
+    inventory: Path | None, url: str | None, folder_uid: str | None, folder_title: str | None
+) -> tuple[str, str, str]:
+    if inventory is not None:
+        from flobs.inventory import load_fleet
+
+        grafana = load_fleet(inventory).fleet.central.grafana
+        url = url or grafana.url
+        folder_uid = folder_uid or grafana.folder_uid
+        folder_title = folder_title or grafana.folder
+    if not url:
+        raise UsageError(
+            "no Grafana URL",
+            hint="pass --grafana-url URL, or -i INVENTORY to use its central.grafana.url",
+        )
+    # Same defaults as the inventory schema, so both ways land in the same folder.
+    return check_base_url(url), folder_uid or "flobs-flintlock", folder_title or "Flintlock"
+
+
+def _is_loopback_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    from flobs.model import Endpoint
+
+    return Endpoint(urlsplit(url).hostname or "", 0).is_loopback
+
+
+def _report(result: PushResult, output_format: OutputFormat) -> None:
+    for warning in result.warnings:
+        err_console.print(f"warning: {warning}", markup=False)
+    if output_format is OutputFormat.json:
+        out_console.file.write(json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        verb = "plan for" if result.dry_run else "pushed to"
+        version = f" (Grafana {result.grafana_version})" if result.grafana_version else ""
+        table = Table(title=f"{verb} {result.grafana_url}{version}", title_justify="left")
+        for column in ("kind", "uid", "title", "action", "detail"):
+            table.add_column(column, overflow="fold")
+        for item in result.items:
+            action = (
+                "would " + item.action.value
+                if result.dry_run and item.action in (Action.CREATE, Action.UPDATE)
+                else item.action.value
+            )
+            # Titles and server messages are data, never rich markup.
+            table.add_row(
+                Text(item.kind),
+                Text(item.uid),
+                Text(item.title),
+                Text(action, style=_ACTION_STYLE[item.action]),
+                Text(item.detail),
+            )
+        out_console.print(table)
+        for item in result.items:
+            if item.diff and (result.dry_run or item.action is Action.CONFLICT):
+                out_console.print(f"\n{item.kind} {item.uid} ({item.action.value}):", markup=False)
+                for line in item.diff:
+                    out_console.print(f"  {line}", markup=False)
+    counts = ", ".join(f"{result.count(a)} {a.value}" for a in Action if result.count(a))
+    err_console.print(
+        f"{'dry run, nothing written: ' if result.dry_run else ''}{counts or 'nothing to push'}",
+        markup=False,
+    )
