@@ -1,1 +1,101 @@
-"""`flobs demo` (placeholder until its issue lands)."""
+"""`flobs demo`: a simulated fleet with real Prometheus processes, verified end to end."""
+
+from __future__ import annotations
+
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from flobs.cli import app, err_console, handle_errors, out_console
+from flobs.commands.verify import render_text
+from flobs.errors import ExitCode, UsageError
+from flobs.live.demo import MAX_HOSTS, Mode, run_demo
+
+
+@app.command("demo")
+@handle_errors
+def demo_command(
+    hosts: Annotated[
+        int,
+        typer.Option("--hosts", min=1, max=MAX_HOSTS, help="How many simulated Flintlock hosts."),
+    ] = 3,
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode", help="federation (central Prometheus) or remote_write (into VictoriaMetrics)."
+        ),
+    ] = "federation",
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running", help="Leave everything running until Ctrl-C.")
+    ] = False,
+    workdir: Annotated[
+        Path | None,
+        typer.Option(
+            "--workdir",
+            file_okay=False,
+            help="Where the inventory, OUT, TSDBs and logs go "
+            "(default: a temporary directory, removed afterwards).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Simulator seed.")] = 1,
+) -> None:
+    """Start N simulated hosts, their exporters and Prometheus, the centre; verify.
+
+    Needs the Debian binaries: apt-get install prometheus prometheus-node-exporter
+    (+ victoria-metrics for --mode remote_write; prometheus-process-exporter is used
+    when installed). Everything listens on 127.0.0.0/8 and is stopped on exit and Ctrl-C.
+    """
+    if mode not in ("federation", "remote_write"):
+        raise UsageError(f"--mode {mode!r}: choose federation or remote_write")
+    chosen: Mode = "remote_write" if mode == "remote_write" else "federation"
+    stop = threading.Event()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        # SIGTERM stops the demo like Ctrl-C does: through the finally blocks below.
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    temp = None
+    if workdir is None:
+        temp = tempfile.TemporaryDirectory(prefix="flobs-demo-")
+        workdir = Path(temp.name)
+    try:
+
+        def progress(message: str) -> None:
+            err_console.print(f"demo: {message}", markup=False)
+
+        with run_demo(hosts, workdir, mode=chosen, seed=seed, progress=progress) as (result, _live):
+            report = result.report
+            for line in render_text(report):
+                out_console.file.write(line)
+            with_data = report.panels("data", "partial")
+            no_data = report.panels("no data") + report.panels("skipped")
+            out_console.file.write(
+                f"\ndemo: {len(report.hosts) - len(report.failed_hosts)}/{len(report.hosts)} "
+                f"hosts present after {result.waited_seconds:.0f}s; "
+                f"{len(with_data)} panel queries with data, {len(no_data)} without "
+                "(log and trace panels need agents the demo does not run)\n"
+                f"demo: central ({chosen}): {result.central_url}\n"
+                f"demo: inventory {result.inventory}, generated files {result.out}"
+                + (" (removed on exit; keep them with --workdir DIR)" if temp else "")
+                + "\n"
+            )
+            if keep_running:
+                out_console.file.write(
+                    f"demo: running; try  flobs verify -i {result.inventory} --out "
+                    f"{result.out}  — Ctrl-C stops everything\n"
+                )
+                out_console.file.flush()
+                while not stop.wait(0.5):
+                    pass
+            if not report.ok:
+                raise typer.Exit(int(ExitCode.FINDINGS))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if temp is not None:
+            temp.cleanup()

@@ -1,1 +1,163 @@
-"""`flobs verify` (placeholder until its issue lands)."""
+"""`flobs verify`: ask the central Prometheus whether every host's data arrives."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flobs.cli import app, err_console, handle_errors, out_console
+from flobs.errors import ExitCode, UsageError
+from flobs.inventory import load_fleet
+from flobs.live.prometheus_api import PrometheusAPI
+from flobs.live.verify import VerifyReport, verify
+from flobs.promtime import parse_duration
+
+MAX_LISTED = 25
+
+
+def render_text(report: VerifyReport, *, verbose: bool = False) -> Iterator[str]:
+    """The human report; also used by `flobs demo`."""
+    total = len(report.hosts)
+    present = total - len(report.failed_hosts)
+    yield f"verify {report.prometheus} ({report.mode} mode)\n"
+    yield f"hosts: {present}/{total} present\n"
+    for h in report.hosts:
+        if h.state != "present" or verbose:
+            state = "ok" if h.state == "present" else h.state.upper()
+            yield f"  {state:<12} {h.name}: {h.detail}\n"
+    if report.unexpected_hosts:
+        yield (
+            "unexpected hosts (at the centre, not in the inventory): "
+            + ", ".join(report.unexpected_hosts)
+            + "\n"
+        )
+    for w in report.warnings[:MAX_LISTED]:
+        yield f"warning: {w}\n"
+    if len(report.warnings) > MAX_LISTED:
+        yield f"warning: … and {len(report.warnings) - MAX_LISTED} more\n"
+    panels = [q for q in report.queries if q.kind == "panel"]
+    if panels:
+        data = report.panels("data")
+        partial = report.panels("partial")
+        empty = report.panels("no data")
+        skipped = report.panels("skipped")
+        errors = [q for q in panels if q.outcome == "error"]
+        yield (
+            f"panels: {len(data)} with data, {len(partial)} partial, {len(empty)} without "
+            f"data, {len(errors)} errors, {len(skipped)} skipped (not Prometheus)\n"
+        )
+        for q in panels:
+            if q.outcome == "data" and not verbose:
+                continue
+            line = f"  {q.outcome:<8} {q.source} / {q.title}"
+            if q.detail:
+                line += f": {q.detail}"
+            if q.hosts_without_data and q.outcome == "partial":
+                line += f" ({', '.join(q.hosts_without_data[:MAX_LISTED])})"
+            yield line + "\n"
+            if q.outcome == "error":
+                yield f"           expr: {q.expr}\n"
+    rules = [q for q in report.queries if q.kind != "panel"]
+    if rules:
+        errors = [q for q in rules if q.outcome == "error"]
+        firing = [q for q in rules if q.kind == "alert" and q.outcome == "data"]
+        empty = [q for q in rules if q.kind == "recording" and q.outcome == "no data"]
+        yield (
+            f"rules: {len(rules)} expressions, {len(errors)} errors, "
+            f"{len(empty)} recording rules without data, {len(firing)} alerts firing\n"
+        )
+        for q in errors:
+            yield f"  error    {q.source} / {q.title}: {q.detail}\n           expr: {q.expr}\n"
+        for q in empty:
+            yield f"  no data  {q.source} / {q.title}\n"
+        for q in firing:
+            yield f"  firing   {q.source} / {q.title}\n"
+    for note in report.notes:
+        yield f"note: {note}\n"
+    if report.ok:
+        yield "result: OK\n"
+    else:
+        why = []
+        if report.failed_hosts:
+            names = ", ".join(h.name for h in report.failed_hosts[:MAX_LISTED])
+            why.append(f"{len(report.failed_hosts)} host(s) not present: {names}")
+        if report.query_errors:
+            why.append(f"{len(report.query_errors)} query error(s)")
+        yield f"result: FAILED ({'; '.join(why)})\n"
+
+
+@app.command("verify")
+@handle_errors
+def verify_command(
+    inventory: Annotated[
+        Path, typer.Option("-i", "--inventory", dir_okay=False, help="The host inventory (YAML).")
+    ],
+    prometheus: Annotated[
+        str | None,
+        typer.Option(
+            "--prometheus",
+            help="Base URL of the central Prometheus-compatible query API "
+            "(default: central.prometheus.url). Credentials: FLOBS_PROMETHEUS_TOKEN, or "
+            "FLOBS_PROMETHEUS_USERNAME + FLOBS_PROMETHEUS_PASSWORD; FLOBS_PROMETHEUS_CA_FILE.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            file_okay=False,
+            help="Generated tree: also run every dashboard panel "
+            "query and central rule expression in it.",
+        ),
+    ] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="text or json (json on stdout).")
+    ] = "text",
+    stale_after: Annotated[
+        str | None,
+        typer.Option(
+            "--stale-after",
+            help="A host whose newest series is older than this is stale "
+            "(default: 3x the longest interval, +60s in remote_write mode).",
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="List every host and panel.")
+    ] = False,
+) -> None:
+    """Check that every inventory host's data reaches the centre and the queries work.
+
+    Exit 0 when every host is present and no query fails; 1 when a host is missing or
+    stale or a query fails; 3 when Prometheus cannot be reached.
+    """
+    if output_format not in ("text", "json"):
+        raise UsageError(f"--format {output_format!r}: choose text or json")
+    stale: float | None = None
+    if stale_after is not None:
+        ms = parse_duration(stale_after)
+        if ms is None:
+            raise UsageError(
+                f"--stale-after {stale_after!r} is not a duration", hint="write it like 90s or 5m"
+            )
+        stale = ms / 1000
+    if out is not None and not (out / "manifest.json").is_file():
+        raise UsageError(
+            f"--out {out} is not a flobs output tree (no manifest.json)",
+            hint="run `flobs generate -i INVENTORY -o OUT` first",
+        )
+    loaded = load_fleet(inventory)
+    for warning in loaded.warnings:
+        err_console.print(warning.render(), markup=False)
+    url = prometheus or loaded.fleet.central.prometheus.url
+    with PrometheusAPI.from_env(url) as api:
+        report = verify(loaded.fleet, api, out=out, stale_after=stale)
+    if output_format == "json":
+        out_console.file.write(report.to_json())
+    else:
+        for line in render_text(report, verbose=verbose):
+            out_console.file.write(line)
+    if not report.ok:
+        raise typer.Exit(int(ExitCode.FINDINGS))

@@ -1,0 +1,355 @@
+"""`flobs demo`: a whole simulated fleet on this machine, with the real Prometheus.
+
+Each simulated host gets its own loopback address (127.0.0.11, .12, … — all of
+127.0.0.0/8 is loopback on Linux, so no setup is needed) and a free port for every
+endpoint, so the inventory passes flobs' own checks (unique addresses; in federation
+mode the local Prometheus listens on the host's address). Then: generate, start the
+simulators (threads), node_exporter, process-exporter (if installed) and a local
+Prometheus per host, the centre (Prometheus, or VictoriaMetrics in remote_write mode),
+wait for every host to arrive, and verify.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from flobs import yamlio
+from flobs.errors import SystemFailure, UsageError
+from flobs.generate import generate
+from flobs.live.processes import Supervisor, require
+from flobs.live.prometheus_api import PrometheusAPI
+from flobs.live.verify import VerifyReport, verify
+from flobs.model import Fleet, Host
+from flobs.sim.host import SimulatedHost
+
+Mode = Literal["federation", "remote_write"]
+Progress = Callable[[str], None]
+MAX_HOSTS = 200
+FIRST_ADDRESS = "127.0.0.11"
+# Short intervals so data crosses the pipeline in seconds, not minutes.
+DEMO_INTERVAL = "1s"
+DEMO_FLUSH = "10s"  # Firecracker's is 60 s; shorter, so flush-to-flush change is visible
+
+
+class PortPool:
+    """Free TCP ports per address, never handing out one twice."""
+
+    def __init__(self) -> None:
+        self._given: set[tuple[str, int]] = set()
+
+    def take(self, address: str) -> int:
+        for _ in range(50):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((address, 0))
+                port = int(s.getsockname()[1])
+            if (address, port) not in self._given and port not in {p for _, p in self._given}:
+                self._given.add((address, port))
+                return port
+        raise SystemFailure(f"no free TCP port on {address}")
+
+
+def demo_inventory(
+    hosts: int,
+    workdir: Path,
+    *,
+    mode: Mode = "federation",
+    first_address: str = FIRST_ADDRESS,
+    cluster: str = "demo",
+    flush_interval: str = DEMO_FLUSH,
+    ports: PortPool | None = None,
+) -> dict[str, Any]:
+    """An inventory of ``hosts`` simulated hosts on loopback, every port free right now."""
+    if not 1 <= hosts <= MAX_HOSTS:
+        raise UsageError(f"--hosts must be between 1 and {MAX_HOSTS}")
+    pool = ports or PortPool()
+    base = ipaddress.IPv4Address(first_address)
+    entries = []
+    for i in range(hosts):
+        addr = str(base + i)
+        if not ipaddress.IPv4Address(addr).is_loopback:
+            raise UsageError(f"{addr} is not a loopback address")
+        name = f"{cluster}-{i + 1}"
+
+        def ep(addr: str = addr) -> str:
+            return f"{addr}:{pool.take(addr)}"
+
+        entries.append(
+            {
+                "name": name,
+                "address": addr,
+                "labels": {"rack": f"r{i // 2 + 1:02d}"},
+                "vars": {
+                    "flintlockd": {
+                        "grpc_endpoint": ep(),
+                        "http_endpoint": ep(),
+                        "metrics_endpoint": ep(),
+                    },
+                    "flintlock_metrics": {"endpoint": ep(), "flush_interval": flush_interval},
+                    "node_exporter": {"endpoint": ep()},
+                    "process_exporter": {"endpoint": ep()},
+                    "local_prometheus": {"listen": ep()},
+                    "logs": {
+                        "source": "file",
+                        "path": str(workdir / "logs" / name / "flintlockd.log"),
+                        "positions_dir": str(workdir / "positions" / name),
+                        "listen": ep(),
+                    },
+                    "otelcol": {
+                        "grpc_endpoint": ep(),
+                        "http_endpoint": ep(),
+                        "health_endpoint": ep(),
+                        "metrics_endpoint": ep(),
+                    },
+                },
+            }
+        )
+    central_port = pool.take("127.0.0.1")
+    prometheus: dict[str, Any] = {
+        "listen": f"127.0.0.1:{central_port}",
+        "url": f"http://127.0.0.1:{central_port}",
+        "scrape_interval": DEMO_INTERVAL,
+        "evaluation_interval": DEMO_INTERVAL,
+    }
+    if mode == "remote_write":
+        store = pool.take("127.0.0.1")
+        prometheus["mode"] = "remote_write"
+        # VictoriaMetrics: write at /api/v1/write, Prometheus query API at the root.
+        prometheus["url"] = f"http://127.0.0.1:{store}"
+        prometheus["remote_write"] = {
+            "url": f"http://127.0.0.1:{store}/api/v1/write",
+            "queue": {"max_samples_per_send": 500},
+        }
+    return {
+        "apiVersion": "flobs/v1",
+        "cluster": cluster,
+        "defaults": {
+            "scrape_interval": DEMO_INTERVAL,
+            "evaluation_interval": DEMO_INTERVAL,
+            "providers": ["firecracker", "cloud-hypervisor"],
+        },
+        "hosts": entries,
+        "central": {
+            "prometheus": prometheus,
+            # Nothing listens here in the demo; log and trace panels stay empty.
+            "loki": {"url": "http://127.0.0.1:3100/loki/api/v1/push"},
+            "traces": {"otlp_endpoint": "127.0.0.1:4317", "insecure": True},
+            "grafana": {"url": "http://127.0.0.1:3000"},
+        },
+    }
+
+
+def write_inventory(doc: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (
+        "A simulated Flintlock fleet on loopback, written by `flobs demo`.\n"
+        "Every address is in 127.0.0.0/8; every port was free when it was written."
+    )
+    path.write_text(yamlio.dump(doc, header=header), encoding="utf-8")
+
+
+@dataclass
+class LiveFleet:
+    """Everything running for one simulated fleet; stop with ``stop()``."""
+
+    fleet: Fleet
+    out: Path
+    workdir: Path
+    supervisor: Supervisor
+    simulators: dict[str, SimulatedHost] = field(default_factory=dict)
+
+    @property
+    def central_url(self) -> str:
+        return self.fleet.central.prometheus.url
+
+    def api(self) -> PrometheusAPI:
+        return PrometheusAPI(self.central_url)
+
+    def local_prometheus_name(self, host: Host) -> str:
+        return f"prometheus-{host.name}"
+
+    def stop_host_prometheus(self, host_name: str) -> None:
+        self.supervisor.stop(self.local_prometheus_name(self.fleet.host(host_name)))
+
+    def wait_for_hosts(
+        self, timeout: float = 60.0, progress: Progress | None = None
+    ) -> VerifyReport:
+        """Poll until every host is present at the centre (or ``timeout`` passes)."""
+        deadline = time.monotonic() + timeout
+        shown = -1
+        with self.api() as api:
+            while True:
+                report = verify(self.fleet, api, hosts_only=True)
+                present = len(report.hosts) - len(report.failed_hosts)
+                if progress and present != shown:
+                    progress(f"{present}/{len(report.hosts)} hosts at the centre")
+                    shown = present
+                if report.ok or time.monotonic() > deadline:
+                    return report
+                time.sleep(1.0)
+
+    def verify(self) -> VerifyReport:
+        with self.api() as api:
+            return verify(self.fleet, api, out=self.out)
+
+    def stop(self) -> None:
+        try:
+            self.supervisor.stop_all()
+        finally:
+            for sim in self.simulators.values():
+                sim.stop()
+            self.simulators.clear()
+
+
+def tools_for(mode: Mode) -> tuple[str, ...]:
+    central = ("victoria-metrics",) if mode == "remote_write" else ()
+    return ("prometheus", "prometheus-node-exporter", *central)
+
+
+def start_fleet(
+    inventory: Path, workdir: Path, *, seed: int = 1, progress: Progress | None = None
+) -> LiveFleet:
+    """Generate OUT from ``inventory`` and start the whole fleet; the caller stops it."""
+    say = progress or (lambda _msg: None)
+    out = workdir / "out"
+    fleet = generate(inventory, out).fleet
+    mode: Mode = fleet.central.prometheus.mode
+    bins = require(*tools_for(mode))
+    optional = require_optional("prometheus-process-exporter")
+    live = LiveFleet(fleet, out, workdir, Supervisor(workdir / "logs" / "processes"))
+    try:
+        _start_all(live, bins, optional, seed, say)
+    except BaseException:
+        live.stop()
+        raise
+    return live
+
+
+def require_optional(name: str) -> str | None:
+    return shutil.which(name)
+
+
+def _start_all(
+    live: LiveFleet, bins: dict[str, str], process_exporter: str | None, seed: int, say: Progress
+) -> None:
+    fleet, out, data, sup = live.fleet, live.out, live.workdir / "data", live.supervisor
+    p = fleet.central.prometheus
+    if p.mode == "remote_write":
+        store = p.url.rstrip("/")
+        listen = store.split("://", 1)[1]
+        say(f"starting VictoriaMetrics on {listen}")
+        sup.start(
+            "victoria-metrics",
+            [
+                bins["victoria-metrics"],
+                f"-httpListenAddr={listen}",
+                f"-storageDataPath={data / 'victoria-metrics'}",
+                "-retentionPeriod=1d",
+                # Query results normally hide the newest 30 s; the demo wants them now.
+                "-search.latencyOffset=1s",
+                "-loggerLevel=WARN",
+            ],
+        )
+        sup.wait_ready("victoria-metrics", f"{store}/health", expect="OK")
+    say(f"starting {len(fleet.hosts)} simulated hosts")
+    for host in fleet.hosts:
+        sim = SimulatedHost(fleet, host, seed=seed)
+        sim.start()
+        live.simulators[host.name] = sim
+    for host in fleet.hosts:
+        v, base = host.vars, out / "hosts" / host.name
+        if v.node_exporter.enabled:
+            sup.start(
+                f"node_exporter-{host.name}",
+                [
+                    bins["prometheus-node-exporter"],
+                    f"--web.listen-address={v.node_exporter.endpoint}",
+                    f"--web.config.file={base / 'exporters' / 'node_exporter-web.yml'}",
+                ],
+            )
+        if v.process_exporter.enabled and process_exporter:
+            sup.start(
+                f"process-exporter-{host.name}",
+                [
+                    process_exporter,
+                    "-web.listen-address",
+                    str(v.process_exporter.endpoint),
+                    "-config.path",
+                    str(base / "exporters" / "process-exporter.yml"),
+                ],
+            )
+        sup.start(
+            live.local_prometheus_name(host),
+            [
+                bins["prometheus"],
+                f"--config.file={base / 'prometheus.yml'}",
+                f"--web.listen-address={v.local_prometheus.listen}",
+                f"--storage.tsdb.path={data / host.name}",
+                f"--storage.tsdb.retention.time={v.local_prometheus.retention}",
+                "--log.level=warn",
+            ],
+        )
+    say(f"starting {len(fleet.hosts)} local Prometheus servers")
+    for host in fleet.hosts:
+        sup.wait_ready(
+            live.local_prometheus_name(host), f"http://{host.vars.local_prometheus.listen}/-/ready"
+        )
+    if p.mode == "federation":
+        say(f"starting the central Prometheus on {p.listen}")
+        sup.start(
+            "prometheus-central",
+            [
+                bins["prometheus"],
+                f"--config.file={out / 'central' / 'prometheus.yml'}",
+                f"--web.listen-address={p.listen}",
+                f"--storage.tsdb.path={data / 'central'}",
+                "--log.level=warn",
+            ],
+        )
+        sup.wait_ready("prometheus-central", f"{p.url.rstrip('/')}/-/ready")
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    fleet: Fleet
+    inventory: Path
+    out: Path
+    central_url: str
+    report: VerifyReport
+    waited_seconds: float
+
+
+@contextmanager
+def run_demo(
+    hosts: int,
+    workdir: Path,
+    *,
+    mode: Mode = "federation",
+    seed: int = 1,
+    timeout: float = 90.0,
+    progress: Progress | None = None,
+) -> Iterator[tuple[DemoResult, LiveFleet]]:
+    """Start a demo fleet, wait for it, verify it; everything stops when the block ends."""
+    require(*tools_for(mode))  # fail before writing anything
+    inventory = workdir / "inventory.yaml"
+    write_inventory(demo_inventory(hosts, workdir, mode=mode), inventory)
+    started = time.monotonic()
+    live = start_fleet(inventory, workdir, seed=seed, progress=progress)
+    try:
+        live.wait_for_hosts(timeout=timeout, progress=progress)
+        # Rates over the 1m Grafana interval need two samples at the centre.
+        time.sleep(3.0)
+        report = live.verify()
+        result = DemoResult(
+            live.fleet, inventory, live.out, live.central_url, report, time.monotonic() - started
+        )
+        yield result, live
+    finally:
+        live.stop()

@@ -1,0 +1,391 @@
+"""`flobs verify`: does the centre really hold every host's data, and do the queries work?
+
+1. Hosts. In federation mode a host is *present* when the central's federate scrape of
+   it is up (``up{job="federate",host=H} == 1``) and flobs' recording series
+   (``host:*``, ``microvm:*``) for H are there and fresh. In remote_write mode there is
+   no federate job: the host's own ``up`` series (pushed by its local Prometheus) and
+   its recording series must be there and fresh. Hosts the centre knows but the
+   inventory does not are listed as unexpected.
+2. Queries. Every Prometheus target of every dashboard in ``OUT/grafana/dashboards``
+   (rows may nest panels; ``$host`` panels run once per host) and every central rule
+   expression in ``OUT/central/rules`` runs as an instant query: data, no data, error.
+
+Only missing/stale hosts and query errors fail verification; empty panels and agents
+that are down (``up == 0`` for promtail, otelcol …) are warnings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from flobs.live.prometheus_api import PrometheusAPI, QueryFailed
+from flobs.model import Fleet
+from flobs.promql import grafana_variables, substitute
+from flobs.promtime import seconds
+
+FLOBS_SERIES = '{__name__=~"host:.+|microvm:.+"}'
+
+HostState = Literal["present", "missing", "stale", "unreachable"]
+Outcome = Literal["data", "partial", "no data", "error", "skipped"]
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    name: str
+    state: HostState
+    series: int  # flobs recording series the centre holds for the host
+    age_seconds: float | None  # how old the newest of them is
+    detail: str
+
+
+@dataclass(frozen=True)
+class QueryCheck:
+    kind: Literal["panel", "recording", "alert"]
+    source: str  # dashboard title or rule file
+    title: str  # panel title (+ target refId) or rule name
+    expr: str
+    outcome: Outcome
+    detail: str = ""
+    hosts_without_data: tuple[str, ...] = ()
+
+
+@dataclass
+class VerifyReport:
+    prometheus: str
+    mode: str
+    stale_after: float
+    hosts: list[HostStatus] = field(default_factory=list)
+    unexpected_hosts: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    queries: list[QueryCheck] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def failed_hosts(self) -> list[HostStatus]:
+        return [h for h in self.hosts if h.state != "present"]
+
+    @property
+    def query_errors(self) -> list[QueryCheck]:
+        return [q for q in self.queries if q.outcome == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed_hosts and not self.query_errors
+
+    def panels(self, *outcomes: Outcome) -> list[QueryCheck]:
+        return [q for q in self.queries if q.kind == "panel" and q.outcome in outcomes]
+
+    def to_json(self) -> str:
+        doc = asdict(self)
+        doc["ok"] = self.ok
+        doc["summary"] = {
+            "hosts": len(self.hosts),
+            "present": len(self.hosts) - len(self.failed_hosts),
+            "query_errors": len(self.query_errors),
+            "panels_with_data": len(self.panels("data", "partial")),
+            "panels_without_data": len(self.panels("no data")),
+        }
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def default_stale_after(fleet: Fleet) -> float:
+    """How old a host's newest series may be before it counts as stale.
+
+    New samples reach the centre every evaluation interval on the host (recording
+    rules) plus one federation scrape; three of the longest is generous. remote_write
+    adds its batch deadline (5 s) and the store's own visibility delay (VictoriaMetrics
+    hides the newest 30 s by default, ``-search.latencyOffset``).
+    """
+    p = fleet.central.prometheus
+    longest = max(
+        [seconds(p.scrape_interval)]
+        + [seconds(h.vars.evaluation_interval) for h in fleet.hosts]
+        + [seconds(h.vars.scrape_interval) for h in fleet.hosts]
+    )
+    slack = 60.0 if p.mode == "remote_write" else 0.0
+    return max(15.0, 3 * longest) + slack
+
+
+def _by_host(samples: list[Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for s in samples:
+        host = s.labels.get("host")
+        if host is not None:
+            out[host] = s.value
+    return out
+
+
+def check_hosts(fleet: Fleet, api: PrometheusAPI, report: VerifyReport) -> None:
+    mode = fleet.central.prometheus.mode
+    counts = _by_host(api.query(f"count by (host) ({FLOBS_SERIES})"))
+    # timestamp() drops the metric name, so keep it in a label to avoid duplicates.
+    named = f'label_replace({FLOBS_SERIES}, "flobs_series", "$1", "__name__", "(.+)")'
+    ages = _by_host(api.query(f"time() - max by (host) (timestamp({named}))"))
+    if mode == "federation":
+        ups = _by_host(api.query('max by (host) (up{job="federate"})'))
+    else:
+        ups = _by_host(api.query("max by (host) (up)"))
+    errors = api.federation_errors() if mode == "federation" else {}
+    inventory = {h.name for h in fleet.hosts}
+    for host in fleet.hosts:
+        name = host.name
+        count, age = int(counts.get(name, 0)), ages.get(name)
+        state: HostState = "present"
+        if mode == "federation" and ups.get(name) == 0:
+            state = "unreachable"
+            detail = f"the central cannot federate {host.federation_target}"
+            if errors.get(name):
+                detail += f": {errors[name]}"
+        elif mode == "federation" and name not in ups:
+            state = "missing"
+            detail = (
+                "no federate target for it: is it in central/targets/*.json "
+                "and the central config current?"
+            )
+        elif mode == "remote_write" and name not in ups:
+            state = "missing"
+            detail = (
+                "no `up` series with this host label: its local Prometheus does not "
+                "remote_write here"
+            )
+        elif count == 0:
+            state = "missing"
+            detail = "no flobs recording series (host:*, microvm:*) for it"
+        elif age is not None and age > report.stale_after:
+            state = "stale"
+            detail = f"newest flobs series is {age:.0f}s old (limit {report.stale_after:.0f}s)"
+        else:
+            detail = f"{count} flobs series" + (
+                f", newest {age:.1f}s old" if age is not None else ""
+            )
+        report.hosts.append(HostStatus(name, state, count, age, detail))
+    seen = set(counts) | set(ups)
+    report.unexpected_hosts = sorted(seen - inventory)
+    # Agents that are down are worth knowing, but not a missing host (e.g. no log
+    # shipper installed yet). Federation carries each host's `up`, remote_write too.
+    down = api.query('up{job!="federate"} == 0')
+    for s in sorted(down, key=lambda s: (s.labels.get("host", ""), s.labels.get("job", ""))):
+        if s.labels.get("host") in inventory:
+            report.warnings.append(
+                f"{s.labels['host']}: job {s.labels.get('job', '?')} is down (up == 0)"
+            )
+
+
+# -- dashboards and rules ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Target:
+    dashboard: str
+    panel: str
+    expr: str
+    datasource: str  # "prometheus" | "loki" | "tempo" | other type/uid
+    variables: dict[str, str]
+
+
+def _iter_panels(panels: list[Any]) -> Iterator[dict[str, Any]]:
+    for panel in panels or []:
+        if not isinstance(panel, dict):
+            continue
+        yield panel
+        yield from _iter_panels(panel.get("panels") or [])  # collapsed rows nest panels
+
+
+def _template_values(dashboard: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """(variable → value to substitute, datasource variable → datasource type)."""
+    values: dict[str, str] = {}
+    ds_vars: dict[str, str] = {}
+    for var in (dashboard.get("templating") or {}).get("list") or []:
+        name = var.get("name")
+        if not name:
+            continue
+        if var.get("type") == "datasource":
+            ds_vars[name] = str(var.get("query") or "")
+            continue
+        current = (var.get("current") or {}).get("value")
+        if isinstance(current, list):
+            current = "|".join(str(c) for c in current)
+        if current in (None, "", "$__all"):
+            current = var.get("allValue") or ".*"
+        values[name] = str(current)
+    return values, ds_vars
+
+
+def _datasource_kind(ds: Any, fleet: Fleet, ds_vars: dict[str, str]) -> str:
+    g = fleet.central.grafana
+    if ds is None:
+        return "prometheus"  # Grafana's default datasource; flobs provisions Prometheus
+    if isinstance(ds, str):
+        uid, kind = ds, ""
+    else:
+        uid, kind = str(ds.get("uid") or ""), str(ds.get("type") or "")
+    names = grafana_variables(uid)
+    if names:
+        return ds_vars.get(next(iter(names)), kind or "prometheus")
+    if uid == g.prometheus.uid or kind == "prometheus":
+        return "prometheus"
+    if uid == g.loki.uid or kind == "loki":
+        return "loki"
+    if uid == g.tempo.uid or kind == "tempo":
+        return "tempo"
+    return kind or uid
+
+
+def dashboard_targets(out: Path, fleet: Fleet) -> Iterator[_Target]:
+    for path in sorted((out / "grafana" / "dashboards").glob("*.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        dashboard = doc.get("dashboard", doc) if isinstance(doc, dict) else {}
+        title = str(dashboard.get("title") or path.stem)
+        values, ds_vars = _template_values(dashboard)
+        values["cluster"] = fleet.cluster
+        for panel in _iter_panels(dashboard.get("panels") or []):
+            for target in panel.get("targets") or []:
+                expr = target.get("expr") or ""
+                ds = target.get("datasource") or panel.get("datasource")
+                kind = _datasource_kind(ds, fleet, ds_vars)
+                if not expr and kind == "prometheus":
+                    continue
+                ref = target.get("refId")
+                label = str(panel.get("title") or f"panel {panel.get('id')}")
+                if ref:
+                    label += f" [{ref}]"
+                yield _Target(title, label, str(expr or target.get("query") or ""), kind, values)
+
+
+def rule_expressions(out: Path) -> Iterator[tuple[str, str, str, Literal["recording", "alert"]]]:
+    """(file, rule name, expr, kind) of every central rule."""
+    for path in sorted((out / "central" / "rules").glob("*.yml")):
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for group in doc.get("groups") or []:
+            for rule in group.get("rules") or []:
+                if "record" in rule:
+                    yield path.name, str(rule["record"]), str(rule["expr"]), "recording"
+                elif "alert" in rule:
+                    yield path.name, str(rule["alert"]), str(rule["expr"]), "alert"
+
+
+def _run(api: PrometheusAPI, expr: str) -> tuple[bool | None, str]:
+    """(has data, error) — has data is None on error."""
+    try:
+        return bool(api.query(expr)), ""
+    except QueryFailed as err:
+        return None, str(err)
+
+
+def check_panel(api: PrometheusAPI, fleet: Fleet, target: _Target) -> QueryCheck:
+    if target.datasource != "prometheus":
+        return QueryCheck(
+            "panel",
+            target.dashboard,
+            target.panel,
+            target.expr,
+            "skipped",
+            f"{target.datasource} datasource",
+        )
+    per_host = "host" in grafana_variables(target.expr)
+    hosts = [h.name for h in fleet.hosts] if per_host else [None]
+    without: list[str] = []
+    shown = target.expr
+    for host in hosts:
+        values = dict(target.variables)
+        if host is not None:
+            values["host"] = host
+        expr = substitute(target.expr, values, default=".*")
+        shown = expr if host is None else target.expr
+        has_data, error = _run(api, expr)
+        if has_data is None:
+            return QueryCheck("panel", target.dashboard, target.panel, expr, "error", error)
+        if not has_data and host is not None:
+            without.append(host)
+        elif not has_data:
+            return QueryCheck("panel", target.dashboard, target.panel, expr, "no data")
+    if per_host and len(without) == len(hosts):
+        return QueryCheck(
+            "panel",
+            target.dashboard,
+            target.panel,
+            shown,
+            "no data",
+            "no data for any host",
+            tuple(without),
+        )
+    if without:
+        return QueryCheck(
+            "panel",
+            target.dashboard,
+            target.panel,
+            shown,
+            "partial",
+            f"no data for {len(without)}/{len(hosts)} hosts",
+            tuple(without),
+        )
+    return QueryCheck(
+        "panel",
+        target.dashboard,
+        target.panel,
+        shown,
+        "data",
+        f"per host, {len(hosts)} hosts" if per_host else "",
+    )
+
+
+def check_rule(
+    api: PrometheusAPI, source: str, name: str, expr: str, kind: Literal["recording", "alert"]
+) -> QueryCheck:
+    has_data, error = _run(api, expr)
+    if has_data is None:
+        return QueryCheck(kind, source, name, expr, "error", error)
+    if kind == "alert":
+        # An alert expression returns data exactly when the alert is (pending or) firing.
+        return QueryCheck(
+            kind,
+            source,
+            name,
+            expr,
+            "data" if has_data else "no data",
+            "firing or pending" if has_data else "not firing",
+        )
+    return QueryCheck(kind, source, name, expr, "data" if has_data else "no data")
+
+
+def check_queries(
+    fleet: Fleet, api: PrometheusAPI, out: Path, report: VerifyReport, *, workers: int = 4
+) -> None:
+    targets = list(dashboard_targets(out, fleet))
+    rules = list(rule_expressions(out))
+    if not targets:
+        report.notes.append(f"no dashboards in {out / 'grafana' / 'dashboards'}")
+    if not rules:
+        report.notes.append(f"no central rules in {out / 'central' / 'rules'}")
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        panel_checks = list(pool.map(lambda t: check_panel(api, fleet, t), targets))
+        rule_checks = list(pool.map(lambda r: check_rule(api, *r), rules))
+    report.queries.extend(panel_checks)
+    report.queries.extend(rule_checks)
+
+
+def verify(
+    fleet: Fleet,
+    api: PrometheusAPI,
+    *,
+    out: Path | None = None,
+    stale_after: float | None = None,
+    hosts_only: bool = False,
+) -> VerifyReport:
+    """Check the centre behind ``api`` against ``fleet`` (and OUT's queries)."""
+    report = VerifyReport(
+        prometheus=api.url,
+        mode=fleet.central.prometheus.mode,
+        stale_after=default_stale_after(fleet) if stale_after is None else stale_after,
+    )
+    check_hosts(fleet, api, report)
+    if out is not None and not hosts_only:
+        check_queries(fleet, api, out, report)
+    return report
