@@ -88,10 +88,21 @@ def handle_errors(func: F) -> F:
         except KeyboardInterrupt:
             err_console.print("interrupted", markup=False)
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except (typer.Abort, SystemExit):
+            raise
         except BrokenPipeError:
             # stdout closed early (`flobs … | head`): not an error worth a traceback.
             sys.stderr.close()
             raise typer.Exit(int(ExitCode.OK)) from None
+        except Exception as err:  # a bug: say so plainly, keep the traceback opt-in
+            if _show_traceback:
+                err_console.print_exception()
+            err_console.print(
+                f"internal error: {type(err).__name__}: {err}\n"
+                "    hint: this is a bug in flobs; rerun with --traceback and report it",
+                markup=False,
+            )
+            raise typer.Exit(int(ExitCode.REMOTE)) from err
 
     return wrapper  # type: ignore[return-value]
 

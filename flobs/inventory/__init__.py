@@ -88,7 +88,7 @@ def load_fleet_text(raw: bytes, shown: str, *, file_name: str = "inventory.yaml"
                     mark.col if mark else None,
                     "yaml",
                     Severity.ERROR,
-                    err.message,
+                    f"invalid YAML: {err.message}",
                     "fix the YAML syntax at this position",
                     format_path(err.path) if err.path else None,
                 )
@@ -108,8 +108,8 @@ def load_fleet_text(raw: bytes, shown: str, *, file_name: str = "inventory.yaml"
         )
 
     problems = [
-        source.problem(path, message, hint, check_id="schema")
-        for path, message, hint in schema_problems(doc)
+        source.problem(path, message, hint, check_id="schema", at_key=at_key)
+        for path, message, hint, at_key in schema_problems(doc)
     ]
     if problems:
         # Semantic checks assume the shapes the schema guarantees; stop here.

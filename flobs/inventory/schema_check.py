@@ -23,6 +23,16 @@ _DEF_HELP = {
 }
 
 
+_TYPE_HINTS = {
+    "boolean": "write true or false (unquoted)",
+    "integer": "write a whole number, unquoted",
+    "number": "write a number, unquoted",
+    "string": "write text; quote it if YAML would read it as something else",
+    "object": "write a mapping (key: value lines)",
+    "array": "write a list ([a, b] or - items)",
+}
+
+
 @cache
 def validator() -> Draft202012Validator:
     return Draft202012Validator(resources.schema("inventory.schema.json"))
@@ -45,10 +55,17 @@ def _defaults(node: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def schema_problems(doc: Any) -> Iterator[tuple[tuple[str | int, ...], str, str | None]]:
-    """Yield ``(path, message, hint)`` for each schema violation, most specific first."""
+SchemaProblem = tuple[tuple[str | int, ...], str, str | None, bool]
+
+
+def schema_problems(doc: Any) -> Iterator[SchemaProblem]:
+    """Yield ``(path, message, hint, at_key)`` per violation; ``at_key`` locates the key."""
     for err in sorted(validator().iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
-        yield from _explain(err)
+        for path, message, hint in _explain(err):
+            at_key = (
+                message.startswith("unknown key") or "propertyNames" in err.absolute_schema_path
+            )
+            yield path, message, hint, at_key
 
 
 def _explain(err: ValidationError) -> Iterator[tuple[tuple[str | int, ...], str, str | None]]:
@@ -81,6 +98,13 @@ def _explain(err: ValidationError) -> Iterator[tuple[tuple[str | int, ...], str,
         yield path, f"must be {' or '.join(types) if types else 'a valid value'}", None
         return
     ref = _ref_name(err)
+    if "propertyNames" in err.absolute_schema_path and isinstance(err.instance, str):
+        # jsonschema reports a bad key at its parent; point at the key itself.
+        what, hint = (
+            _DEF_HELP["label_name"] if ref == "label_name" else ("is not a valid name", None)
+        )
+        yield (*path, err.instance), f"{err.instance!r} {what}", hint
+        return
     if ref in _DEF_HELP and kind in ("pattern", "type"):
         what, hint = _DEF_HELP[ref]
         yield path, f"{err.instance!r} {what}", hint
@@ -93,13 +117,17 @@ def _explain(err: ValidationError) -> Iterator[tuple[tuple[str | int, ...], str,
         yield path, f"{err.instance!r} is not one of: {choices}", None
         return
     if kind == "const":
-        yield path, f"must be {err.validator_value!r}, not {err.instance!r}", None
+        yield (
+            path,
+            f"must be {err.validator_value!r}, not {err.instance!r}",
+            f"this version of flobs reads {err.validator_value!r}",
+        )
         return
     if kind == "type":
         yield (
             path,
             f"must be of type {err.validator_value}, not {type(err.instance).__name__}",
-            None,
+            _TYPE_HINTS.get(str(err.validator_value), schema.get("description")),
         )
         return
     yield path, err.message, schema.get("description")
