@@ -137,7 +137,8 @@ def _findings_from_block(path: str, body: str) -> list[ToolFinding]:
     if found:
         return found
     # Messages repeat the (relative) path we passed; it is already the finding's file.
-    message = " ".join(x.strip() for x in text.splitlines() if x.strip()) or "failed"
+    lines = [x.strip().removeprefix(f"{path}: ") for x in text.splitlines() if x.strip()]
+    message = " ".join(lines) or "failed"
     return [ToolFinding(path, message, None, lint)]
 
 
