@@ -482,6 +482,7 @@ class _Builder:
             prometheus=ref("prometheus", prom_url),
             loki=ref("loki", query),
             tempo=ref("tempo", traces.query_url),
+            dashboards_path=g.get("dashboards_path", "/var/lib/grafana/dashboards/flobs"),
         )
         uids = [grafana.prometheus.uid, grafana.loki.uid, grafana.tempo.uid]
         if len(set(uids)) != 3:
@@ -511,6 +512,18 @@ class _Builder:
                     ("central", "grafana", key),
                     "Grafana URL is plain http; the API token would cross the network unencrypted",
                     "use https://",
+                )
+        insecure = [("central", "loki"), ("central", "traces")]
+        if rw is not None:
+            insecure.append(("central", "prometheus", "remote_write"))
+        for where, auth in zip(
+            insecure, [loki.auth, traces.auth, *([rw.auth] if rw else [])], strict=True
+        ):
+            if auth.insecure_skip_verify:
+                self.warn(
+                    (*where, "insecure_skip_verify"),
+                    "TLS verification is off: anyone on the path can read and change this traffic",
+                    "give a ca_file instead and remove insecure_skip_verify",
                 )
         return Central(
             prometheus,
