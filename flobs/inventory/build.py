@@ -513,7 +513,7 @@ class _Builder:
                     "Grafana URL is plain http; the API token would cross the network unencrypted",
                     "use https://",
                 )
-        insecure = [("central", "loki"), ("central", "traces")]
+        insecure: list[DocPath] = [("central", "loki"), ("central", "traces")]
         if rw is not None:
             insecure.append(("central", "prometheus", "remote_write"))
         for where, auth in zip(
