@@ -286,6 +286,8 @@ class Grafana:
     prometheus: DatasourceRef
     loki: DatasourceRef
     tempo: DatasourceRef
+    # Where the Grafana server reads the dashboard JSON files (file provisioning).
+    dashboards_path: str = "/var/lib/grafana/dashboards/flobs"
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,9 @@ from flobs.artifacts import (
     alloy,
     central,
     central_rules,
+    dashboards,
     exporters,
+    grafana_provisioning,
     otelcol,
     prometheus_local,
     promtail,
@@ -25,7 +27,12 @@ HostArtifact = Callable[[Fleet, Host], dict[str, bytes]]
 FleetArtifact = Callable[[Fleet], dict[str, bytes]]
 
 HOST_MODULES: tuple[ModuleType, ...] = (prometheus_local, exporters, promtail, alloy, otelcol)
-FLEET_MODULES: tuple[ModuleType, ...] = (central, central_rules)
+FLEET_MODULES: tuple[ModuleType, ...] = (
+    central,
+    central_rules,
+    dashboards,
+    grafana_provisioning,
+)
 
 
 def host_artifacts() -> list[HostArtifact]:

@@ -1,0 +1,277 @@
+"""Fleet overview: is the fleet healthy, where is the load, which hosts log errors."""
+
+from __future__ import annotations
+
+from flobs.artifacts.central_rules import SERVER_ERROR_CODES as SERVER_ERRORS
+from flobs.artifacts.dashboards.panels import (
+    ERROR_LEVELS,
+    HOST_LINK,
+    HOSTS,
+    DashboardSpec,
+    PanelSpec,
+    RowSpec,
+    View,
+    logql,
+    promql,
+)
+
+UID = "flobs-fleet"
+TOP = 10  # hosts shown in "top hosts" panels: readable at 1,000 hosts
+
+
+def spec(view: View) -> DashboardSpec:
+    up = view.host_up_where(HOSTS)
+    handled = f"host:grpc_server_handled:rate5m{{{HOSTS}}}"
+    server_errors = f'host:grpc_server_handled:rate5m{{{HOSTS}, grpc_code=~"{SERVER_ERRORS}"}}'
+    hosts = RowSpec(
+        "Hosts",
+        (
+            PanelSpec(
+                "Hosts up",
+                "Hosts whose series reach the central Prometheus now.",
+                "none",
+                "stat",
+                (promql(f"sum({up})", instant=True),),
+                width=4,
+                height=5,
+            ),
+            PanelSpec(
+                "Hosts down",
+                "Hosts the central cannot hear from (see the FlobsHostDown alert).",
+                "none",
+                "stat",
+                (promql(_hosts_down(view, HOSTS), instant=True),),
+                width=4,
+                height=5,
+                thresholds=((1, "red"),),
+            ),
+            PanelSpec(
+                "MicroVMs",
+                "MicroVMs reported by flintlock-metrics on the selected hosts.",
+                "none",
+                "stat",
+                (promql(f"sum(host:microvms:count{{{HOSTS}}})", instant=True),),
+                width=4,
+                height=5,
+            ),
+            PanelSpec(
+                "Hosts up by zone",
+                "Reachable hosts per `zone` label (an inventory label; hosts without one are "
+                "grouped as empty).",
+                "none",
+                "timeseries",
+                (promql(f"sum by (zone) ({up})", "{{zone}}"),),
+                width=12,
+                height=5,
+            ),
+            PanelSpec(
+                "MicroVMs per host",
+                f"The {TOP} hosts running the most microVMs.",
+                "none",
+                "timeseries",
+                (
+                    promql(
+                        f"topk({TOP}, sum by (host) (host:microvms:count{{{HOSTS}}}))", "{{host}}"
+                    ),
+                ),
+                width=24,
+                height=8,
+                links=(HOST_LINK,),
+            ),
+        ),
+    )
+    api = RowSpec(
+        "flintlockd API",
+        (
+            PanelSpec(
+                "gRPC calls by method",
+                "flintlockd gRPC calls per second, by method, over the selected hosts "
+                "(go-grpc-prometheus `grpc_server_handled_total`, 5m rate on each host).",
+                "reqps",
+                "timeseries",
+                (promql(f"sum by (grpc_method) ({handled})", "{{grpc_method}}"),),
+            ),
+            PanelSpec(
+                "gRPC server error ratio by method",
+                "Share of calls ending in a server-side code (Internal, Unavailable, Unknown, "
+                "DeadlineExceeded, …). The red line is the FlintlockdGrpcErrors threshold. "
+                "flintlockd has no handling-time histogram, so there is no latency panel.",
+                "percentunit",
+                "timeseries",
+                (
+                    promql(
+                        f"sum by (grpc_method) ({server_errors})"
+                        f" / sum by (grpc_method) ({handled})",
+                        "{{grpc_method}}",
+                    ),
+                ),
+                thresholds=((view.grpc_error_ratio, "red"),),
+                min=0,
+            ),
+            PanelSpec(
+                "gRPC errors by code",
+                "Non-OK calls per second by gRPC code, client codes too.",
+                "reqps",
+                "timeseries",
+                (
+                    promql(
+                        f"sum by (grpc_code) (host:grpc_server_handled:rate5m{{{HOSTS}, "
+                        f'grpc_code!="OK"}})',
+                        "{{grpc_code}}",
+                    ),
+                ),
+            ),
+            PanelSpec(
+                "Hosts by gRPC server error ratio",
+                f"The {TOP} hosts with the highest server-side error ratio over all methods.",
+                "percentunit",
+                "timeseries",
+                (
+                    promql(
+                        f"topk({TOP}, sum by (host) ({server_errors}) / sum by (host) ({handled}))",
+                        "{{host}}",
+                    ),
+                ),
+                thresholds=((view.grpc_error_ratio, "red"),),
+                min=0,
+                links=(HOST_LINK,),
+            ),
+        ),
+    )
+    io = RowSpec(
+        "MicroVM I/O",
+        (
+            PanelSpec(
+                "Top hosts by microVM network throughput",
+                f"The {TOP} hosts whose microVMs move the most network bytes (rx+tx; "
+                "Firecracker per-flush deltas divided by the flush interval, Cloud Hypervisor "
+                "rates).",
+                "Bps",
+                "timeseries",
+                (
+                    promql(
+                        f"topk({TOP}, sum by (host) "
+                        f"(host:microvm_network_bytes:per_second{{{HOSTS}}}))",
+                        "{{host}}",
+                    ),
+                ),
+                links=(HOST_LINK,),
+            ),
+            PanelSpec(
+                "Top hosts by microVM block throughput",
+                f"The {TOP} hosts whose microVMs read and write the most block bytes.",
+                "Bps",
+                "timeseries",
+                (
+                    promql(
+                        f"topk({TOP}, sum by (host) "
+                        f"(host:microvm_block_bytes:per_second{{{HOSTS}}}))",
+                        "{{host}}",
+                    ),
+                ),
+                links=(HOST_LINK,),
+            ),
+        ),
+    )
+    pressure = RowSpec(
+        "Host pressure",
+        (
+            PanelSpec(
+                "Busiest hosts by CPU",
+                f"The {TOP} hosts with the highest CPU utilisation.",
+                "percentunit",
+                "timeseries",
+                (promql(f"topk({TOP}, host:node_cpu_utilisation:ratio{{{HOSTS}}})", "{{host}}"),),
+                width=6,
+                min=0,
+                max=1,
+                thresholds=((0.9, "red"),),
+                links=(HOST_LINK,),
+            ),
+            PanelSpec(
+                "Busiest hosts by memory",
+                f"The {TOP} hosts with the least memory available.",
+                "percentunit",
+                "timeseries",
+                (
+                    promql(
+                        f"topk({TOP}, host:node_memory_utilisation:ratio{{{HOSTS}}})", "{{host}}"
+                    ),
+                ),
+                width=6,
+                min=0,
+                max=1,
+                thresholds=((0.9, "red"),),
+                links=(HOST_LINK,),
+            ),
+            PanelSpec(
+                "Fullest filesystems",
+                f"The {TOP} hosts whose fullest real filesystem is "
+                "fullest (tmpfs, overlay and squashfs excluded).",
+                "percentunit",
+                "timeseries",
+                (
+                    promql(
+                        f"topk({TOP}, host:node_filesystem_usage:ratio_max{{{HOSTS}}})", "{{host}}"
+                    ),
+                ),
+                width=6,
+                min=0,
+                max=1,
+                thresholds=((0.85, "red"),),
+                links=(HOST_LINK,),
+            ),
+            PanelSpec(
+                "Highest load per CPU",
+                f"The {TOP} hosts with the highest 1m load per CPU.",
+                "none",
+                "timeseries",
+                (promql(f"topk({TOP}, host:node_load1_per_cpu:ratio{{{HOSTS}}})", "{{host}}"),),
+                width=6,
+                min=0,
+                thresholds=((1, "red"),),
+                links=(HOST_LINK,),
+            ),
+        ),
+    )
+    logs = RowSpec(
+        "Logs",
+        (
+            PanelSpec(
+                "Log errors per host",
+                f"flintlockd log lines per second at level {ERROR_LEVELS} per host (Loki).",
+                "cps",
+                "timeseries",
+                (
+                    logql(
+                        f'sum by (host) (rate({{{HOSTS}, level=~"{ERROR_LEVELS}"}} [$__auto]))',
+                        "{{host}}",
+                    ),
+                ),
+                links=(HOST_LINK,),
+            ),
+            PanelSpec(
+                "Recent errors",
+                "The latest flintlockd error lines of the selected hosts.",
+                "short",
+                "logs",
+                (logql(f'{{{HOSTS}, level=~"{ERROR_LEVELS}"}}'),),
+            ),
+        ),
+    )
+    return DashboardSpec(
+        UID,
+        "Flintlock / Fleet overview",
+        "Health of every Flintlock host: reachability, microVMs, flintlockd's API, "
+        "microVM I/O, host pressure and log errors. Generated by flobs.",
+        ("datasource", "cluster", "hosts"),
+        (hosts, api, io, pressure, logs),
+    )
+
+
+def _hosts_down(view: View, matchers: str) -> str:
+    up = view.host_up_where(matchers)
+    if "federate" in view.host_up:
+        return f"count({up} == 0) or vector(0)"
+    # remote_write: a host that wrote `up` in the last hour but not now.
+    return f"count(max_over_time({up}[1h]) unless {up}) or vector(0)"

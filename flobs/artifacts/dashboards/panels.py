@@ -1,0 +1,371 @@
+"""Dashboards as data, and the builders that turn that data into Grafana JSON.
+
+A dashboard is first a :class:`DashboardSpec` (rows of :class:`PanelSpec`, each with
+its queries); :func:`build` renders it with grafana-foundation-sdk's typed builders.
+Keeping the spec apart lets the README table, the closure check and the tests read
+the very panels that are generated.
+
+Conventions every dashboard follows:
+
+* Prometheus panels query the central Prometheus through the ``datasource``
+  variable (``${datasource}``); Loki and Tempo panels use the provisioned uids.
+* ``cluster`` is single-valued, so every LogQL selector has one non-empty matcher;
+  ``host`` uses ``.+`` as its "All" value, which reads well in PromQL and LogQL.
+* Firecracker series are read only through the hosts' ``microvm:*:per_second`` and
+  ``:sum`` recording rules: their values are per-flush deltas and must never be
+  ``rate()``d (flintlock-facts.md). Cloud Hypervisor rates come from ``:rate5m`` rules.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from grafana_foundation_sdk.builders import (
+    common as common_b,
+)
+from grafana_foundation_sdk.builders import (
+    dashboard as dash_b,
+)
+from grafana_foundation_sdk.builders import (
+    logs,
+    loki,
+    prometheus,
+    stat,
+    table,
+    tempo,
+    timeseries,
+)
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as common_m
+from grafana_foundation_sdk.models import dashboard as dash_m
+from grafana_foundation_sdk.models import tempo as tempo_m
+
+from flobs.model import Fleet
+
+QueryKind = Literal["promql", "logql", "traceql"]
+PanelKind = Literal["timeseries", "stat", "table", "logs", "traces"]
+
+TAG = "flobs"
+GRID_WIDTH = 24
+# Grafana's logrus levels worth a look at 3 a.m.
+ERROR_LEVELS = "error|fatal|panic"
+
+
+@dataclass(frozen=True)
+class Query:
+    kind: QueryKind
+    expr: str
+    legend: str = ""
+    instant: bool = False
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    title: str
+    description: str
+    unit: str
+    kind: PanelKind
+    queries: tuple[Query, ...]
+    width: int = 12
+    height: int = 8
+    # (value, colour) steps after the base green; e.g. the alert threshold in red.
+    thresholds: tuple[tuple[float, str], ...] = ()
+    min: float | None = None
+    max: float | None = None
+    links: tuple[tuple[str, str], ...] = ()  # (title, url) data links
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    title: str
+    panels: tuple[PanelSpec, ...]
+
+
+@dataclass(frozen=True)
+class DashboardSpec:
+    uid: str
+    title: str
+    description: str
+    variables: tuple[str, ...]  # names, from VARIABLES, in display order
+    rows: tuple[RowSpec, ...]
+
+    def panels(self) -> list[PanelSpec]:
+        return [p for row in self.rows for p in row.panels]
+
+
+@dataclass(frozen=True)
+class View:
+    """What of the fleet a dashboard depends on (and defaults for the docs table)."""
+
+    host_up: str = 'up{job="federate"}'  # central_rules.host_up_selector
+    grpc_error_ratio: float = 0.05
+    prometheus_uid: str = "flobs-prometheus"
+    prometheus_name: str = "flobs-prometheus"
+    loki_uid: str = "flobs-loki"
+    tempo_uid: str = "flobs-tempo"
+    cluster: str = ""
+
+    @classmethod
+    def of(cls, fleet: Fleet) -> View:
+        from flobs.artifacts.central_rules import host_up_selector
+
+        g = fleet.central.grafana
+        return cls(
+            host_up=host_up_selector(fleet),
+            grpc_error_ratio=float(fleet.central.alerts.get("grpc_error_ratio")),
+            prometheus_uid=g.prometheus.uid,
+            prometheus_name=g.prometheus.name,
+            loki_uid=g.loki.uid,
+            tempo_uid=g.tempo.uid,
+            cluster=fleet.cluster,
+        )
+
+    def host_up_where(self, matchers: str) -> str:
+        """The host-up selector with extra label matchers, e.g. ``cluster="$cluster"``."""
+        base = self.host_up
+        return f"{base[:-1]}, {matchers}}}"
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def promql(expr: str, legend: str = "", *, instant: bool = False) -> Query:
+    return Query("promql", expr, legend, instant)
+
+
+def logql(expr: str, legend: str = "") -> Query:
+    return Query("logql", expr, legend)
+
+
+def traceql(expr: str) -> Query:
+    return Query("traceql", expr)
+
+
+# Label matchers every panel of a dashboard repeats.
+HOSTS = 'cluster="$cluster", host=~"$host"'  # the fleet dashboard: many hosts
+HOST = 'cluster="$cluster", host="$host"'  # host and microVM dashboards: one host
+MICROVM = 'cluster="$cluster", host="$host", namespace="$namespace", name="$name"'
+
+HOST_LINK = (
+    "Host detail",
+    "/d/flobs-host?var-cluster=${cluster}&var-host=${__field.labels.host}&${__url_time_range}",
+)
+MICROVM_LINK = (
+    "MicroVM detail",
+    "/d/flobs-microvm?var-cluster=${cluster}&var-host=${__field.labels.host}"
+    "&var-namespace=${__field.labels.namespace}&var-name=${__field.labels.name}"
+    "&${__url_time_range}",
+)
+
+
+# --------------------------------------------------------------------------- variables
+
+
+def _variables(view: View, names: tuple[str, ...]) -> list[Any]:
+    prom = dash_m.DataSourceRef(type_val="prometheus", uid="${datasource}")
+    microvm_series = '{__name__=~"microvm:.+", cluster="$cluster", host="$host"}'
+    out: dict[str, Any] = {
+        "datasource": dash_b.DatasourceVariable("datasource")
+        .label("Prometheus")
+        .type("prometheus")
+        .description("The central Prometheus (federated host series and central rules).")
+        .current(
+            dash_m.VariableOption(
+                selected=True, text=view.prometheus_name, value=view.prometheus_uid
+            )
+        ),
+        "cluster": dash_b.QueryVariable("cluster")
+        .label("Cluster")
+        .description("The inventory's cluster (the `cluster` label).")
+        .datasource(prom)
+        .query("label_values(up, cluster)")
+        .refresh(dash_m.VariableRefresh.ON_DASHBOARD_LOAD)
+        .sort(dash_m.VariableSort.ALPHABETICAL_ASC),
+        "hosts": dash_b.QueryVariable("host")
+        .label("Host")
+        .description("Flintlock hosts; All matches every host of the cluster.")
+        .datasource(prom)
+        .query('label_values(up{cluster="$cluster"}, host)')
+        .refresh(dash_m.VariableRefresh.ON_DASHBOARD_LOAD)
+        .sort(dash_m.VariableSort.NATURAL_ASC)
+        .multi(True)
+        .include_all(True)
+        # `.+` instead of a 1,000-host alternation; LogQL keeps `cluster` non-empty.
+        .all_value(".+"),
+        "host": dash_b.QueryVariable("host")
+        .label("Host")
+        .description("One Flintlock host.")
+        .datasource(prom)
+        .query('label_values(up{cluster="$cluster"}, host)')
+        .refresh(dash_m.VariableRefresh.ON_DASHBOARD_LOAD)
+        .sort(dash_m.VariableSort.NATURAL_ASC),
+        "namespace": dash_b.QueryVariable("namespace")
+        .label("Namespace")
+        .description("The microVM's namespace (flintlock-metrics `namespace` label).")
+        .datasource(prom)
+        .query(f"label_values({microvm_series}, namespace)")
+        .refresh(dash_m.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dash_m.VariableSort.NATURAL_ASC),
+        "name": dash_b.QueryVariable("name")
+        .label("MicroVM")
+        .description("The microVM's name.")
+        .datasource(prom)
+        .query(
+            'label_values({__name__=~"microvm:.+", cluster="$cluster", host="$host", '
+            'namespace="$namespace"}, name)'
+        )
+        .refresh(dash_m.VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(dash_m.VariableSort.NATURAL_ASC),
+    }
+    return [out[n] for n in names]
+
+
+# --------------------------------------------------------------------------- panels
+
+
+def _target(view: View, query: Query, ref_id: str) -> Any:
+    if query.kind == "promql":
+        q = (
+            prometheus.Dataquery()
+            .expr(query.expr)
+            .ref_id(ref_id)
+            .datasource(dash_m.DataSourceRef(type_val="prometheus", uid="${datasource}"))
+        )
+        if query.legend:
+            q = q.legend_format(query.legend)
+        return q.instant() if query.instant else q.range()
+    if query.kind == "logql":
+        lq = (
+            loki.Dataquery()
+            .expr(query.expr)
+            .ref_id(ref_id)
+            .datasource(dash_m.DataSourceRef(type_val="loki", uid=view.loki_uid))
+        )
+        return lq.legend_format(query.legend) if query.legend else lq
+    return (
+        tempo.TempoQuery()
+        .query(query.expr)
+        .query_type("traceql")
+        .ref_id(ref_id)
+        .limit(20)
+        .table_type(tempo_m.SearchTableType.TRACES)
+        .datasource(dash_m.DataSourceRef(type_val="tempo", uid=view.tempo_uid))
+    )
+
+
+def _panel_datasource(view: View, spec: PanelSpec) -> dash_m.DataSourceRef:
+    kind = spec.queries[0].kind
+    if kind == "logql":
+        return dash_m.DataSourceRef(type_val="loki", uid=view.loki_uid)
+    if kind == "traceql":
+        return dash_m.DataSourceRef(type_val="tempo", uid=view.tempo_uid)
+    return dash_m.DataSourceRef(type_val="prometheus", uid="${datasource}")
+
+
+def _thresholds(spec: PanelSpec) -> dash_b.ThresholdsConfig:
+    steps = [dash_m.Threshold(value=None, color="green")]
+    steps += [dash_m.Threshold(value=v, color=c) for v, c in spec.thresholds]
+    return dash_b.ThresholdsConfig().mode(dash_m.ThresholdsMode.ABSOLUTE).steps(steps)
+
+
+def _panel(view: View, spec: PanelSpec, panel_id: int) -> Any:
+    builder: Any
+    if spec.kind == "timeseries":
+        builder = (
+            timeseries.Panel()
+            .line_width(1)
+            .fill_opacity(10)
+            .show_points(common_m.VisibilityMode.NEVER)
+            .legend(
+                common_b.VizLegendOptions()
+                .show_legend(True)
+                .display_mode(common_m.LegendDisplayMode.LIST)
+                .placement(common_m.LegendPlacement.BOTTOM)
+            )
+            .tooltip(
+                common_b.VizTooltipOptions()
+                .mode(common_m.TooltipDisplayMode.MULTI)
+                .sort(common_m.SortOrder.DESCENDING)
+            )
+        )
+        if spec.thresholds:
+            builder = builder.thresholds_style(
+                common_b.GraphThresholdsStyleConfig().mode(common_m.GraphThresholdsStyleMode.LINE)
+            )
+    elif spec.kind == "stat":
+        builder = stat.Panel().graph_mode(common_m.BigValueGraphMode.AREA)
+    elif spec.kind == "table":
+        builder = table.Panel()
+    elif spec.kind == "logs":
+        builder = (
+            logs.Panel()
+            .show_time(True)
+            .wrap_log_message(True)
+            .enable_log_details(True)
+            .sort_order(common_m.LogsSortOrder.DESCENDING)
+        )
+    else:  # traces: Tempo search results as a table
+        builder = table.Panel()
+    builder = (
+        builder.id(panel_id)
+        .title(spec.title)
+        .description(spec.description)
+        .unit(spec.unit)
+        .datasource(_panel_datasource(view, spec))
+        .height(spec.height)
+        .span(spec.width)
+        .thresholds(_thresholds(spec))
+    )
+    if spec.min is not None:
+        builder = builder.min(spec.min)
+    if spec.max is not None:
+        builder = builder.max(spec.max)
+    if spec.links:
+        builder = builder.data_links(
+            [dash_b.DashboardLink(title).url(url) for title, url in spec.links]
+        )
+    for n, query in enumerate(spec.queries):
+        builder = builder.with_target(_target(view, query, chr(ord("A") + n)))
+    return builder
+
+
+# --------------------------------------------------------------------------- dashboards
+
+
+def build(spec: DashboardSpec, view: View) -> dict[str, Any]:
+    """The dashboard JSON model (what a file provider or the API takes)."""
+    board = (
+        dash_b.Dashboard(spec.title)
+        .uid(spec.uid)
+        .description(spec.description)
+        .tags([TAG])
+        .editable()
+        .timezone("browser")
+        .time("now-6h", "now")
+        .refresh("1m")
+        .tooltip(dash_m.DashboardCursorSync.CROSSHAIR)
+        .link(
+            dash_b.DashboardLink("Flintlock dashboards")
+            .type(dash_m.DashboardLinkType.DASHBOARDS)
+            .tags([TAG])
+            .as_dropdown(True)
+            .include_vars(True)
+            .keep_time(True)
+        )
+    )
+    for variable in _variables(view, spec.variables):
+        board = board.with_variable(variable)
+    panel_id = 0
+    for row in spec.rows:
+        if sum(p.width for p in row.panels) % GRID_WIDTH:
+            raise ValueError(f"{spec.uid}: row {row.title!r} does not fill whole grid lines")
+        panel_id += 1
+        board = board.with_row(dash_b.Row(row.title).id(panel_id))
+        for panel in row.panels:
+            panel_id += 1
+            board = board.with_panel(_panel(view, panel, panel_id))
+    # JSONEncoder knows the SDK's models; a round trip gives plain, sortable data.
+    plain: dict[str, Any] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
+    return plain

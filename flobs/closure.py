@@ -1,0 +1,224 @@
+"""Closure: every series the centre reads must be produced on the hosts and cross the wire.
+
+The central rules (``central/rules/*.yml``) and the PromQL of the dashboards
+(``grafana/dashboards/*.json``, Grafana variables substituted) read metrics by name.
+Each such name must be
+
+* **produced**: a local recording rule's output (``hosts/*/rules/*.yml``) or a metric
+  that a scrape job present in some ``hosts/*/prometheus.yml`` produces
+  (``series.JOB_PRODUCES``, plus the synthetic ``up``/``scrape_*`` of every job); and
+* **federated**: admitted by a ``match[]`` selector of the central federate job or,
+  in remote_write mode, by the hosts' ``write_relabel_configs`` keep regex.
+
+Names recorded by the central rules themselves are available at the centre directly
+(their inputs are checked like any other use). Everything is read from the
+generated tree, so ``flobs validate`` can run it on an OUT directory.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from flobs import yamlio
+from flobs.artifacts.series import JOB_PRODUCES, SYNTHETIC
+from flobs.promql import metric_names, parse_error, selector_matches, substitute
+
+Reason = Literal["not federated", "not produced"]
+
+CENTRAL_CONFIG = "central/prometheus.yml"
+# Grafana's `label_values(<series selector>, <label>)` variable query.
+_LABEL_VALUES = re.compile(r"^\s*label_values\((?P<selector>.*),\s*[A-Za-z_][A-Za-z0-9_]*\s*\)\s*$")
+
+
+@dataclass(frozen=True, order=True)
+class Gap:
+    file: str  # relative to OUT, posix
+    metric: str
+    reason: Reason
+    where: str  # panel title, variable or rule name
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.where}: {self.metric} is {self.reason}"
+
+
+@dataclass(frozen=True)
+class Use:
+    """One metric name read by a central rule or dashboard query."""
+
+    file: str
+    where: str
+    metric: str
+
+
+def _load(path: str, data: bytes) -> Any:
+    text = data.decode("utf-8")
+    if path.endswith(".json"):
+        return json.loads(text)
+    return yamlio.load(text)
+
+
+def _strip_comments(data: bytes) -> bytes:
+    """Generated files differ per host mostly in their header comment; cache without it."""
+    lines = data.split(b"\n")
+    n = 0
+    while n < len(lines) and lines[n].startswith(b"#"):
+        n += 1
+    return b"\n".join(lines[n:])
+
+
+class _Host:
+    """What the hosts produce and let through, merged over every host file."""
+
+    def __init__(self) -> None:
+        self.records: set[str] = set()
+        self.jobs: set[str] = set()
+        self.keep_regexes: set[str] = set()
+        self._seen: set[bytes] = set()
+
+    def add_rules(self, path: str, data: bytes) -> None:
+        body = _strip_comments(data)
+        if body in self._seen:
+            return
+        self._seen.add(body)
+        doc = _load(path, body)
+        for group in (doc or {}).get("groups") or []:
+            for rule in group.get("rules") or []:
+                if "record" in rule:
+                    self.records.add(str(rule["record"]))
+
+    def add_config(self, path: str, data: bytes) -> None:
+        body = _strip_comments(data)
+        if body in self._seen:
+            return
+        self._seen.add(body)
+        doc = _load(path, body) or {}
+        for job in doc.get("scrape_configs") or []:
+            self.jobs.add(str(job.get("job_name")))
+        for rw in doc.get("remote_write") or []:
+            for relabel in rw.get("write_relabel_configs") or []:
+                if relabel.get("action") == "keep" and relabel.get("source_labels") == ["__name__"]:
+                    self.keep_regexes.add(str(relabel.get("regex", "(.*)")))
+
+
+def _produced_by(jobs: set[str], metric: str) -> bool:
+    if jobs and metric in SYNTHETIC:
+        return True
+    return any(
+        re.fullmatch(pattern, metric) for job in jobs for pattern in JOB_PRODUCES.get(job, ())
+    )
+
+
+def _federation_selectors(tree: Mapping[str, bytes]) -> list[str]:
+    """The ``match[]`` selectors of the central federate job (none in remote_write mode)."""
+    data = tree.get(CENTRAL_CONFIG)
+    if data is None:
+        return []
+    doc = _load(CENTRAL_CONFIG, data) or {}
+    selectors: list[str] = []
+    for job in doc.get("scrape_configs") or []:
+        if job.get("metrics_path") == "/federate":
+            selectors.extend(str(s) for s in (job.get("params") or {}).get("match[]") or [])
+    return selectors
+
+
+def _expr_uses(file: str, where: str, expr: str) -> Iterator[Use]:
+    concrete = substitute(expr)
+    if parse_error(concrete) is not None:
+        return  # unparsable queries are the PromQL check's business, not closure's
+    for name in sorted(metric_names(concrete)):
+        yield Use(file, where, name)
+
+
+def _rule_uses(path: str, doc: Any) -> Iterator[Use]:
+    for group in (doc or {}).get("groups") or []:
+        for rule in group.get("rules") or []:
+            name = rule.get("alert") or rule.get("record") or "?"
+            yield from _expr_uses(path, f"rule {name}", str(rule.get("expr", "")))
+
+
+def _is_prometheus(ref: Any) -> bool:
+    if isinstance(ref, dict):
+        return ref.get("type") == "prometheus"
+    return isinstance(ref, str) and ref.startswith("$")
+
+
+def _panels(panels: list[Any]) -> Iterator[dict[str, Any]]:
+    for panel in panels:
+        if isinstance(panel, dict):
+            yield panel
+            yield from _panels(panel.get("panels") or [])
+
+
+def _dashboard_uses(path: str, doc: Any) -> Iterator[Use]:
+    if not isinstance(doc, dict):
+        return
+    for var in (doc.get("templating") or {}).get("list") or []:
+        query = var.get("query")
+        if var.get("type") != "query" or not _is_prometheus(var.get("datasource")):
+            continue
+        text = query.get("query", "") if isinstance(query, dict) else str(query or "")
+        m = _LABEL_VALUES.match(text)
+        if m:
+            yield from _expr_uses(path, f"variable {var.get('name')}", m.group("selector"))
+    for panel in _panels(doc.get("panels") or []):
+        for target in panel.get("targets") or []:
+            ref = target.get("datasource") or panel.get("datasource")
+            if "expr" in target and _is_prometheus(ref):
+                yield from _expr_uses(path, f"panel {panel.get('title')!r}", str(target["expr"]))
+
+
+def uses(tree: Mapping[str, bytes]) -> list[Use]:
+    """Every metric name the central rules and dashboards read."""
+    found: list[Use] = []
+    for path in sorted(tree):
+        if path.startswith("central/rules/") and path.endswith((".yml", ".yaml")):
+            found.extend(_rule_uses(path, _load(path, tree[path])))
+        elif path.startswith("grafana/dashboards/") and path.endswith(".json"):
+            found.extend(_dashboard_uses(path, _load(path, tree[path])))
+    return found
+
+
+def closure_gaps(tree: Mapping[str, bytes]) -> list[Gap]:
+    """Metric names read at the centre that are not produced on hosts or not federated.
+
+    ``tree`` maps OUT-relative posix paths to file contents (``render_tree`` output or
+    the files of an OUT directory).
+    """
+    hosts = _Host()
+    central_records: set[str] = set()
+    for path in sorted(tree):
+        parts = path.split("/")
+        if parts[0] == "hosts" and len(parts) >= 3:
+            if parts[2] == "prometheus.yml":
+                hosts.add_config(path, tree[path])
+            elif parts[2] == "rules" and path.endswith((".yml", ".yaml")):
+                hosts.add_rules(path, tree[path])
+        elif path.startswith("central/rules/") and path.endswith((".yml", ".yaml")):
+            doc = _load(path, tree[path]) or {}
+            for group in doc.get("groups") or []:
+                for rule in group.get("rules") or []:
+                    if "record" in rule:
+                        central_records.add(str(rule["record"]))
+    selectors = _federation_selectors(tree)
+
+    def federated(metric: str) -> bool:
+        if any(selector_matches(s, metric) for s in selectors):
+            return True
+        return any(re.fullmatch(rx, metric) for rx in hosts.keep_regexes)
+
+    def produced(metric: str) -> bool:
+        return metric in hosts.records or _produced_by(hosts.jobs, metric)
+
+    gaps: set[Gap] = set()
+    for use in uses(tree):
+        if use.metric in central_records:
+            continue  # recorded at the centre; its own inputs are uses too
+        if not produced(use.metric):
+            gaps.add(Gap(use.file, use.metric, "not produced", use.where))
+        if not federated(use.metric):
+            gaps.add(Gap(use.file, use.metric, "not federated", use.where))
+    return sorted(gaps)
