@@ -8,11 +8,10 @@ stream per microVM or per request, and Loki slows down and then refuses pushes.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from jsonschema import Draft202012Validator
 
@@ -20,8 +19,10 @@ from flobs import resources
 from flobs.artifacts import promtail
 from flobs.artifacts.alloy import AlloySyntaxError, Block, Ref, parse
 from flobs.checks import Check, CheckContext, register
+from flobs.errors import ToolFailure
 from flobs.model import Endpoint, Host
 from flobs.problems import Problem, Severity
+from flobs.tools import find_tool
 from flobs.yamlio import Path_
 
 PROMTAIL_GLOB = "hosts/*/promtail.yml"
@@ -436,48 +437,32 @@ class LogAgentLoopback(Check):
 
 
 def tool_problems(
-    check: Check,
-    ctx: CheckContext,
-    names: Sequence[str],
-    paths: Sequence[str],
-    command: Sequence[str],
+    check: Check, ctx: CheckContext, tool: str, paths: Sequence[str], command: Sequence[str]
 ) -> Iterator[Problem]:
-    """Run ``command + [file]`` per file with the first of ``names`` on PATH.
+    """Run ``<tool> COMMAND <file>`` for each file, like ``flobs.checks.tools`` does.
 
-    A missing tool is silent in ``auto`` mode and an error in ``require`` mode; a
-    non-zero exit is a finding with the tool's own output.
+    Under ``--tools auto`` a missing tool is skipped (``flobs validate`` notes it);
+    under ``require`` it raises ``ToolFailure`` (exit 3), as does a tool that cannot
+    start, times out or dies from a signal: its verdict cannot be trusted. A
+    non-zero exit is a finding carrying the tool's own output.
     """
     if ctx.tools == "off" or not paths:
         return
-    binary = next((found for n in names if (found := shutil.which(n))), None)
+    binary = find_tool(tool)
     if binary is None:
         if ctx.tools == "require":
-            yield Problem(
-                None,
-                None,
-                None,
-                check.ID,
-                Severity.ERROR,
-                f"none of {', '.join(names)} is on PATH, and tools are required",
-                "install it or run validate with --tools auto",
-            )
+            raise ToolFailure([tool], None, f"{tool} is not on PATH")
         return
     for path in paths:
         argv = [binary, *command, str(ctx.out / path)]
         try:
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
         except (OSError, subprocess.TimeoutExpired) as err:
-            yield Problem(
-                path,
-                None,
-                None,
-                check.ID,
-                Severity.ERROR,
-                f"`{' '.join(argv)}` could not run: {err}",
-            )
-            continue
+            raise ToolFailure(argv, None, str(err)) from err
+        output = (proc.stdout + proc.stderr).strip()
+        if proc.returncode < 0:
+            raise ToolFailure(argv, proc.returncode, output)
         if proc.returncode != 0:
-            output = (proc.stdout + proc.stderr).strip()
             yield Problem(
                 path,
                 None,
@@ -485,6 +470,8 @@ def tool_problems(
                 check.ID,
                 Severity.ERROR,
                 f"`{' '.join(argv)}` exited {proc.returncode}: {output[:2000]}",
+                f"the {tool} binary rejects this file; regenerate it with "
+                "flobs generate, or report a flobs bug if it persists",
             )
 
 
@@ -494,11 +481,10 @@ class PromtailTool(Check):
 
     ID = "logs-promtail-tool"
     TITLE = "promtail -check-syntax"
-    NAMES: ClassVar[tuple[str, ...]] = ("promtail",)
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
         yield from tool_problems(
-            self, ctx, self.NAMES, ctx.glob(PROMTAIL_GLOB), ["-check-syntax", "-config.file"]
+            self, ctx, "promtail", ctx.glob(PROMTAIL_GLOB), ["-check-syntax", "-config.file"]
         )
 
 
@@ -508,7 +494,6 @@ class AlloyTool(Check):
 
     ID = "logs-alloy-tool"
     TITLE = "alloy fmt"
-    NAMES: ClassVar[tuple[str, ...]] = ("alloy",)
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        yield from tool_problems(self, ctx, self.NAMES, ctx.glob(ALLOY_GLOB), ["fmt"])
+        yield from tool_problems(self, ctx, "alloy", ctx.glob(ALLOY_GLOB), ["fmt"])

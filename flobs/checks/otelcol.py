@@ -9,7 +9,7 @@ order decides whether the memory limiter protects anything (grafana-api.md:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 from flobs.checks import Check, CheckContext, register
 from flobs.checks.logs import host_of, schema_problems, tool_problems
@@ -268,14 +268,14 @@ class OtelcolTool(Check):
     """`otelcol validate` accepts every otelcol.yaml (when otelcol or otelcol-contrib is installed).
 
     The configs use contrib components (resource, probabilistic_sampler, journald,
-    filelog, bearertokenauth), so otelcol-contrib is tried first.
+    filelog, bearertokenauth): a core `otelcol` build rejects them, so install
+    otelcol-contrib.
     """
 
     ID = "otelcol-tool"
     TITLE = "otelcol validate"
-    NAMES: ClassVar[tuple[str, ...]] = ("otelcol-contrib", "otelcol")
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
         yield from tool_problems(
-            self, ctx, self.NAMES, ctx.glob(OTELCOL_GLOB), ["validate", "--config"]
+            self, ctx, "otelcol", ctx.glob(OTELCOL_GLOB), ["validate", "--config"]
         )

@@ -25,6 +25,7 @@ from flobs.checks.logs import (
     alloy_labels,
     promtail_labels,
 )
+from flobs.errors import ToolFailure
 from flobs.model import Fleet
 from flobs.problems import Problem, Severity
 from tests.artifacts.test_promtail import example_doc, fleet_of, hostile_doc
@@ -65,6 +66,11 @@ def write_tree(out: Path, fleet: Fleet) -> Path:
 def run(out: Path, fleet: Fleet | None, tools: Any = "off") -> list[Problem]:
     ctx = CheckContext(out, fleet, tools=tools)
     return [p for cls in own_checks() for p in cls().check(ctx)]
+
+
+def run_one(out: Path, fleet: Fleet | None, check_id: str, tools: Any = "require") -> list[Problem]:
+    (cls,) = [c for c in own_checks() if c.ID in (check_id,)]
+    return list(cls().check(CheckContext(out, fleet, tools=tools)))
 
 
 def ids(problems: Iterable[Problem]) -> set[str]:
@@ -346,9 +352,8 @@ def test_tool_checks_report_the_tools_output(
     monkeypatch.setenv("PATH", str(bin_dir))
     # Missing tool: silent in auto mode, an error when tools are required.
     assert list(cls().check(CheckContext(out, fleet, tools="auto"))) == []
-    (missing,) = cls().check(CheckContext(out, fleet, tools="require"))
-    assert missing.severity is Severity.ERROR
-    assert "is on PATH" in missing.message
+    with pytest.raises(ToolFailure, match="not on PATH"):
+        list(cls().check(CheckContext(out, fleet, tools="require")))
     # Present: the one file containing the marker fails, with the tool's own words.
     fake_tool(bin_dir, tool, marker.upper())
     assert list(cls().check(CheckContext(out, fleet, tools="auto"))) == []
@@ -359,18 +364,23 @@ def test_tool_checks_report_the_tools_output(
     assert problem.file == target
     assert "exited 1" in problem.message
     assert f"{tool}: bad config in {out / target}" in problem.message
+    # A tool that dies from a signal gives no verdict: exit 3, not a finding.
+    (bin_dir / tool).write_text("#!/bin/sh\nkill -SEGV $$\n")
+    with pytest.raises(ToolFailure) as crash:
+        list(cls().check(CheckContext(out, fleet, tools="auto")))
+    assert crash.value.returncode == -11
 
 
 def test_real_promtail_accepts_the_example(example_tree: tuple[Path, Fleet]) -> None:
     optional_tool("promtail")
     out, fleet = example_tree
-    assert [p for p in run(out, fleet, tools="require") if p.check_id == "logs-promtail-tool"] == []
+    assert run_one(out, fleet, "logs-promtail-tool") == []
 
 
 def test_real_alloy_accepts_the_example(example_tree: tuple[Path, Fleet]) -> None:
     optional_tool("alloy")
     out, fleet = example_tree
-    assert [p for p in run(out, fleet, tools="require") if p.check_id == "logs-alloy-tool"] == []
+    assert run_one(out, fleet, "logs-alloy-tool") == []
 
 
 def test_tools_are_not_needed_when_off(example_tree: tuple[Path, Fleet]) -> None:
