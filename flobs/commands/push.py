@@ -15,7 +15,12 @@ from rich.text import Text
 
 from flobs.cli import app, err_console, handle_errors, out_console
 from flobs.errors import ExitCode, UsageError
-from flobs.grafana.client import GrafanaClient, check_base_url, credentials_from_env
+from flobs.grafana.client import (
+    GrafanaClient,
+    RetryPolicy,
+    check_base_url,
+    credentials_from_env,
+)
 from flobs.grafana.push import Action, PushOptions, PushResult, folder_chain, push
 
 PROGRESS_MIN_DASHBOARDS = 10
@@ -104,6 +109,13 @@ def push_dashboards_command(
         "--insecure-skip-verify",
         help="Do not verify Grafana's TLS certificate (throw-away test instances only).",
     ),
+    retries: int = typer.Option(
+        4,
+        "--retries",
+        min=0,
+        max=10,
+        help="Retries of a request that failed transiently (429, 502-504, connection errors).",
+    ),
     timeout: float = typer.Option(
         10.0, "--timeout", min=0.1, max=600, help="Seconds per HTTP request (connect: at most 5)."
     ),
@@ -169,6 +181,7 @@ def push_dashboards_command(
         timeout=timeout,
         ca_file=ca_file,
         insecure_skip_verify=insecure_skip_verify,
+        retry=RetryPolicy(attempts=retries + 1),
         concurrency=concurrency,
         extra_secrets=extra,
     ) as client:
@@ -240,8 +253,18 @@ def _report(result: PushResult, output_format: OutputFormat) -> None:
                 out_console.print(f"\n{item.kind} {item.uid} ({item.action.value}):", markup=False)
                 for line in item.diff:
                     out_console.print(f"  {line}", markup=False)
-    counts = ", ".join(f"{result.count(a)} {a.value}" for a in Action if result.count(a))
     err_console.print(
-        f"{'dry run, nothing written: ' if result.dry_run else ''}{counts or 'nothing to push'}",
+        f"{'dry run, nothing written: ' if result.dry_run else ''}{summary(result)}",
         markup=False,
     )
+
+
+def summary(result: PushResult) -> str:
+    """``dashboards: 2 create, 1 unchanged; folders: 1 unchanged``."""
+    parts = []
+    for kind in ("dashboard", "datasource", "folder"):
+        items = result.of_kind(kind)
+        counts = [f"{n} {a.value}" for a in Action if (n := sum(i.action is a for i in items))]
+        if counts:
+            parts.append(f"{kind}s: {', '.join(counts)}")
+    return "; ".join(parts) or "nothing to push"

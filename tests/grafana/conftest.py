@@ -1,23 +1,44 @@
-"""Fixtures for the Grafana push tests: a running fake Grafana and small dashboards."""
+"""Fixtures for the Grafana push tests: a running fake Grafana and an OUT tree maker."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _pytest.fixtures import getfixturemarker
 from fake_grafana import FakeGrafana
+from grafana_cases import OTHER_ORG_TOKEN, TOKEN, VIEWER_TOKEN
 
-TOKEN = "glsa_flobsTEST_0123456789abcdefSECRET"
-OTHER_ORG_TOKEN = "glsa_otherORG_9876543210fedcbaSECRET"
-VIEWER_TOKEN = "glsa_viewerONLY_5555555555SECRET"
+
+def _reexport_root_conftest() -> None:
+    """Keep ``from conftest import X`` working for every other test directory.
+
+    Without ``__init__.py`` files pytest imports each conftest as the module
+    ``conftest``; once this one is loaded, later ``from conftest import REPO`` lines in
+    other directories would find this module. So its public helpers (not its fixtures,
+    which pytest already registered) are made available here too.
+    """
+    root = Path(__file__).resolve().parent.parent / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_flobs_root_conftest_copy", root)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name, value in vars(module).items():
+        if not name.startswith("_") and name not in globals() and getfixturemarker(value) is None:
+            globals()[name] = value
+
+
+_reexport_root_conftest()
 
 
 @pytest.fixture
 def fake_grafana() -> Iterator[FakeGrafana]:
-    """A fake Grafana on 127.0.0.1: org 1 with an Editor token, org 2 with another."""
+    """A fake Grafana on 127.0.0.1: org 1 with Editor and Viewer tokens, org 2 with one."""
     fake = FakeGrafana()
     fake.add_token(TOKEN, org_id=1, role="Editor")
     fake.add_token(OTHER_ORG_TOKEN, org_id=2, role="Editor")
@@ -27,27 +48,6 @@ def fake_grafana() -> Iterator[FakeGrafana]:
         yield fake
     finally:
         fake.stop()
-
-
-def dashboard(uid: str, title: str | None = None, **extra: Any) -> dict[str, Any]:
-    """A small Grafana dashboard model, like the generator writes."""
-    return {
-        "uid": uid,
-        "title": title if title is not None else f"Flintlock {uid}",
-        "tags": ["flintlock", "flobs"],
-        "schemaVersion": 39,
-        "time": {"from": "now-6h", "to": "now"},
-        "panels": [
-            {
-                "id": 1,
-                "type": "timeseries",
-                "title": "microVMs",
-                "gridPos": {"h": 8, "w": 12, "x": 0, "y": 0},
-                "targets": [{"expr": 'sum(microvm:up{host=~"$host"})', "refId": "A"}],
-            }
-        ],
-        **extra,
-    }
 
 
 @pytest.fixture
@@ -61,9 +61,8 @@ def make_out(tmp_path: Path) -> Callable[..., Path]:
         for old in boards.glob("*.json"):
             old.unlink()
         for model in dashboards:
-            (boards / f"{model['uid']}.json").write_text(
-                json.dumps(model, indent=2) + "\n", encoding="utf-8"
-            )
+            path = boards / f"{model['uid']}.json".replace("/", "_")
+            path.write_text(json.dumps(model, indent=2) + "\n", encoding="utf-8")
         if datasources is not None:
             ds = out / "grafana" / "provisioning" / "datasources"
             ds.mkdir(parents=True, exist_ok=True)
