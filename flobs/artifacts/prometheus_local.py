@@ -73,9 +73,11 @@ def scrape_jobs(host: Host) -> list[dict[str, Any]]:
     if v.containerd_metrics_endpoint is not None:
         jobs.append(_job("containerd", str(v.containerd_metrics_endpoint), host,
                          path="/v1/metrics", sample_limit=20000))
-    jobs.append(_job(v.logs.agent, str(v.logs.listen), host, sample_limit=5000))
+    # An agent allowed to listen on 0.0.0.0 is still scraped over loopback.
+    jobs.append(_job(v.logs.agent, scrape_address(v.logs.listen), host, sample_limit=5000))
     if v.otelcol.enabled:
-        jobs.append(_job("otelcol", str(v.otelcol.metrics_endpoint), host, sample_limit=5000))
+        jobs.append(_job("otelcol", scrape_address(v.otelcol.metrics_endpoint), host,
+                         sample_limit=5000))
     jobs.append(_job("prometheus", scrape_address(v.local_prometheus.listen), host,
                      sample_limit=20000))
     return jobs

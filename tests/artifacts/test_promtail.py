@@ -321,3 +321,25 @@ def test_hostile_values_round_trip() -> None:
     # The hostile cluster name spans lines; every header line stays a comment.
     for line in data.decode().splitlines():
         assert not line.startswith(("x {{", "${")), line
+
+
+def test_local_prometheus_scrapes_the_agents_over_loopback() -> None:
+    from flobs.artifacts import prometheus_local
+
+    doc = example_doc()
+    doc["hosts"][0]["vars"] = {
+        "logs": {"listen": "0.0.0.0:9580", "allow_public": True},
+        "otelcol": {"metrics_endpoint": "0.0.0.0:18888", "allow_public": True},
+    }
+    fleet = fleet_of(doc)
+
+    def targets(index: int) -> dict[str, list[str]]:
+        jobs = prometheus_local.scrape_jobs(fleet.hosts[index])
+        return {j["job_name"]: j["static_configs"][0]["targets"] for j in jobs}
+
+    public = targets(0)
+    assert public["promtail"] == ["127.0.0.1:9580"]
+    assert public["otelcol"] == ["127.0.0.1:18888"]
+    alloy_host = targets(5)
+    assert alloy_host["alloy"] == ["127.0.0.1:9080"]
+    assert "promtail" not in alloy_host
