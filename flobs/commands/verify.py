@@ -50,7 +50,7 @@ def render_text(report: VerifyReport, *, verbose: bool = False) -> Iterator[str]
             f"data, {len(errors)} errors, {len(skipped)} skipped (not Prometheus)\n"
         )
         for q in panels:
-            if q.outcome == "data" and not verbose:
+            if q.outcome in ("data", "partial") and not verbose:
                 continue
             line = f"  {q.outcome:<8} {q.source} / {q.title}"
             if q.detail:

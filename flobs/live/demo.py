@@ -254,6 +254,8 @@ def _start_all(
                 "-retentionPeriod=1d",
                 # Query results normally hide the newest 30 s; the demo wants them now.
                 "-search.latencyOffset=1s",
+                # Polling an empty result must not cache "empty" for the next poll.
+                "-search.disableCache",
                 "-loggerLevel=WARN",
             ],
         )

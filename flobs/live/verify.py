@@ -17,6 +17,7 @@ that are down (``up == 0`` for promtail, otelcol …) are warnings.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -182,12 +183,22 @@ def check_hosts(fleet: Fleet, api: PrometheusAPI, report: VerifyReport) -> None:
 
 
 @dataclass(frozen=True)
+class TemplateVar:
+    """A dashboard variable, resolved the way Grafana does when the dashboard opens."""
+
+    name: str
+    query: str  # e.g. label_values(up{cluster="$cluster"}, host); "" when not a query
+    current: str  # the saved value, or the all-value
+    multi_all: bool  # multi/includeAll: a regex of every value is what Grafana sends
+
+
+@dataclass(frozen=True)
 class _Target:
     dashboard: str
     panel: str
     expr: str
     datasource: str  # "prometheus" | "loki" | "tempo" | other type/uid
-    variables: dict[str, str]
+    variables: tuple[TemplateVar, ...]
 
 
 def _iter_panels(panels: list[Any]) -> Iterator[dict[str, Any]]:
@@ -198,9 +209,9 @@ def _iter_panels(panels: list[Any]) -> Iterator[dict[str, Any]]:
         yield from _iter_panels(panel.get("panels") or [])  # collapsed rows nest panels
 
 
-def _template_values(dashboard: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
-    """(variable → value to substitute, datasource variable → datasource type)."""
-    values: dict[str, str] = {}
+def _template(dashboard: dict[str, Any]) -> tuple[tuple[TemplateVar, ...], dict[str, str]]:
+    """(variables in dashboard order, datasource variable → datasource type)."""
+    out: list[TemplateVar] = []
     ds_vars: dict[str, str] = {}
     for var in (dashboard.get("templating") or {}).get("list") or []:
         name = var.get("name")
@@ -209,13 +220,71 @@ def _template_values(dashboard: dict[str, Any]) -> tuple[dict[str, str], dict[st
         if var.get("type") == "datasource":
             ds_vars[name] = str(var.get("query") or "")
             continue
+        query = var.get("query")
+        if isinstance(query, dict):  # newer Grafana stores {"query": "...", "refId": ...}
+            query = query.get("query")
         current = (var.get("current") or {}).get("value")
         if isinstance(current, list):
             current = "|".join(str(c) for c in current)
         if current in (None, "", "$__all"):
             current = var.get("allValue") or ".*"
-        values[name] = str(current)
-    return values, ds_vars
+        multi_all = bool(var.get("multi") or var.get("includeAll"))
+        is_query = var.get("type") == "query" and isinstance(query, str)
+        out.append(TemplateVar(name, str(query) if is_query else "", str(current), multi_all))
+    return tuple(out), ds_vars
+
+
+_LABEL_VALUES = re.compile(
+    r"^\s*label_values\((?:(?P<sel>.*),)?\s*(?P<label>[A-Za-z_]\w*)\s*\)\s*$", re.DOTALL
+)
+
+
+def resolve_variables(
+    api: PrometheusAPI, fleet: Fleet, variables: tuple[TemplateVar, ...], host: str | None
+) -> dict[str, str]:
+    """Values for every variable: cluster and host fixed, the rest from label_values().
+
+    Like Grafana, a single-value variable takes its first value; a multi/all one the
+    regex of all of them.
+    """
+    values = {"cluster": fleet.cluster}
+    if host is not None:
+        values["host"] = host
+    for var in variables:
+        if var.name in values:
+            continue
+        m = _LABEL_VALUES.match(var.query) if var.query else None
+        if m is None:
+            values[var.name] = var.current
+            continue
+        selector = substitute(m.group("sel") or "up", values, default=".*")
+        label = m.group("label")
+        try:
+            found = sorted(
+                {
+                    s.labels[label]
+                    for s in api.query(f"group by ({label}) ({selector})")
+                    if label in s.labels
+                }
+            )
+        except QueryFailed:
+            found = []
+        if not found:
+            values[var.name] = ""
+        elif var.multi_all:
+            values[var.name] = "|".join(re.escape(v) for v in found)
+        else:
+            values[var.name] = found[0]
+    return values
+
+
+def _depends_on_host(variables: tuple[TemplateVar, ...]) -> set[str]:
+    """Names whose value changes with $host (host itself and variables built on it)."""
+    dependent = {"host"}
+    for var in variables:
+        if grafana_variables(var.query) & dependent:
+            dependent.add(var.name)
+    return dependent
 
 
 def _datasource_kind(ds: Any, fleet: Fleet, ds_vars: dict[str, str]) -> str:
@@ -243,8 +312,7 @@ def dashboard_targets(out: Path, fleet: Fleet) -> Iterator[_Target]:
         doc = json.loads(path.read_text(encoding="utf-8"))
         dashboard = doc.get("dashboard", doc) if isinstance(doc, dict) else {}
         title = str(dashboard.get("title") or path.stem)
-        values, ds_vars = _template_values(dashboard)
-        values["cluster"] = fleet.cluster
+        variables, ds_vars = _template(dashboard)
         for panel in _iter_panels(dashboard.get("panels") or []):
             for target in panel.get("targets") or []:
                 expr = target.get("expr") or ""
@@ -256,7 +324,7 @@ def dashboard_targets(out: Path, fleet: Fleet) -> Iterator[_Target]:
                 label = str(panel.get("title") or f"panel {panel.get('id')}")
                 if ref:
                     label += f" [{ref}]"
-                yield _Target(title, label, str(expr or target.get("query") or ""), kind, values)
+                yield _Target(title, label, str(expr or target.get("query") or ""), kind, variables)
 
 
 def rule_expressions(out: Path) -> Iterator[tuple[str, str, str, Literal["recording", "alert"]]]:
@@ -279,61 +347,38 @@ def _run(api: PrometheusAPI, expr: str) -> tuple[bool | None, str]:
         return None, str(err)
 
 
-def check_panel(api: PrometheusAPI, fleet: Fleet, target: _Target) -> QueryCheck:
+Resolved = dict[tuple[str, str | None], dict[str, str]]
+
+
+def check_panel(
+    api: PrometheusAPI, fleet: Fleet, target: _Target, resolved: Resolved
+) -> QueryCheck:
+    def result(
+        outcome: Outcome, expr: str, detail: str = "", without: tuple[str, ...] = ()
+    ) -> QueryCheck:
+        return QueryCheck("panel", target.dashboard, target.panel, expr, outcome, detail, without)
+
     if target.datasource != "prometheus":
-        return QueryCheck(
-            "panel",
-            target.dashboard,
-            target.panel,
-            target.expr,
-            "skipped",
-            f"{target.datasource} datasource",
-        )
-    per_host = "host" in grafana_variables(target.expr)
-    hosts = [h.name for h in fleet.hosts] if per_host else [None]
+        return result("skipped", target.expr, f"{target.datasource} datasource")
+    per_host = bool(grafana_variables(target.expr) & _depends_on_host(target.variables))
+    hosts: list[str | None] = [h.name for h in fleet.hosts] if per_host else [None]
     without: list[str] = []
-    shown = target.expr
     for host in hosts:
-        values = dict(target.variables)
-        if host is not None:
-            values["host"] = host
-        expr = substitute(target.expr, values, default=".*")
-        shown = expr if host is None else target.expr
+        expr = substitute(target.expr, resolved[(target.dashboard, host)], default=".*")
         has_data, error = _run(api, expr)
         if has_data is None:
-            return QueryCheck("panel", target.dashboard, target.panel, expr, "error", error)
+            return result("error", expr, error)
+        if not has_data and host is None:
+            return result("no data", expr)
         if not has_data and host is not None:
             without.append(host)
-        elif not has_data:
-            return QueryCheck("panel", target.dashboard, target.panel, expr, "no data")
     if per_host and len(without) == len(hosts):
-        return QueryCheck(
-            "panel",
-            target.dashboard,
-            target.panel,
-            shown,
-            "no data",
-            "no data for any host",
-            tuple(without),
-        )
+        return result("no data", target.expr, "no data for any host", tuple(without))
     if without:
-        return QueryCheck(
-            "panel",
-            target.dashboard,
-            target.panel,
-            shown,
-            "partial",
-            f"no data for {len(without)}/{len(hosts)} hosts",
-            tuple(without),
+        return result(
+            "partial", target.expr, f"no data for {len(without)}/{len(hosts)} hosts", tuple(without)
         )
-    return QueryCheck(
-        "panel",
-        target.dashboard,
-        target.panel,
-        shown,
-        "data",
-        f"per host, {len(hosts)} hosts" if per_host else "",
-    )
+    return result("data", target.expr, f"per host, {len(hosts)} hosts" if per_host else "")
 
 
 def check_rule(
@@ -364,8 +409,12 @@ def check_queries(
         report.notes.append(f"no dashboards in {out / 'grafana' / 'dashboards'}")
     if not rules:
         report.notes.append(f"no central rules in {out / 'central' / 'rules'}")
+    dashboards = {t.dashboard: t.variables for t in targets}
+    keys = [(d, h) for d in dashboards for h in [None, *(h.name for h in fleet.hosts)]]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        panel_checks = list(pool.map(lambda t: check_panel(api, fleet, t), targets))
+        values = pool.map(lambda k: resolve_variables(api, fleet, dashboards[k[0]], k[1]), keys)
+        resolved: Resolved = dict(zip(keys, values, strict=True))
+        panel_checks = list(pool.map(lambda t: check_panel(api, fleet, t, resolved), targets))
         rule_checks = list(pool.map(lambda r: check_rule(api, *r), rules))
     report.queries.extend(panel_checks)
     report.queries.extend(rule_checks)
