@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLE_INVENTORY, REPO, require_tool
 
 from flobs import yamlio
 from flobs.artifacts import central_rules
 from flobs.inventory import load_fleet
 from flobs.model import Fleet
 from flobs.promql import metric_names, parse_error
+from tests.conftest import EXAMPLE_INVENTORY, REPO, require_tool
 
 
 def fleet_from(tmp_path: Path, change: dict[str, Any] | None = None) -> Fleet:

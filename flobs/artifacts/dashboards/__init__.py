@@ -48,6 +48,8 @@ def fleet_files(fleet: Fleet) -> dict[str, bytes]:
     }
 
 
+# Spec names that differ from the Grafana variable they produce.
+_VARIABLE_NAMES = {"hosts": "`host` (multi-select, All = every host)"}
 _KIND_NAMES = {"promql": "PromQL", "logql": "LogQL", "traceql": "TraceQL"}
 
 
@@ -61,7 +63,8 @@ def dashboards_markdown() -> str:
     for spec in specs():
         out.append(f"### {spec.title} (`{spec.uid}`)\n")
         out.append(f"{spec.description}\n")
-        out.append(f"Variables: {', '.join(f'`{v}`' for v in spec.variables)}.\n")
+        names = [_VARIABLE_NAMES.get(v, f"`{v}`") for v in spec.variables]
+        out.append(f"Variables: {', '.join(names)}.\n")
         out.append("| Row | Panel | Shows | Unit | Query |")
         out.append("|---|---|---|---|---|")
         for row in spec.rows:

@@ -244,7 +244,7 @@ def spec(view: View) -> DashboardSpec:
                 "timeseries",
                 (
                     logql(
-                        f'sum by (host) (rate({{{HOSTS}, level=~"{ERROR_LEVELS}"}} [$__auto]))',
+                        f'sum by (host) (rate({{{HOSTS}, level=~"{ERROR_LEVELS}"}}[$__auto]))',
                         "{{host}}",
                     ),
                 ),
