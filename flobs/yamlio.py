@@ -184,6 +184,11 @@ def _compose(text: str) -> Any:
         if loader_cls is not None:
             try:
                 return yaml.compose(text, Loader=loader_cls)
+            except yaml.reader.ReaderError as err:
+                raise YamlSyntaxError(
+                    _unacceptable(err.character),
+                    _mark_at(text, err.position),
+                ) from err
             except yaml.MarkedYAMLError as err:
                 mark = err.problem_mark or err.context_mark
                 raise YamlSyntaxError(
@@ -195,12 +200,25 @@ def _compose(text: str) -> Any:
     return _compose_ruamel(text)
 
 
+def _unacceptable(character: int | str) -> str:
+    code = character if isinstance(character, int) else ord(character)
+    return f"character U+{code:04X} is not allowed in YAML; remove it or write it as \\u{code:04x}"
+
+
+def _mark_at(text: str, position: int) -> Mark:
+    before = text[:position]
+    return Mark(before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1)
+
+
 def _compose_ruamel(text: str) -> Any:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError
+    from ruamel.yaml.reader import ReaderError
 
     try:
         return YAML(typ="safe", pure=True).compose(text)
+    except ReaderError as err:
+        raise YamlSyntaxError(_unacceptable(err.character), _mark_at(text, err.position)) from err
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         raise YamlSyntaxError(
@@ -324,11 +342,20 @@ def _lines(value: Any, indent: int, out: list[str]) -> None:
         out.append(f"{pad}{scalar(value)}")
 
 
+def comment_safe(text: str) -> str:
+    """``text`` with control characters and Unicode line breaks escaped as ``\\uXXXX``."""
+    return "".join(
+        f"\\u{ord(c):04x}" if (ord(c) < 0x20 and c != "\t") or ord(c) in _ESCAPE_EXTRA else c
+        for c in text
+    )
+
+
 def dump(data: Any, *, header: str | None = None) -> str:
     """Deterministic block-style YAML for plain data; key order is the dict's order."""
     out: list[str] = []
     if header:
-        out.extend(f"# {line}".rstrip() for line in header.splitlines())
+        # Comment text must not contain what YAML forbids or treats as a line break.
+        out.extend(f"# {comment_safe(line)}".rstrip() for line in header.split("\n"))
     data = _plain(data)
     if type(data) in (dict, list) and not data:
         out.append("{}" if type(data) is dict else "[]")

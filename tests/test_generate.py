@@ -238,3 +238,19 @@ def test_cli_missing_inventory_file(tmp_path: Path) -> None:
     res = run_flobs("generate", "-i", tmp_path / "missing.yaml", "-o", tmp_path / "o")
     assert res.code == 2
     assert "missing.yaml: file not found" in res.stderr
+
+
+def test_hostile_cluster_name_cannot_break_generated_files(tmp_path: Path) -> None:
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(
+        EXAMPLE_INVENTORY.read_text().replace(
+            "cluster: eu1 ", 'cluster: "eu1\\nscrape_configs: []\\u2028\\u001b" '
+        )
+    )
+    out = tmp_path / "out"
+    generate(inv, out)
+    for path in out.rglob("*.y*ml"):
+        assert yamlio.load(path.read_text()) is not None, path
+    config = yamlio.load((out / "central" / "prometheus.yml").read_text())
+    assert config["global"]["external_labels"]["cluster"] == "eu1\nscrape_configs: []\u2028\x1b"
+    assert config["scrape_configs"]  # the newline did not inject an empty list

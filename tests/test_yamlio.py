@@ -161,3 +161,17 @@ def test_syntax_error_has_position() -> None:
 def test_format_path_quotes_odd_keys() -> None:
     assert yamlio.format_path(("hosts", 2, "vars", "x")) == "$.hosts[2].vars.x"
     assert yamlio.format_path(("labels", "a.b")) == '$.labels["a.b"]'
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_control_characters_are_located_errors(backend: str) -> None:
+    with pytest.raises(yamlio.YamlSyntaxError) as info:
+        yamlio.load_with_positions("a: 1\nb: \x1f\n", backend=backend)
+    assert info.value.mark == yamlio.Mark(2, 4)
+    assert "U+001F" in info.value.message
+
+
+def test_header_cannot_inject_lines() -> None:
+    text = yamlio.dump({"a": 1}, header="cluster x\u2028evil: 1\x1b")
+    assert yamlio.load(text) == {"a": 1}
+    assert text.splitlines()[0] == "# cluster x\\u2028evil: 1\\u001b"
