@@ -76,11 +76,12 @@ def validate(
     ctx = CheckContext(out=out, fleet=fleet, tools=tools)
     checks = all_checks()
     if tools != "off":
-        for tool in tools_needed(ctx):
-            if find_tool(tool) is not None:
-                continue
-            if tools == "require":
-                raise ToolFailure([tool], None, f"{tool} is not on PATH and --tools require is set")
+        missing = [tool for tool in tools_needed(ctx) if find_tool(tool) is None]
+        if missing and tools == "require":
+            raise ToolFailure(
+                missing, None, f"{', '.join(missing)} not on PATH and --tools require is set"
+            )
+        for tool in missing:
             ctx.notes.append(
                 f"{tool} is not on PATH: the files it checks were validated "
                 "without it (--tools require makes this an error)"

@@ -95,7 +95,7 @@ def test_schema_unknown_key(tree: Path, run: Run) -> None:
 
 def test_schema_does_not_echo_values(tree: Path, run: Run) -> None:
     def leak(doc: dict) -> None:
-        doc["datasources"][1]["secureJsonData"] = {"basicAuthPassword": "hunter2-secret"}
+        doc["datasources"][1]["isDefault"] = "hunter2-secret"  # pasted into the wrong key
 
     _edit_yaml(tree, "grafana/provisioning/datasources/flobs.yaml", leak)
     result = run(tree)
