@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import jinja2
@@ -112,8 +113,14 @@ def context(fleet: Fleet, host: Host) -> dict[str, Any]:
     }
 
 
+@cache
+def _template() -> jinja2.Template:
+    # Compiling costs ~10 ms; once per process, not once per host.
+    return _ENV.from_string(resources.template_text(TEMPLATE))
+
+
 def render(fleet: Fleet, host: Host) -> str:
-    return _ENV.from_string(resources.template_text(TEMPLATE)).render(context(fleet, host))
+    return _template().render(context(fleet, host))
 
 
 def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:

@@ -14,13 +14,17 @@ import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from flobs import yamlio
 from flobs.artifacts import alloy, otelcol, promtail
 from flobs.inventory import load_fleet_text
 from flobs.model import Fleet
 from tests.conftest import EXAMPLE_INVENTORY, REPO
+from tests.helpers import run_flobs
 
 GOLDEN = REPO / "tests" / "golden" / "logs-and-traces"
 CORPUS = REPO / "tests" / "fixtures" / "flintlockd-logs" / "flintlockd.log"
@@ -343,3 +347,17 @@ def test_local_prometheus_scrapes_the_agents_over_loopback() -> None:
     alloy_host = targets(5)
     assert alloy_host["alloy"] == ["127.0.0.1:9080"]
     assert "promtail" not in alloy_host
+
+
+@pytest.mark.parametrize("agent", ["promtail", "alloy"])
+def test_a_host_label_named_like_a_pipeline_label_is_refused(tmp_path: Path, agent: str) -> None:
+    doc = example_doc()
+    doc["defaults"]["logs"]["agent"] = agent
+    doc["groups"]["eu1-b"]["labels"]["component"] = "compute"
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(yamlio.dump(doc), encoding="utf-8")
+    result = run_flobs("generate", "-i", inventory, "-o", tmp_path / "out")
+    assert result.code == 2, result
+    assert "host fl-eu1-b-01: label `component` is also a Loki label" in result.stderr
+    assert "$.hosts[3].labels" in result.stderr
+    assert not (tmp_path / "out").exists()
