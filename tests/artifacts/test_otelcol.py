@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flobs import yamlio
-from flobs.artifacts import otelcol
+from flobs.artifacts import alloy, otelcol, promtail
 from flobs.errors import InputError
 from flobs.model import Fleet
 from tests.artifacts.test_promtail import HOSTILE, example_doc, example_fleet, fleet_of, hostile_doc
@@ -223,3 +226,22 @@ def test_disabled_collector_writes_nothing() -> None:
     inv["defaults"]["otelcol"] = {"enabled": False}
     fleet = fleet_of(inv)
     assert otelcol.host_files(fleet, fleet.hosts[0]) == {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(value=st.text(), cluster=st.text(min_size=1))
+def test_any_label_value_and_cluster_round_trip(value: str, cluster: str) -> None:
+    """Property: whatever the text, every generated file gives it back unchanged."""
+    fleet = example_fleet()
+    host = dataclasses.replace(fleet.hosts[0], labels=(("rack", value),))
+    fleet = dataclasses.replace(fleet, cluster=cluster, hosts=(host,))
+    otel = collector_view(otel_doc(fleet))
+    attrs = {a["key"]: a["value"] for a in otel["processors"]["resource"]["attributes"]}
+    assert attrs["rack"] == value
+    assert attrs["flintlock.cluster"] == cluster
+    (data,) = promtail.host_files(fleet, host).values()
+    labels = yamlio.load(data.decode())["clients"][0]["external_labels"]
+    assert labels == {"cluster": cluster, "host": host.name, "rack": value}
+    blocks = alloy.parse(alloy.render(fleet, host))
+    (write,) = [b for b in blocks if b.name == "loki.write"]
+    assert write.attrs["external_labels"] == labels
