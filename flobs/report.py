@@ -72,7 +72,8 @@ def render_text(problems: Iterable[Problem], result: ValidateResult | None = Non
     return "\n".join(_visible(x) for x in lines) + "\n"
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Everything but tab: a newline inside a message would forge a line of the report.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _visible(text: str) -> str:
