@@ -223,7 +223,12 @@ SYNTHETIC: tuple[str, ...] = (
     "scrape_samples_post_metric_relabeling", "scrape_series_added",
 )
 JOB_PRODUCES: dict[str, tuple[str, ...]] = {
-    "flintlockd": ("grpc_server_.+", "go_.+", "process_.+", "promhttp_.+"),
+    # go-grpc-prometheus counters only: flintlockd does not enable the handling-time
+    # histogram, so grpc_server_handling_seconds_* never exist (flintlock-facts.md).
+    "flintlockd": (
+        "grpc_server_(started|handled|msg_received|msg_sent)_total",
+        "go_.+", "process_.+", "promhttp_.+",
+    ),
     "flintlock-metrics": ("firecracker_.+", "cloud_hypervisor_.+"),
     "node": ("node_.+", "go_.+", "process_.+", "promhttp_.+"),
     "process": ("namedprocess_.+", "go_.+", "process_.+"),
