@@ -139,6 +139,10 @@ def _promtail_stage_labels(stages: Sequence[Any], base: Path_) -> Iterator[Label
                 yield from _promtail_stage_labels(body.get("stages") or [], (*where, "stages"))
 
 
+# Blocks whose attribute holds constant labels.
+_ALLOY_CONSTANT_LABELS = {"stage.static_labels": "values", "loki.write": "external_labels"}
+
+
 def alloy_labels(blocks: Iterable[Block]) -> list[LabelSource]:
     """Every label a ``config.alloy`` can attach, and what it is made from."""
     out: list[LabelSource] = []
@@ -147,16 +151,15 @@ def alloy_labels(blocks: Iterable[Block]) -> list[LabelSource]:
         if block.name == "stage.labels":
             for name, source in (block.attrs.get("values") or {}).items():
                 out.append(LabelSource(name, "field", (source or name,), (), block.line))
-        elif block.name == "stage.static_labels" or (
-            block.name == "loki.write" or block.name.startswith("loki.source.")
-        ):
-            key = (
-                "values"
-                if block.name == "stage.static_labels"
-                else ("external_labels" if block.name == "loki.write" else "labels")
-            )
+        elif block.name in _ALLOY_CONSTANT_LABELS or block.name.startswith("loki.source."):
+            key = _ALLOY_CONSTANT_LABELS.get(block.name, "labels")
             for name in block.attrs.get(key) or {}:
                 out.append(LabelSource(name, "constant", (), (), block.line))
+            # File targets are label sets too: their non-`__` keys become labels.
+            for target in block.attrs.get("targets") or []:
+                for name in target if isinstance(target, dict) else ():
+                    if not name.startswith("__"):
+                        out.append(LabelSource(name, "constant", (), (), block.line))
         elif block.name == "rule":
             target = block.attrs.get("target_label")
             if (
