@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from flobs import yamlio
-from flobs.artifacts import central_rules
+from flobs.artifacts import central_rules, prometheus_local
 from flobs.inventory import load_fleet
 from flobs.model import Fleet
 from flobs.promql import metric_names, parse_error
+from flobs.promtime import seconds
 from tests.conftest import EXAMPLE_INVENTORY, REPO, require_tool
 
 
@@ -192,3 +193,69 @@ def test_alerts_read_only_series_that_cross_the_wire(example_fleet: Fleet) -> No
     for alert in central_rules.alerts(example_fleet):
         for name in metric_names(alert.expr):
             assert name == "up" or ":" in name or name in recorded, (alert.name, name)
+
+
+@pytest.mark.tools
+def test_host_rules_the_centre_reads_compute_per_second_values(
+    tmp_path: Path, example_fleet: Fleet
+) -> None:
+    """The hosts' I/O totals and vCPU exits: deltas / flush interval, CH rated, 0 when absent."""
+    host = example_fleet.host("fl-eu1-a-03")  # Cloud Hypervisor and Firecracker
+    assert seconds(host.vars.flintlock_metrics.flush_interval) == 60
+    (tmp_path / "local.yml").write_text(yamlio.dump(prometheus_local.rules(host)), "utf-8")
+    fc = {"namespace": "ns", "name": "fc", "uid": "u1"}
+    ch = {"namespace": "ns", "name": "ch", "uid": "u2", "device": "net0"}
+    series = [
+        # Firecracker per-flush deltas: 600 B and 1200 B per 60 s flush.
+        (central_rules.series_text("firecracker_net_rx_bytes_count", fc), "600x10"),
+        (central_rules.series_text("firecracker_net_tx_bytes_count", fc), "1200x10"),
+        (central_rules.series_text("firecracker_vcpu_exit_io_in", fc), "60x10"),
+        (central_rules.series_text("firecracker_vcpu_exit_mmio_write", fc), "120x10"),
+        # Cloud Hypervisor cumulative counter: +6000 B per minute.
+        (central_rules.series_text("cloud_hypervisor_net_rx_bytes", ch), "0+6000x10"),
+    ]
+    test = {
+        "rule_files": ["local.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series],
+                "promql_expr_test": [
+                    {
+                        "expr": "host:microvm_network_bytes:per_second",
+                        "eval_time": "5m",
+                        "exp_samples": [
+                            {
+                                "labels": "host:microvm_network_bytes:per_second",
+                                "value": 600 / 60 + 1200 / 60 + 6000 / 60,
+                            }
+                        ],
+                    },
+                    # No block series at all: a number, not an empty result.
+                    {
+                        "expr": "host:microvm_block_bytes:per_second",
+                        "eval_time": "5m",
+                        "exp_samples": [
+                            {"labels": "host:microvm_block_bytes:per_second", "value": 0}
+                        ],
+                    },
+                    {
+                        "expr": "microvm:firecracker_vcpu_exits:per_second",
+                        "eval_time": "5m",
+                        "exp_samples": [
+                            {
+                                "labels": central_rules.series_text(
+                                    "microvm:firecracker_vcpu_exits:per_second", fc
+                                ),
+                                "value": 3,
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "local.test.yml").write_text(yamlio.dump(test), "utf-8")
+    result = promtool("test", "rules", "local.test.yml", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
