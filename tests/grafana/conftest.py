@@ -2,38 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _pytest.fixtures import getfixturemarker
-from fake_grafana import FakeGrafana
-from grafana_cases import OTHER_ORG_TOKEN, TOKEN, VIEWER_TOKEN
 
-
-def _reexport_root_conftest() -> None:
-    """Keep ``from conftest import X`` working for every other test directory.
-
-    Without ``__init__.py`` files pytest imports each conftest as the module
-    ``conftest``; once this one is loaded, later ``from conftest import REPO`` lines in
-    other directories would find this module. So its public helpers (not its fixtures,
-    which pytest already registered) are made available here too.
-    """
-    root = Path(__file__).resolve().parent.parent / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_flobs_root_conftest_copy", root)
-    if spec is None or spec.loader is None:
-        return
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    for name, value in vars(module).items():
-        if not name.startswith("_") and name not in globals() and getfixturemarker(value) is None:
-            globals()[name] = value
-
-
-_reexport_root_conftest()
+from tests.grafana.fake_grafana import FakeGrafana
+from tests.grafana.grafana_cases import OTHER_ORG_TOKEN, TOKEN, VIEWER_TOKEN
 
 
 @pytest.fixture

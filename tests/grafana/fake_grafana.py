@@ -22,6 +22,7 @@ import copy
 import json
 import re
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -99,16 +100,23 @@ class FakeGrafana:
         self.hooks: dict[tuple[str, str], deque[Callable[[FakeGrafana], None]]] = {}
         self._next_id = 100
         self._server: ThreadingHTTPServer | None = None
+        self.scheme = "http"
         self._thread: threading.Thread | None = None
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> str:
+    def start(self, tls: tuple[str, str] | None = None) -> str:
+        """Serve on a free loopback port; ``tls=(certfile, keyfile)`` serves https."""
         fake = self
 
         class Handler(_Handler):
             grafana = fake
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
+            self.scheme = "https"
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, daemon=True, kwargs={"poll_interval": 0.05}
@@ -125,7 +133,7 @@ class FakeGrafana:
     def url(self) -> str:
         assert self._server is not None
         host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"{self.scheme}://{host!s}:{port}"
 
     # ------------------------------------------------------------------ test set-up
     def add_token(self, token: str, org_id: int = 1, role: str = "Editor") -> None:

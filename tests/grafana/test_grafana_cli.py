@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fake_grafana import FakeGrafana, Fault, html_502
-from grafana_cases import OTHER_ORG_TOKEN, TOKEN, VIEWER_TOKEN, dashboard
 
+from tests.grafana.fake_grafana import FakeGrafana, Fault, html_502
+from tests.grafana.grafana_cases import OTHER_ORG_TOKEN, TOKEN, VIEWER_TOKEN, dashboard
 from tests.helpers import CliResult, run_flobs
 
 DB = "/api/dashboards/db"

@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_grafana import FakeGrafana, Fault, html_502
-from grafana_cases import TOKEN, dashboard
 
 from flobs.errors import InputError, RemoteError, UsageError
 from flobs.grafana.client import Credentials, GrafanaClient, RetryPolicy
@@ -26,6 +24,8 @@ from flobs.grafana.push import (
     normalize,
     push,
 )
+from tests.grafana.fake_grafana import FakeGrafana, Fault, html_502
+from tests.grafana.grafana_cases import TOKEN, dashboard
 
 DB = "/api/dashboards/db"
 
