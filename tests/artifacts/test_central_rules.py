@@ -259,3 +259,16 @@ def test_host_rules_the_centre_reads_compute_per_second_values(
     (tmp_path / "local.test.yml").write_text(yamlio.dump(test), "utf-8")
     result = promtool("test", "rules", "local.test.yml", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.tools
+def test_unit_tests_pass_for_a_thousand_hosts(tmp_path: Path) -> None:
+    """FlobsHostsMissing counts against the inventory: 999 of 1,000 fires, 1,000 does not."""
+    from tests.test_closure import example_doc, fleet_of, thousand_hosts
+
+    fleet = fleet_of(thousand_hosts(example_doc()), tmp_path)
+    central = write_central(fleet, tmp_path / "out")
+    by_name = {a.name: a for a in central_rules.alerts(fleet)}
+    assert by_name["FlobsHostsMissing"].expr.endswith("< 1000")
+    result = promtool("test", "rules", "tests/flobs-alerts.test.yml", cwd=central)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -40,7 +40,7 @@ def spec(view: View) -> DashboardSpec:
                 "Hosts the central cannot hear from (see the FlobsHostDown alert).",
                 "none",
                 "stat",
-                (promql(_hosts_down(view, HOSTS), instant=True),),
+                (promql(f"{_down(view, HOSTS, 'count')} or vector(0)", instant=True),),
                 width=4,
                 height=5,
                 thresholds=((1, "red"),),
@@ -55,12 +55,15 @@ def spec(view: View) -> DashboardSpec:
                 height=5,
             ),
             PanelSpec(
-                "Hosts up by zone",
-                "Reachable hosts per `zone` label (an inventory label; hosts without one are "
-                "grouped as empty).",
+                "Hosts up and down by zone",
+                "Reachable and unreachable hosts per `zone` label (an inventory label; hosts "
+                "without one are grouped as empty).",
                 "none",
                 "timeseries",
-                (promql(f"sum by (zone) ({up})", "{{zone}}"),),
+                (
+                    promql(f"sum by (zone) ({up})", "{{zone}} up"),
+                    promql(_down(view, HOSTS, "count by (zone)"), "{{zone}} down"),
+                ),
                 width=12,
                 height=5,
             ),
@@ -269,9 +272,10 @@ def spec(view: View) -> DashboardSpec:
     )
 
 
-def _hosts_down(view: View, matchers: str) -> str:
+def _down(view: View, matchers: str, aggregate: str) -> str:
+    """Hosts the centre cannot hear from, aggregated (e.g. ``count`` or ``count by (zone)``)."""
     up = view.host_up_where(matchers)
     if "federate" in view.host_up:
-        return f"count({up} == 0) or vector(0)"
+        return f"{aggregate} ({up} == 0)"
     # remote_write: a host that wrote `up` in the last hour but not now.
-    return f"count(max_over_time({up}[1h]) unless {up}) or vector(0)"
+    return f"{aggregate} (max_over_time({up}[1h]) unless {up})"

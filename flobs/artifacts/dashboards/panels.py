@@ -295,7 +295,12 @@ def _panel(view: View, spec: PanelSpec, panel_id: int) -> Any:
                 common_b.GraphThresholdsStyleConfig().mode(common_m.GraphThresholdsStyleMode.LINE)
             )
     elif spec.kind == "stat":
-        builder = stat.Panel().graph_mode(common_m.BigValueGraphMode.AREA)
+        builder = (
+            stat.Panel()
+            .graph_mode(common_m.BigValueGraphMode.AREA)
+            # The latest value, not Grafana's guess: these are "now" figures.
+            .reduce_options(common_b.ReduceDataOptions().calcs(["lastNotNull"]))
+        )
     elif spec.kind == "table":
         builder = table.Panel()
     elif spec.kind == "logs":
