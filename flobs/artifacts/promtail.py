@@ -20,9 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from flobs.artifacts.common import yaml_file
-from flobs.errors import InputError
 from flobs.model import FileAuth, Fleet, Host
-from flobs.problems import Problem, Severity
 
 # logrus JSON field → extracted name. Fields missing from a line are simply absent.
 JSON_FIELDS: tuple[str, ...] = (
@@ -56,30 +54,12 @@ POSITIONS_FILE = "positions.yaml"
 
 # Labels the pipeline sets from each entry. A host label of the same name would be
 # overridden on JSON lines only (entry labels win over client external labels), so
-# one label would mean two things; flobs refuses it instead.
+# one label would mean two things; the inventory loader refuses such host labels.
 PIPELINE_LABELS: tuple[str, ...] = (*LABEL_FIELDS, "unit")
 
 
 def stream_labels(fleet: Fleet, host: Host) -> dict[str, str]:
     """The constant labels every stream of this host carries."""
-    clash = sorted(set(host.label_dict) & set(PIPELINE_LABELS))
-    if clash:
-        raise InputError(
-            [
-                Problem(
-                    fleet.source_name,
-                    None,
-                    None,
-                    "logs-labels",
-                    Severity.ERROR,
-                    f"host {host.name}: label `{clash[0]}` is also a Loki label the log pipeline "
-                    "sets from each log line",
-                    f"rename it (the log pipeline owns {', '.join(PIPELINE_LABELS)}); it may come "
-                    "from one of the host's groups",
-                    f"$.hosts[{host.index}].labels",
-                )
-            ]
-        )
     return {"cluster": fleet.cluster, "host": host.name, **host.label_dict}
 
 

@@ -182,6 +182,8 @@ class _Builder:
         return fleet
 
     def _check_labels(self, labels: Mapping[str, Any], path: DocPath) -> None:
+        from flobs.artifacts.promtail import PIPELINE_LABELS
+
         for name in labels:
             if name.startswith("__"):
                 self.error(
@@ -196,6 +198,15 @@ class _Builder:
                     f"label `{name}` is set by flobs or Prometheus",
                     "`cluster` and `host` come from the inventory, `job`/`instance` "
                     "from Prometheus; rename yours (e.g. `site`, `node_role`)",
+                    at_key=True,
+                )
+            elif name in PIPELINE_LABELS:
+                # The log pipeline sets these per line; a host label of the same name
+                # would be overridden on JSON lines only, so one label would mean two things.
+                self.error(
+                    (*path, name),
+                    f"label `{name}` is also a Loki label the log pipeline sets from each line",
+                    f"rename it (the log pipeline owns {', '.join(PIPELINE_LABELS)})",
                     at_key=True,
                 )
 
