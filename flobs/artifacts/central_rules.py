@@ -526,11 +526,17 @@ def _render_labels(template: str, labels: Mapping[str, str]) -> str:
     return out
 
 
+def go_literal(text: str) -> str:
+    """``text`` as literal output of a Go template (Prometheus templates annotations)."""
+    return text.replace("{{", '{{ "{{" }}')
+
+
 def alert_annotations(alert: Alert, fleet: Fleet) -> dict[str, str]:
     return {
         "summary": alert.summary,
         "description": alert.description,
-        "runbook_url": alert.runbook(fleet),
+        # The URL comes from the inventory: a `{{` in it must not start a template action.
+        "runbook_url": go_literal(alert.runbook(fleet)),
     }
 
 
@@ -569,8 +575,9 @@ def unit_tests(fleet: Fleet) -> dict[str, Any]:
                     {
                         "exp_labels": labels,
                         "exp_annotations": {
-                            k: _render_labels(v, labels)
-                            for k, v in alert_annotations(alert, fleet).items()
+                            "summary": _render_labels(alert.summary, labels),
+                            "description": _render_labels(alert.description, labels),
+                            "runbook_url": alert.runbook(fleet),
                         },
                     }
                 )

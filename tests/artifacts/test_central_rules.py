@@ -272,3 +272,27 @@ def test_unit_tests_pass_for_a_thousand_hosts(tmp_path: Path) -> None:
     assert by_name["FlobsHostsMissing"].expr.endswith("< 1000")
     result = promtool("test", "rules", "tests/flobs-alerts.test.yml", cwd=central)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.tools
+def test_hostile_runbook_url_comes_out_of_prometheus_unchanged(tmp_path: Path) -> None:
+    """Prometheus renders annotations as Go templates; a `{{` in the URL stays literal."""
+    doc = copy.deepcopy(yamlio.load(EXAMPLE_INVENTORY.read_text(encoding="utf-8")))
+    hostile = 'https://wiki.example/{{ .Broken }}/$HOME/"q"\\'
+    doc["central"]["runbook_base_url"] = hostile
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yamlio.dump(doc), encoding="utf-8")
+    central = write_central(load_fleet(path).fleet, tmp_path / "out")
+    tests = load(central / "tests" / "flobs-alerts.test.yml")["tests"]
+    urls = {
+        a["exp_annotations"]["runbook_url"]
+        for t in tests
+        for r in t["alert_rule_test"]
+        for a in r["exp_alerts"]
+    }
+    assert urls and all(u.startswith(hostile + "/") for u in urls)
+    check = promtool("check", "rules", "rules/flobs-alerts.yml", cwd=central)
+    assert check.returncode == 0, check.stdout + check.stderr
+    # promtool renders the annotations: the expected URL is the raw one.
+    result = promtool("test", "rules", "tests/flobs-alerts.test.yml", cwd=central)
+    assert result.returncode == 0, result.stdout + result.stderr
