@@ -398,3 +398,16 @@ def test_docs_page_carries_the_current_table() -> None:
         DOCS.write_text(want, encoding="utf-8")
         return
     assert text == want, "docs/dashboards.md is stale: run with FLOBS_UPDATE_DOCS=1"
+
+
+def test_hostile_names_come_back_unchanged(tmp_path: Path) -> None:
+    doc = copy.deepcopy(yamlio.load(EXAMPLE_INVENTORY.read_text(encoding="utf-8")))
+    doc["cluster"] = 'eu"1 {{ x }} $HOME\\'
+    doc["central"]["grafana"]["datasources"] = {"prometheus": {"name": 'prom "$x" {{y}}'}}
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yamlio.dump(doc), encoding="utf-8")
+    fleet = load_fleet(path).fleet
+    for data in dashboards.fleet_files(fleet).values():
+        variables = json.loads(data)["templating"]["list"]
+        assert variables[0]["current"]["text"] == 'prom "$x" {{y}}'
+        assert variables[1]["current"]["value"] == 'eu"1 {{ x }} $HOME\\'

@@ -181,6 +181,8 @@ def _variables(view: View, names: tuple[str, ...]) -> list[Any]:
         .description("The inventory's cluster (the `cluster` label).")
         .datasource(prom)
         .query("label_values(up, cluster)")
+        # Preselect the inventory's cluster; Grafana still lists every cluster it finds.
+        .current(dash_m.VariableOption(selected=True, text=view.cluster, value=view.cluster))
         .refresh(dash_m.VariableRefresh.ON_DASHBOARD_LOAD)
         .sort(dash_m.VariableSort.ALPHABETICAL_ASC),
         "hosts": dash_b.QueryVariable("host")
