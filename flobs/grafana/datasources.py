@@ -229,8 +229,7 @@ def read_datasources(out: Path, env: Mapping[str, str] | None = None) -> list[Da
     if problems:
         raise InputError(
             problems,
-            f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-            " in the datasources file; nothing was pushed",
+            f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in the datasources file",
         )
     return specs
 

@@ -27,7 +27,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -261,8 +261,7 @@ def load_dashboards(out: Path) -> list[LocalDashboard]:
     if problems:
         raise InputError(
             problems,
-            f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-            " in the dashboards; nothing was pushed",
+            f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in the dashboards",
         )
     return found
 
@@ -483,7 +482,7 @@ class DashboardPush:
         workers = max(1, min(self.options.concurrency, total or 1))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flobs-push") as pool:
             futures = {pool.submit(self._one_dashboard, d): d for d in dashboards}
-            for future in futures:
+            for future in as_completed(futures):
                 dash = futures[future]
                 try:
                     results[dash.uid] = future.result()

@@ -19,7 +19,14 @@ from tests.helpers import CliResult, run_flobs
 
 DB = "/api/dashboards/db"
 EXAMPLE_INVENTORY = Path(__file__).resolve().parents[2] / "examples" / "inventory.yaml"
-SECRETS = (TOKEN, OTHER_ORG_TOKEN, VIEWER_TOKEN, "hunter2-basic-password", "s3cr3t-loki-pass")
+SECRETS = (
+    TOKEN,
+    OTHER_ORG_TOKEN,
+    VIEWER_TOKEN,
+    "hunter2-basic-password",
+    "s3cr3t-loki-pass",
+    "loki-token-SECRET",
+)
 
 
 def push_cli(
@@ -212,7 +219,7 @@ def test_bad_uid_is_rejected_before_any_request(
     result = push_cli(out, url=fake_grafana.url)
     assert result.code == 2
     assert "must match ^[a-zA-Z0-9_-]{1,40}$" in result.stderr
-    assert "nothing was pushed" in result.stderr
+    assert "problem in the dashboards; nothing was written" in result.stderr
     assert fake_grafana.log == []
 
 
@@ -349,3 +356,23 @@ def test_url_and_folder_come_from_the_inventory(
         "title": "Flintlock",
     }
     assert fake_grafana.dashboard("hosts")["folderUid"] == "team-flintlock"
+
+
+def test_the_generated_example_pushes_then_stays_unchanged(
+    fake_grafana: FakeGrafana, example_out: Path
+) -> None:
+    """What `flobs generate` writes is what gets pushed, and reads back as unchanged."""
+    env = {"FLOBS_LOKI_TOKEN": "loki-token-SECRET"}
+    first = push_cli(example_out, "--datasources", url=fake_grafana.url, env=env)
+    assert first.code == 0, first.stderr
+    boards = sorted(p.stem for p in (example_out / "grafana" / "dashboards").glob("*.json"))
+    assert boards, "the generator writes dashboards"
+    saved = sorted(p.body["dashboard"]["uid"] for p in fake_grafana.requests("POST", DB))
+    assert saved == boards
+    loki = fake_grafana.requests("POST", "/api/datasources")[1].body
+    assert loki["secureJsonData"]["httpHeaderValue2"] == "Bearer loki-token-SECRET"
+    assert "loki-token-SECRET" not in first.stdout + first.stderr
+    fake_grafana.log.clear()
+    second = push_cli(example_out, "--datasources", url=fake_grafana.url, env=env)
+    assert second.code == 0, second.stderr
+    assert fake_grafana.writes() == []
