@@ -118,6 +118,10 @@ class GrpcTraffic(Collector):
                 return k
             k += 1
 
+    def started(self, method: str) -> int:
+        with self._lock:
+            return self._methods[method].started
+
     def handled(self, method: str, code: str) -> int:
         with self._lock:
             return self._handled[(method, code)]

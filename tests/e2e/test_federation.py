@@ -1,0 +1,139 @@
+"""Federation end to end: simulators → local Prometheus → central Prometheus → verify."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+
+import httpx
+import pytest
+
+from flobs.live.demo import LiveFleet
+from flobs.live.prometheus_api import PrometheusAPI
+from flobs.sim.flintlockd import GrpcTraffic
+from flobs.sim.host import SimulatedHost
+from tests.e2e.conftest import LONG_FLUSH, FleetFactory, inventory_of
+from tests.helpers import run_flobs
+
+pytestmark = [pytest.mark.e2e, pytest.mark.tools]
+
+# A raw counter federated on purpose, so the centre's value can be compared with the
+# simulator's own sequence.
+STARTED = 'grpc_server_started_total{grpc_method="GetMicroVM"}'
+
+
+@pytest.fixture(scope="module")
+def fleet3(module_fleet: FleetFactory) -> LiveFleet:
+    return module_fleet(3, extra_match=(STARTED,))
+
+
+def test_verify_passes_for_every_host(fleet3: LiveFleet) -> None:
+    r = run_flobs("verify", "-i", inventory_of(fleet3), "--out", fleet3.out, "--format", "json")
+    assert r.code == 0, r.stdout + r.stderr
+    report = json.loads(r.stdout)
+    assert report["ok"] is True
+    assert report["mode"] == "federation"
+    assert [(h["name"], h["state"]) for h in report["hosts"]] == [
+        ("e2e-1", "present"),
+        ("e2e-2", "present"),
+        ("e2e-3", "present"),
+    ]
+    for h in report["hosts"]:  # flobs recording series arrived, and recently
+        assert h["series"] > 0
+        assert h["age_seconds"] <= report["stale_after"]
+    assert report["unexpected_hosts"] == []
+    assert report["summary"]["query_errors"] == 0
+    rules = [q for q in report["queries"] if q["kind"] == "recording"]
+    assert rules, "central recording rules were run"
+    assert {q["outcome"] for q in rules} <= {"data", "no data"}
+    # The text report says the same, for people.
+    text = run_flobs("verify", "-i", inventory_of(fleet3), "--prometheus", fleet3.central_url)
+    assert text.code == 0, text.stdout + text.stderr
+    assert "hosts: 3/3 present" in text.stdout
+    assert text.stdout.rstrip().endswith("result: OK")
+
+
+def _served(sim: SimulatedHost, path: str) -> dict[tuple[str, str], int]:
+    v = sim.host.vars.flintlock_metrics
+    body = httpx.get(f"http://{v.endpoint}{path}", timeout=5).text
+    out = {}
+    for line in body.splitlines():
+        m = re.match(
+            r'^([A-Za-z0-9_]+)\{namespace="[^"]*",name="[^"]*",uid="([^"]+)"\} (\d+)$', line
+        )
+        assert m, line
+        out[(m[1], m[2])] = int(m[3])
+    return out
+
+
+def test_centre_returns_the_values_the_simulators_serve(fleet3: LiveFleet) -> None:
+    flush = 3600.0
+    assert LONG_FLUSH == "1h"
+    with PrometheusAPI(fleet3.central_url) as api:
+        for host in fleet3.fleet.hosts:
+            sim = fleet3.simulators[host.name]
+            served = _served(sim, host.vars.flintlock_metrics.path)
+            # Firecracker: the delta served now is, per second, what the centre holds.
+            fc = [vm for vm in sim.vms if vm.provider == "firecracker"]
+            assert fc
+            for vm in fc:
+                for key in ("net_rx_bytes_count", "block_write_bytes"):
+                    got = api.query(
+                        f'microvm:firecracker_{key}:per_second{{host="{host.name}",uid="{vm.uid}"}}'
+                    )
+                    assert len(got) == 1, (host.name, vm.uid, key)
+                    assert math.isclose(
+                        got[0].value * flush, served[(key, vm.uid)], rel_tol=1e-12
+                    ), (host.name, key)
+            # Every microVM the simulator serves is counted at the centre, no more.
+            count = api.query(f'host:microvms:count{{host="{host.name}"}}')
+            assert [s.value for s in count] == [len(sim.vms)]
+
+
+def test_centre_counter_is_a_value_the_simulator_served(fleet3: LiveFleet) -> None:
+    with PrometheusAPI(fleet3.central_url) as api:
+        for host in fleet3.fleet.hosts:
+            sim = fleet3.simulators[host.name]
+            deadline = time.monotonic() + 20
+            while sim.flintlockd.traffic.started("GetMicroVM") == 0:
+                assert time.monotonic() < deadline
+                time.sleep(0.5)
+            time.sleep(2.5)  # let a non-zero value cross both hops
+            selector = STARTED[:-1] + f',host="{host.name}"}}'
+            got = api.query(selector)
+            assert len(got) == 1
+            central = got[0].value
+            # Replay the simulator's deterministic traffic: the centre's value must be one
+            # the simulator served at some second, and not zero.
+            replay = GrpcTraffic(sim.seed)
+            seen = [0]
+            while replay.ticks <= sim.flintlockd.traffic.ticks:
+                replay.tick()
+                seen.append(replay.started("GetMicroVM"))
+            assert central > 0
+            assert central in seen, (host.name, central, seen[-5:])
+            assert central <= sim.flintlockd.traffic.started("GetMicroVM")
+
+
+def test_stopped_local_prometheus_fails_verify_naming_the_host(
+    fleet_factory: FleetFactory,
+) -> None:
+    live = fleet_factory(2)
+    live.stop_host_prometheus("e2e-2")
+    deadline = time.monotonic() + 30
+    while True:
+        r = run_flobs("verify", "-i", inventory_of(live), "--format", "json")
+        if r.code != 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert r.code == 1, r.stdout + r.stderr
+    states = {h["name"]: h["state"] for h in json.loads(r.stdout)["hosts"]}
+    assert states["e2e-1"] == "present"
+    assert states["e2e-2"] in ("unreachable", "missing", "stale")
+    text = run_flobs("verify", "-i", inventory_of(live))
+    assert text.code == 1
+    assert re.search(r"^\s+(UNREACHABLE|MISSING|STALE)\s+e2e-2: ", text.stdout, re.M), text.stdout
+    assert not re.search(r"^\s+(UNREACHABLE|MISSING|STALE)\s+e2e-1: ", text.stdout, re.M)
+    assert "result: FAILED (1 host(s) not present: e2e-2)" in text.stdout

@@ -1,0 +1,254 @@
+"""`flobs verify` against fake Prometheus APIs: exit codes, auth, dashboards, rules.
+
+No real Prometheus here: these cover what the live tests cannot provoke cheaply
+(unreachable server, refused credentials, broken queries, unexpected hosts).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from flobs.inventory import load_fleet
+from flobs.live.demo import demo_inventory, write_inventory
+from flobs.live.prometheus_api import PrometheusAPI
+from flobs.live.verify import verify
+from flobs.model import Fleet
+from tests.conftest import free_port
+from tests.helpers import run_flobs
+
+TOKEN = "s3cr3t-token-value"
+
+
+@pytest.fixture
+def inventory(tmp_path: Path) -> Path:
+    path = tmp_path / "inventory.yaml"
+    write_inventory(demo_inventory(2, tmp_path, first_address="127.0.3.11", cluster="t"), path)
+    return path
+
+
+@pytest.fixture
+def fleet(inventory: Path) -> Fleet:
+    return load_fleet(inventory).fleet
+
+
+def vector(*items: tuple[dict[str, str], float]) -> dict[str, Any]:
+    return {
+        "status": "success",
+        "data": {
+            "resultType": "vector",
+            "result": [{"metric": m, "value": [1.0, str(v)]} for m, v in items],
+        },
+    }
+
+
+def healthy(query: str, hosts: list[str]) -> dict[str, Any]:
+    """What a centre holding every host answers to verify's host queries."""
+    if query.startswith("count by (host)"):
+        return vector(*(({"host": h}, 40) for h in hosts))
+    if query.startswith("time() - max by (host)"):
+        return vector(*(({"host": h}, 1.5) for h in hosts))
+    if query.startswith("max by (host)"):
+        return vector(*(({"host": h}, 1) for h in hosts))
+    return vector()
+
+
+def api_with(answer: Any) -> PrometheusAPI:
+    def handler(request: httpx.Request) -> httpx.Response:
+        q = request.url.params.get("query", "")
+        status, body = answer(q)
+        return httpx.Response(status, json=body)
+
+    return PrometheusAPI("http://prom.test", transport=httpx.MockTransport(handler))
+
+
+def test_unexpected_and_missing_hosts(fleet: Fleet) -> None:
+    def answer(q: str) -> tuple[int, Any]:
+        return 200, healthy(q, ["t-1", "ghost-9"])
+
+    report = verify(fleet, api_with(answer))
+    states = {h.name: h.state for h in report.hosts}
+    assert states == {"t-1": "present", "t-2": "missing"}
+    assert report.unexpected_hosts == ["ghost-9"]
+    assert not report.ok
+
+
+def test_stale_host(fleet: Fleet) -> None:
+    def answer(q: str) -> tuple[int, Any]:
+        if q.startswith("time() - max by (host)"):
+            return 200, vector(({"host": "t-1"}, 2.0), ({"host": "t-2"}, 900.0))
+        return 200, healthy(q, ["t-1", "t-2"])
+
+    report = verify(fleet, api_with(answer))
+    assert [(h.name, h.state) for h in report.hosts] == [("t-1", "present"), ("t-2", "stale")]
+    assert "900s old" in report.hosts[1].detail
+
+
+def _write_out(tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    (out / "grafana" / "dashboards").mkdir(parents=True)
+    (out / "central" / "rules").mkdir(parents=True)
+    (out / "manifest.json").write_text("{}")
+    dashboard = {
+        "title": "D",
+        "templating": {
+            "list": [
+                {"name": "ds", "type": "datasource", "query": "prometheus"},
+                {"name": "host", "type": "query", "query": "label_values(up, host)"},
+                {
+                    "name": "ns",
+                    "type": "query",
+                    "query": 'label_values(microvm:x{host="$host"}, namespace)',
+                },
+            ]
+        },
+        "panels": [
+            {
+                "title": "Fleet",
+                "datasource": {"uid": "${ds}"},
+                "targets": [{"refId": "A", "expr": "sum(host:ok)"}],
+            },
+            {
+                "type": "row",
+                "title": "Row",
+                "collapsed": True,
+                "panels": [
+                    {
+                        "title": "Per host",
+                        "targets": [
+                            {"refId": "A", "expr": 'host:ok{host="$host",namespace="$ns"}'}
+                        ],
+                    },
+                    {"title": "Broken", "targets": [{"refId": "B", "expr": "sum(host:bad"}]},
+                ],
+            },
+            {
+                "title": "Logs",
+                "datasource": {"type": "loki", "uid": "flobs-loki"},
+                "targets": [{"refId": "A", "expr": '{host="$host"}'}],
+            },
+        ],
+    }
+    (out / "grafana" / "dashboards" / "d.json").write_text(json.dumps(dashboard))
+    (out / "central" / "rules" / "r.yml").write_text(
+        "groups:\n- name: g\n  rules:\n  - record: a:b\n    expr: sum(host:ok)\n"
+        "  - alert: Down\n    expr: up == 0\n"
+    )
+    return out
+
+
+def test_panels_rows_variables_and_rules(fleet: Fleet, tmp_path: Path) -> None:
+    out = _write_out(tmp_path)
+    seen: list[str] = []
+
+    def answer(q: str) -> tuple[int, Any]:
+        seen.append(q)
+        if q == "sum(host:bad":
+            return 400, {"status": "error", "errorType": "bad_data", "error": "unclosed paren"}
+        if q.startswith("group by (namespace)"):
+            host = q.split('host="')[1].split('"')[0]
+            return 200, vector(({"namespace": f"ns-of-{host}"}, 1))
+        if q == 'host:ok{host="t-1",namespace="ns-of-t-1"}':
+            return 200, vector(({"host": "t-1"}, 1))
+        if q in ("sum(host:ok)",):
+            return 200, vector(({}, 3))
+        return 200, healthy(q, ["t-1", "t-2"])
+
+    report = verify(fleet, api_with(answer), out=out)
+    by_title = {q.title: q for q in report.queries}
+    assert by_title["Fleet [A]"].outcome == "data"
+    per_host = by_title["Per host [A]"]
+    assert per_host.outcome == "partial"  # t-2's namespace query has no data
+    assert per_host.hosts_without_data == ("t-2",)
+    # The dependent variable was resolved per host, the way Grafana would.
+    assert 'host:ok{host="t-2",namespace="ns-of-t-2"}' in seen
+    assert by_title["Broken [B]"].outcome == "error"
+    assert "unclosed paren" in by_title["Broken [B]"].detail
+    assert by_title["Logs [A]"].outcome == "skipped"
+    assert by_title["a:b"].outcome == "data"
+    assert by_title["Down"].outcome == "no data"  # an alert that is not firing
+    assert [q.title for q in report.query_errors] == ["Broken [B]"]
+    assert not report.ok
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    seen_auth: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.seen_auth.append(self.headers.get("Authorization", ""))
+        self.send_response(401)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def refusing_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_token_from_env_is_sent_never_printed(inventory: Path, refusing_server: str) -> None:
+    _Recorder.seen_auth.clear()
+    r = run_flobs(
+        "verify",
+        "-i",
+        inventory,
+        "--prometheus",
+        refusing_server,
+        env={"FLOBS_PROMETHEUS_TOKEN": TOKEN},
+    )
+    assert r.code == 3
+    assert "refused the request (HTTP 401)" in r.stderr
+    assert _Recorder.seen_auth and _Recorder.seen_auth[0] == f"Bearer {TOKEN}"
+    assert TOKEN not in r.stdout + r.stderr
+
+
+def test_unreachable_prometheus_exits_3(inventory: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    r = run_flobs("verify", "-i", inventory, "--prometheus", url)
+    assert (r.code, r.stdout) == (3, "")
+    assert f"cannot reach Prometheus at {url}" in r.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--format", "xml"], "--format 'xml': choose text or json"),
+        (["--stale-after", "soon"], "--stale-after 'soon' is not a duration"),
+        (["--out", "/nonexistent-flobs-out"], "is not a flobs output tree"),
+        (["--prometheus", "prom:9090"], "is not an http(s) URL"),
+    ],
+)
+def test_usage_errors_exit_2(inventory: Path, args: list[str], message: str) -> None:
+    r = run_flobs("verify", "-i", inventory, *args)
+    assert r.code == 2, r.stderr
+    assert message in r.stderr
+
+
+def test_query_string_reaches_server() -> None:
+    # The query goes out URL-encoded under /api/v1/query (what every compatible API takes).
+    captured: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        captured.append(request)
+        return httpx.Response(200, json=vector(({"a": "b"}, 2)))
+
+    api = PrometheusAPI("http://prom.test/prefix", transport=httpx.MockTransport(handler))
+    assert api.query('up{job="x"}')[0].value == 2
+    url = urlsplit(str(captured[0].url))
+    assert url.path == "/prefix/api/v1/query"
+    assert parse_qs(url.query)["query"] == ['up{job="x"}']
