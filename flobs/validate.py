@@ -9,7 +9,10 @@ code: 0 clean, 1 errors (warnings too with ``strict``), 2 bad usage or inventory
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import inspect
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,9 +96,31 @@ def validate(
                 f"without -i INVENTORY these checks were skipped: {', '.join(skipped)}"
             )
     found: set[Problem] = set()
+    with _collector_paused():
+        ran = _run_all(ctx, checks, found)
+    problems = sorted(found, key=_order)
+    return ValidateResult(
+        out, tuple(problems), tuple(ran), tuple(ctx.notes), len(ctx.files), strict
+    )
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Parsed files are millions of small acyclic objects: Python's cyclic GC rescans them
+    again and again (half the run time at 1,000 hosts, measured) and frees nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _run_all(ctx: CheckContext, checks: list[type[Check]], found: set[Problem]) -> list[CheckRun]:
     ran: list[CheckRun] = []
     for cls in checks:
-        if cls.NEEDS_INVENTORY and fleet is None:
+        if cls.NEEDS_INVENTORY and ctx.fleet is None:
             continue
         try:
             found.update(cls().check(ctx))
@@ -107,10 +132,7 @@ def validate(
                 hint="rerun with --traceback and report it",
             ) from err
         ran.append(CheckRun(cls.ID, cls.TITLE, check_files(cls, ctx)))
-    problems = sorted(found, key=_order)
-    return ValidateResult(
-        out, tuple(problems), tuple(ran), tuple(ctx.notes), len(ctx.files), strict
-    )
+    return ran
 
 
 def _order(p: Problem) -> tuple[str, int, int, str, str]:

@@ -11,6 +11,7 @@ Add a check by writing a class in a module of this package, decorating it with
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from collections.abc import Callable, Iterable, Iterator
@@ -51,6 +52,7 @@ class CheckContext:
     # `flobs validate` shows them on stderr, never as findings.
     notes: list[str] = field(default_factory=list)
     _parsed: dict[str, Parsed] = field(default_factory=dict)
+    _bodies: dict[tuple[int, bytes], Parsed] = field(default_factory=dict)
 
     @cached_property
     def manifest(self) -> dict[str, Any] | None:
@@ -76,8 +78,15 @@ class CheckContext:
                 if path.endswith(".json"):
                     self._parsed[path] = Parsed(path, json.loads(text), None)
                 else:
-                    data, pos = yamlio.load_with_positions(text)
-                    self._parsed[path] = Parsed(path, data, pos)
+                    # Hosts' rules and exporter files differ only in their header comment:
+                    # parse each distinct body once (same header length ⇒ same positions).
+                    # The data is shared, so checks must treat it as read-only.
+                    key = _body_key(text)
+                    shared = self._bodies.get(key)
+                    if shared is None:
+                        data, pos = yamlio.load_with_positions(text)
+                        shared = self._bodies[key] = Parsed(path, data, pos)
+                    self._parsed[path] = Parsed(path, shared.data, shared.positions)
             except (ValueError, yamlio.YamlSyntaxError) as err:
                 self._parsed[path] = Parsed(path, None, None, str(err))
         return self._parsed[path]
@@ -94,6 +103,19 @@ class CheckContext:
                 line, col = mark.line, mark.col
         return Problem(path, line, col, check.ID, severity or check.SEVERITY, message, hint,
                        yamlio.format_path(key_path) if key_path else None)
+
+
+def _body_key(text: str) -> tuple[int, bytes]:
+    """(header line count, digest of the text after the leading comment lines)."""
+    header = 0
+    start = 0
+    while text.startswith("#", start):
+        end = text.find("\n", start)
+        if end < 0:
+            break
+        header += 1
+        start = end + 1
+    return header, hashlib.blake2b(text[start:].encode("utf-8"), digest_size=20).digest()
 
 
 class Check:

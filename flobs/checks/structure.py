@@ -111,6 +111,7 @@ class SchemaValid(Check):
     FILES: ClassVar[tuple[str, ...]] = tuple(p for pats, _ in SCHEMAS for p in pats)
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
+        seen: dict[tuple[str, int], list[tuple[tuple[str | int, ...], str]]] = {}
         for path in ctx.files:
             name = schema_for(path)
             if name is None:
@@ -118,11 +119,15 @@ class SchemaValid(Check):
             parsed = k.load(ctx, path)
             if parsed is None:
                 continue  # file-parses reports it
-            for error in _validator(name).iter_errors(parsed.data):
-                key_path = tuple(error.absolute_path)
-                yield ctx.problem(
-                    self, path, f"{_describe(error)} (schema {name})", key_path=key_path
-                )
+            # Files with the same body share one parsed object (CheckContext.parse).
+            key = (name, id(parsed.data))
+            if key not in seen:
+                seen[key] = [
+                    (tuple(e.absolute_path), _describe(e))
+                    for e in _validator(name).iter_errors(parsed.data)
+                ]
+            for key_path, message in seen[key]:
+                yield ctx.problem(self, path, f"{message} (schema {name})", key_path=key_path)
 
 
 @register

@@ -96,3 +96,38 @@ def test_find_tool_prefers_the_first_name(tmp_path: Path, monkeypatch: pytest.Mo
     found = tools.find_tool("otelcol")
     assert found is not None
     assert Path(found).name in ("otelcol", "otelcol-contrib")
+
+
+@pytest.mark.tools
+def test_identical_bodies_run_once_and_report_every_file(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_tool("promtool")
+    from flobs.checks import CheckContext
+    from flobs.checks.tools import PromtoolRules
+
+    rules = [h.replace("prometheus.yml", "rules/flobs-local.yml") for h in HOSTS]
+    for rel in rules[:4]:  # same corruption in four hosts' files (headers differ)
+        doc = read_yaml(tree, rel)
+        doc["groups"][1]["rules"][0]["labels"] = {"0bad": "x"}
+        header = (tree / rel).read_text().split("groups:")[0]
+        (tree / rel).write_text(header + write_yaml_text(doc))
+    seen: list[int] = []
+    real = tools.run_promtool
+
+    def spy(binary, args, files, cwd, **kw):  # type: ignore[no-untyped-def]
+        seen.append(len(files))
+        return real(binary, args, files, cwd, **kw)
+
+    monkeypatch.setattr(tools, "run_promtool", spy)
+    ctx = CheckContext(out=tree, fleet=None, tools="auto")
+    problems = list(PromtoolRules().check(ctx))
+    assert sorted(p.file for p in problems) == sorted(rules[:4])
+    # Six host files and the centre's rules, but only the distinct bodies went to promtool.
+    assert seen and seen[0] < len(rules)
+
+
+def write_yaml_text(doc: object) -> str:
+    from flobs import yamlio
+
+    return yamlio.dump(doc)
