@@ -27,8 +27,9 @@ WORK = Path(__file__).resolve().parent / ".work"
 def flobs(args: list[str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
     """(wall seconds, peak RSS MiB over children so far, the process)."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "flobs", *args], capture_output=True,
-                          text=True, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "flobs", *args], capture_output=True, text=True, check=False
+    )
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return wall, peak, proc
@@ -58,16 +59,19 @@ def main() -> None:
     for label, mode in modes:
         best = None
         for _ in range(opts.repeat):
-            wall, rss, proc = flobs(["validate", str(out), "-i", str(inv), "--tools", mode,
-                                     "--format", "json"])
+            wall, rss, proc = flobs(
+                ["validate", str(out), "-i", str(inv), "--tools", mode, "--format", "json"]
+            )
             if proc.returncode != 0:
                 sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
                 raise SystemExit(f"validate --tools {mode} exited {proc.returncode}")
             best = wall if best is None else min(best, wall)
         report = json.loads(proc.stdout)
         s = report["summary"]
-        print(f"  {label:<24} {best:7.2f} s   peak RSS {rss:6.0f} MiB   "
-              f"{s['checks']} checks, {s['errors']} errors, {s['warnings']} warnings")
+        print(
+            f"  {label:<24} {best:7.2f} s   peak RSS {rss:6.0f} MiB   "
+            f"{s['checks']} checks, {s['errors']} errors, {s['warnings']} warnings"
+        )
 
 
 if __name__ == "__main__":
