@@ -160,6 +160,12 @@ class AuthRefused(GrafanaHTTPError):
 class GrafanaUnreachable(RemoteError):
     """No usable answer: connection refused, TLS failure, timeouts, or retries exhausted."""
 
+    def __init__(
+        self, message: str, *, hint: str | None = None, last: GrafanaResponse | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.last = last  # the last answer, when retries ran out on an error status
+
 
 class OutcomeUnknown(RemoteError):
     """A write was sent but its answer was lost or ambiguous; it may have landed."""
@@ -283,9 +289,11 @@ class GrafanaClient:
         idempotent = method in IDEMPOTENT_METHODS
         started = self._clock()
         attempt = 0
+        last: GrafanaResponse | None = None
         while True:
             attempt += 1
             wait: float | None = None
+            last = None
             try:
                 response = self._http.request(
                     method, path, content=content, params=params, headers=headers
@@ -340,6 +348,7 @@ class GrafanaClient:
                 if not retryable:
                     raise self._error(method, path, status, result)
                 failure = f"HTTP {status} ({self._message(result)})"
+                last = result
                 wait = parse_retry_after(response.headers.get("Retry-After"))
             elapsed = self._clock() - started
             if attempt >= self.retry.attempts:
@@ -347,6 +356,7 @@ class GrafanaClient:
                     f"{method} {self.base_url}{path}: giving up after {attempt} attempts in "
                     f"{elapsed:.1f}s; last: {failure}",
                     hint="Grafana or a proxy in front of it is failing; try again later",
+                    last=last,
                 )
             delay = wait if wait is not None else self._jitter_backoff(attempt)
             if elapsed + delay > self.retry.budget:
@@ -359,6 +369,7 @@ class GrafanaClient:
                     f"{method} {self.base_url}{path}: giving up after {attempt} attempts: "
                     f"{why} would pass the {self.retry.budget:.0f}s retry budget; last: {failure}",
                     hint="Grafana or a proxy in front of it is overloaded; try again later",
+                    last=last,
                 )
             self._sleep(delay)
 
@@ -377,6 +388,8 @@ class GrafanaClient:
         """Grafana's own message; for HTML or other text, a short tag-free excerpt."""
         if isinstance(result.body, dict) and isinstance(result.body.get("message"), str):
             return self.redact(result.body["message"])
+        if result.body is not None:
+            return _snippet(self.redact(json.dumps(result.body, ensure_ascii=False)))
         if not result.text.strip():
             return "empty body"
         kind = "HTML page" if "<" in result.text and ">" in result.text else "non-JSON body"

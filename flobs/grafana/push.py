@@ -348,7 +348,6 @@ class DashboardPush:
         self.client = client
         self.options = options
         self.folder_created = False
-        self.folder_missing = False  # dry run: the folder would be created
 
     @property
     def target_folder(self) -> str:
@@ -366,6 +365,13 @@ class DashboardPush:
                 "database is down",
             ) from None
         except GrafanaUnreachable as err:
+            last = err.last.body if err.last is not None else None
+            if isinstance(last, dict) and last.get("database") == "failing":
+                raise GrafanaUnreachable(
+                    f"Grafana at {self.client.base_url} reports its database is failing "
+                    f"({err.message})",
+                    hint="Grafana's own database is down; nothing can be saved until it is back",
+                ) from None
             raise GrafanaUnreachable(
                 f"Grafana at {self.client.base_url} is unreachable: {err.message}",
                 hint=err.hint or "check --grafana-url and the network path (proxy, firewall)",
@@ -391,7 +397,7 @@ class DashboardPush:
                 if existing.get("parentUid") not in (None, "", parent):
                     detail = (
                         f"exists under parent {existing.get('parentUid')!r}, not "
-                        f"{parent or 'the root'}!r; left where it is"
+                        f"{parent or 'the root'!r}; left where it is"
                     )
                     self.options.warnings.append(f"folder {spec.uid}: {detail}")
                 results.append(
@@ -401,7 +407,6 @@ class DashboardPush:
                 )
             elif self.options.dry_run:
                 missing_above = True
-                self.folder_missing = True
                 results.append(
                     ItemResult(
                         "folder", spec.uid, spec.title, Action.CREATE, f"parent: {parent or 'root'}"
@@ -425,37 +430,50 @@ class DashboardPush:
         payload: dict[str, Any] = {"uid": spec.uid, "title": spec.title}
         if parent is not None:
             payload["parentUid"] = parent
-        try:
-            self.client.post("/api/folders", payload)
-        except OutcomeUnknown:
-            if self._get_folder(spec.uid) is None:
-                self.client.post("/api/folders", payload)
-        except GrafanaHTTPError as err:
-            if err.status != 409:
-                raise self._fatal(err, f"cannot create folder {spec.uid}") from None
-            # A concurrent create (another CI job) answers 409 although the folder
-            # was made (grafana-api.md); it counts once a re-read finds it.
-            for retry in range(3):
-                found = self._get_folder(spec.uid)
-                if found is not None:
-                    self.folder_created = True
-                    return ItemResult(
-                        "folder",
-                        spec.uid,
-                        str(found.get("title", spec.title)),
-                        Action.UNCHANGED,
-                        "created concurrently by someone else",
-                    )
-                self.client.pause(FRESH_FOLDER_DELAY * (2**retry))
-            raise RemoteError(
-                f"folder {spec.uid!r} could not be created: {err.server_message}",
-                hint="another folder with the same title probably exists under the same "
-                "parent; rename it or pass its uid with --folder-uid",
-            ) from None
-        self.folder_created = True
-        return ItemResult(
+        created = ItemResult(
             "folder", spec.uid, spec.title, Action.CREATE, f"parent: {parent or 'root'}"
         )
+        lost: OutcomeUnknown | None = None
+        for _attempt in range(LOST_WRITE_RESENDS + 1):
+            try:
+                self.client.post("/api/folders", payload)
+            except OutcomeUnknown as err:
+                # Re-send only when a re-read shows the folder was not made.
+                if self._get_folder(spec.uid) is not None:
+                    break
+                lost = err
+                continue
+            except GrafanaHTTPError as err:
+                if err.status != 409:
+                    raise self._fatal(err, f"cannot create folder {spec.uid}") from None
+                return self._folder_race(spec, err)
+            break
+        else:
+            assert lost is not None
+            raise RemoteError(f"folder {spec.uid!r} could not be created: {lost.message}")
+        self.folder_created = True
+        return created
+
+    def _folder_race(self, spec: FolderSpec, err: GrafanaHTTPError) -> ItemResult:
+        """A concurrent create (another CI job) answers 409 although the folder was made
+        (grafana-api.md); it counts as success once a re-read finds it."""
+        for retry in range(3):
+            found = self._get_folder(spec.uid)
+            if found is not None:
+                self.folder_created = True
+                return ItemResult(
+                    "folder",
+                    spec.uid,
+                    str(found.get("title", spec.title)),
+                    Action.UNCHANGED,
+                    "created concurrently by someone else",
+                )
+            self.client.pause(FRESH_FOLDER_DELAY * (2**retry))
+        raise RemoteError(
+            f"folder {spec.uid!r} could not be created: {err.server_message}",
+            hint="another folder with the same title probably exists under the same "
+            "parent; rename it or pass its uid with --folder-uid",
+        ) from None
 
     def _fatal(self, err: GrafanaHTTPError, what: str) -> RemoteError:
         if isinstance(err, AuthRefused):
@@ -512,7 +530,8 @@ class DashboardPush:
             )
 
         try:
-            remote = None if self.folder_missing else self._get_dashboard(local.uid)
+            # Read even when the folder is missing: the uid may live in another folder.
+            remote = self._get_dashboard(local.uid)
         except AuthRefused:
             raise
         except (GrafanaHTTPError, GrafanaUnreachable) as err:

@@ -151,8 +151,9 @@ def test_database_failing_exits_3(fake_grafana: FakeGrafana, make_out: Callable[
     fake_grafana.database_failing = True
     result = push_cli(make_out(dashboard("hosts")), "--retries", "0", url=fake_grafana.url)
     assert result.code == 3
-    assert "HTTP 503" in result.stderr
-    assert fake_grafana.writes() == []
+    assert 'HTTP 503 ({"database": "failing"' in result.stderr
+    assert "reports its database is failing" in result.stderr
+    assert fake_grafana.calls() == ["GET /api/health"]
 
 
 def test_not_grafana_behind_the_url_exits_3(

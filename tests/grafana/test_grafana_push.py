@@ -541,3 +541,26 @@ def test_concurrent_push_of_many_dashboards(
     assert result.count(Action.CREATE) == 25  # 24 dashboards and the folder
     assert seen[0] == (0, 24) and seen[-1] == (24, 24)
     assert len(fake_grafana.requests("POST", DB)) == 24
+
+
+@pytest.mark.parametrize("land", [True, False])
+def test_lost_answer_to_a_folder_create(
+    fake_grafana: FakeGrafana, make_out: Callable[..., Path], land: bool
+) -> None:
+    fake_grafana.fault("POST", "/api/folders", Fault(status=502, land=land))
+    result = run(fake_grafana, make_out(dashboard("hosts")))
+    assert actions(result, "folder") == {"flobs-flintlock": Action.CREATE}
+    assert actions(result) == {"hosts": Action.CREATE}
+    posts = fake_grafana.requests("POST", "/api/folders")
+    assert [p.status for p in posts] == ([502] if land else [502, 200])
+
+
+def test_dry_run_with_a_missing_folder_still_reads_each_dashboard(
+    fake_grafana: FakeGrafana, make_out: Callable[..., Path]
+) -> None:
+    out = pushed(fake_grafana, make_out, dashboard("hosts"))
+    result = run(fake_grafana, out, folder="new-home", title="New home", dry_run=True)
+    assert actions(result, "folder") == {"new-home": Action.CREATE}
+    assert actions(result) == {"hosts": Action.UPDATE}
+    assert "move from folder 'flobs-flintlock'" in result.of_kind("dashboard")[0].detail
+    assert fake_grafana.writes() == []
