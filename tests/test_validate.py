@@ -177,3 +177,48 @@ def test_checks_markdown_has_a_row_per_check() -> None:
     assert [row.split(" | ")[0].removeprefix("| ").strip("`") for row in rows] == [
         c.ID for c in all_checks()
     ]
+
+
+def _workflow_commands() -> list[list[str]]:
+    """Every `flobs …` command of examples/ci/github-actions.yml, as argv."""
+    import shlex
+
+    import yaml
+
+    doc = yaml.safe_load((EXAMPLE_INVENTORY.parent / "ci" / "github-actions.yml").read_text())
+    commands = []
+    for step in doc["jobs"]["validate"]["steps"]:
+        script = step.get("run", "").replace("\\\n", " ")
+        commands += [
+            shlex.split(line)[1:]
+            for line in script.splitlines()
+            if line.strip().startswith("flobs ")
+        ]
+    return commands
+
+
+def test_ci_example_commands_run_clean(example_out: Path, tmp_path: Path) -> None:
+    """The CI example's commands, as written, pass on the example fleet."""
+    shutil.copy(EXAMPLE_INVENTORY, tmp_path / "inventory.yaml")
+    shutil.copytree(example_out, tmp_path / "out")
+    env = _tools_path(tmp_path, promtail="exit 0", alloy="exit 0", otelcol="exit 0")
+    (tmp_path / "bin" / "promtool").symlink_to(require_tool("promtool"))
+    commands = _workflow_commands()
+    assert [c[0] for c in commands] == ["generate", "validate", "validate"]
+    for argv in commands:
+        r = run_flobs(*argv, cwd=tmp_path, env=env)
+        assert r.code == 0, (argv, r.stdout, r.stderr)
+    assert (tmp_path / "reports" / "flobs-validate.xml").read_text().startswith("<?xml")
+
+
+def test_pre_commit_hooks_name_real_commands() -> None:
+    import yaml
+
+    hooks = yaml.safe_load((EXAMPLE_INVENTORY.parent.parent / ".pre-commit-hooks.yaml").read_text())
+    assert {h["id"]: h["entry"] for h in hooks} == {
+        "flobs-generate-check": "flobs generate --check",
+        "flobs-validate": "flobs validate",
+    }
+    for hook in hooks:
+        r = run_flobs(*hook["entry"].split()[1:], "--help")
+        assert r.code == 0, r.stderr
