@@ -639,6 +639,17 @@ class DashboardPush:
                     )
                     continue
                 if err.status in (409, 412):
+                    # After a lost answer, the first save may land late, just before the
+                    # re-sent one, which Grafana then refuses: that is our save, not a
+                    # colleague's.
+                    landed = self._landed(local, stored_version) if resends else None
+                    if landed is not None:
+                        return result(
+                            action,
+                            _join(detail, "confirmed by re-reading after a lost answer"),
+                            diff,
+                            landed,
+                        )
                     return result(Action.CONFLICT, _conflict_text(err), diff)
                 if err.status == 400 and "provisioned" in err.server_message.lower():
                     self.options.warnings.append(

@@ -564,3 +564,45 @@ def test_dry_run_with_a_missing_folder_still_reads_each_dashboard(
     assert actions(result) == {"hosts": Action.UPDATE}
     assert "move from folder 'flobs-flintlock'" in result.of_kind("dashboard")[0].detail
     assert fake_grafana.writes() == []
+
+
+@pytest.mark.parametrize("conflict_status", [412, 409])
+def test_a_lost_save_that_lands_late_is_not_reported_as_a_conflict(
+    fake_grafana: FakeGrafana, make_out: Callable[..., Path], conflict_status: int
+) -> None:
+    fake_grafana.conflict_status = conflict_status
+    pushed(fake_grafana, make_out, dashboard("hosts"))
+    out = make_out(dashboard("hosts", description="new"))
+    fake_grafana.fault("POST", DB, Fault(reset=True))
+    first_body: list[dict[str, Any]] = []
+
+    def lands_late(fake: FakeGrafana) -> None:
+        # The first save, stuck in a proxy, reaches Grafana just before the re-send.
+        body = first_body[0]
+        entry = fake.dashboards[(1, "hosts")]
+        fake.dashboards[(1, "hosts")] = {
+            **entry,
+            "dashboard": {
+                **body["dashboard"],
+                "id": entry["dashboard"]["id"],
+                "version": entry["dashboard"]["version"] + 1,
+            },
+        }
+
+    fake_grafana.before("POST", DB, lambda f: first_body.append(f.log[-1].body))
+    fake_grafana.before("POST", DB, lands_late)
+    result = run(fake_grafana, out)
+    assert actions(result) == {"hosts": Action.UPDATE}
+    assert "confirmed by re-reading" in result.of_kind("dashboard")[0].detail
+    assert [p.status for p in fake_grafana.requests("POST", DB)] == [None, conflict_status]
+    assert fake_grafana.dashboard("hosts")["dashboard"]["version"] == 2
+
+
+def test_latency_beyond_the_timeout_on_a_read_is_retried(
+    fake_grafana: FakeGrafana, make_out: Callable[..., Path]
+) -> None:
+    out = pushed(fake_grafana, make_out, dashboard("hosts"))
+    fake_grafana.fault("GET", "/api/folders/flobs-flintlock", Fault(delay=1.5), Fault(delay=0.1))
+    result = run(fake_grafana, out, timeout=0.5)
+    assert actions(result) == {"hosts": Action.UNCHANGED}
+    assert fake_grafana.calls().count("GET /api/folders/flobs-flintlock") == 2
