@@ -136,7 +136,8 @@ def config(fleet: Fleet, host: Host) -> dict[str, Any]:
                 "max_shards": rw.max_shards,
             },
         }]
-    if version_at_least(v.local_prometheus.version, "2.43"):
+    # keep_dropped_targets arrived in Prometheus 2.47.0 (CHANGELOG); 2.43-2.46 reject it.
+    if version_at_least(v.local_prometheus.version, "2.47"):
         # Shown in /targets when the limits drop something; unknown to 2.42.
         for job in doc["scrape_configs"]:
             job["keep_dropped_targets"] = 100

@@ -356,3 +356,22 @@ def test_promtool_unit_test_failure(tree: Path, run: Run) -> None:
     result = run(tree, tools="auto")
     assert fired(result) == {"promtool-test"}
     assert result.problems[0].file == rel
+
+
+@pytest.mark.parametrize(("version", "emitted"), [("2.45", False), ("2.47", True)])
+def test_generated_keys_fit_the_inventory_version(
+    tmp_path: Path, run: Run, version: str, emitted: bool
+) -> None:
+    from flobs.generate import generate
+    from tests.conftest import EXAMPLE_INVENTORY
+
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        EXAMPLE_INVENTORY.read_text().replace(
+            "  local_prometheus:\n", f'  local_prometheus:\n    version: "{version}"\n', 1
+        )
+    )
+    generate(inventory, tmp_path / "out")
+    assert ("keep_dropped_targets" in (tmp_path / "out" / PROM).read_text()) is emitted
+    result = run(tmp_path / "out", inventory=inventory)
+    assert [p.render() for p in result.problems] == []
