@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flobs import promql
 from flobs.model import Fleet, Host
 from flobs.promtime import seconds
 
@@ -210,9 +211,18 @@ def federation_match(fleet: Fleet) -> list[str]:
 
 
 def federated_name_regex(fleet: Fleet) -> str:
-    """One regex over ``__name__`` equivalent to the built-in selectors (remote_write keep)."""
+    """One regex over ``__name__`` equivalent to the built-in selectors (remote_write keep).
+
+    ``extra_match`` selectors cross the wire in remote_write mode too, by metric name:
+    a keep regex over ``__name__`` cannot express their other label matchers.
+    """
     names = ["host:.+", "microvm:.+", *FEDERATED_RAW]
-    return "|".join(names)
+    for extra in fleet.central.prometheus.extra_match:
+        for sel in promql.selectors(extra):
+            matcher = sel.name_matcher()
+            if matcher is not None and matcher[0] in ("=", "=~"):
+                names.append(matcher[1])  # metric names hold no regex metacharacters
+    return "|".join(dict.fromkeys(names))
 
 
 # What each local scrape job produces, as metric-name patterns (anchored regexes).

@@ -15,11 +15,15 @@ from tests.helpers import run_flobs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tools]
 
+STARTED = 'grpc_server_started_total{grpc_method="GetMicroVM"}'
+
 
 def test_remote_write_into_victoria_metrics(fleet_factory: FleetFactory) -> None:
-    live = fleet_factory(2, mode="remote_write")
+    live = fleet_factory(2, mode="remote_write", extra_match=(STARTED,))
     host_cfg = yaml.safe_load((live.out / "hosts" / "e2e-1" / "prometheus.yml").read_text())
     (rw,) = host_cfg["remote_write"]
+    # extra_match crosses the wire in this mode too (by metric name).
+    assert "grpc_server_started_total" in rw["write_relabel_configs"][0]["regex"].split("|")
     assert rw["url"] == live.fleet.central.prometheus.remote_write.url  # type: ignore[union-attr]
     central_cfg = yaml.safe_load((live.out / "central" / "prometheus.yml").read_text())
     assert "federate" not in [j["job_name"] for j in central_cfg["scrape_configs"]]
@@ -57,3 +61,6 @@ def test_remote_write_into_victoria_metrics(fleet_factory: FleetFactory) -> None
             assert math.isclose(got[0].value * 3600, served, rel_tol=1e-12)
             count = api.query(f'host:microvms:count{{host="{host.name}"}}')
             assert [s.value for s in count] == [len(sim.vms)]
+            pushed = api.query(STARTED[:-1] + f',host="{host.name}"}}')
+            assert len(pushed) == 1
+            assert 0 <= pushed[0].value <= sim.flintlockd.traffic.started("GetMicroVM")
