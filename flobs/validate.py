@@ -152,7 +152,7 @@ def checks_markdown() -> str:
     for cls in all_checks():
         what, why = check_doc(cls)
         needs = " Needs `-i INVENTORY`." if cls.NEEDS_INVENTORY else ""
-        cells = [f"`{cls.ID}`", cls.SEVERITY.value, what, why + needs]
+        cells = [f"`{cls.ID}`", cls.SEVERITY.value, what, why.removeprefix("Why: ") + needs]
         rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(rows) + "\n"
 
