@@ -1,0 +1,86 @@
+"""`flobs demo` through the real entry point: summary, Ctrl-C teardown, missing binaries."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import require_tool
+from tests.helpers import run_flobs
+
+
+def _python_only_path(tmp_path: Path) -> str:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    return str(bin_dir)
+
+
+def test_missing_binaries_exit_3_with_the_install_command(tmp_path: Path) -> None:
+    r = run_flobs("demo", "--hosts", "2", env={"PATH": _python_only_path(tmp_path)})
+    assert r.code == 3
+    assert "needed binaries are not installed: prometheus, prometheus-node-exporter" in r.stderr
+    assert "apt-get install prometheus prometheus-node-exporter" in r.stderr
+    assert r.stdout == ""
+
+
+@pytest.mark.e2e
+@pytest.mark.tools
+def test_demo_reports_every_host_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    require_tool("prometheus")
+    require_tool("prometheus-node-exporter")
+    workdir = tmp_path / "demo"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "flobs",
+            "demo",
+            "--hosts",
+            "2",
+            "--keep-running",
+            "--workdir",
+            str(workdir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("demo: running") or time.monotonic() > deadline:
+                break
+        text = "".join(lines)
+        assert "hosts: 2/2 present" in text, text
+        assert "result: OK" in text
+        m = re.search(r"^demo: central \(federation\): (http://\S+)$", text, re.M)
+        assert m, text
+        central = m.group(1)
+        up = httpx.get(f"{central}/api/v1/query", params={"query": 'up{job="federate"}'})
+        assert len(up.json()["data"]["result"]) == 2
+        assert (workdir / "inventory.yaml").is_file()
+        assert (workdir / "out" / "manifest.json").is_file()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    # Every process the demo started is gone: the centre no longer answers.
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{central}/-/ready", timeout=2)
+    leftovers = subprocess.run(
+        ["pgrep", "-f", str(workdir)], capture_output=True, text=True, check=False
+    )
+    assert leftovers.stdout == "", leftovers.stdout
