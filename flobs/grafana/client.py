@@ -19,6 +19,7 @@ that can reach a person (messages, reprs) is passed through :meth:`redact`.
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import json
 import random
@@ -63,8 +64,6 @@ class Credentials:
         if self.username is not None and self.password is not None:
             # Basic auth built by httpx would be equally fine; building it here keeps
             # every credential in one header we control.
-            import base64
-
             raw = f"{self.username}:{self.password}".encode()
             return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
         return {}

@@ -377,3 +377,10 @@ def test_the_generated_example_pushes_then_stays_unchanged(
     second = push_cli(example_out, "--datasources", url=fake_grafana.url, env=env)
     assert second.code == 0, second.stderr
     assert fake_grafana.writes() == []
+
+
+def test_missing_out_directory_is_exit_2(fake_grafana: FakeGrafana, tmp_path: Path) -> None:
+    result = push_cli(tmp_path / "nowhere", url=fake_grafana.url)
+    assert result.code == 2
+    assert "is not a directory" in result.stderr
+    assert fake_grafana.log == []

@@ -187,3 +187,19 @@ def test_credentials_from_env_prefers_the_token() -> None:
     assert basic.headers()["Authorization"] == "Basic dTpw"
     with pytest.raises(UsageError, match=r"\$CI_TOKEN is not set"):
         credentials_from_env({}, "CI_TOKEN")
+
+
+def test_grafana_under_a_sub_path() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={"database": "ok"})
+
+    with GrafanaClient(
+        "https://proxy.test/grafana/",
+        Credentials(token=TOKEN),
+        transport=httpx.MockTransport(handler),
+    ) as client:
+        client.get("/api/health")
+    assert seen == ["https://proxy.test/grafana/api/health"]
