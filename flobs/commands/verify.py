@@ -12,7 +12,7 @@ from flobs.cli import app, err_console, handle_errors, out_console
 from flobs.errors import ExitCode, UsageError
 from flobs.inventory import load_fleet
 from flobs.live.prometheus_api import PrometheusAPI
-from flobs.live.verify import VerifyReport, verify
+from flobs.live.verify import PANEL_HOSTS, VerifyReport, verify
 from flobs.promtime import parse_duration
 
 MAX_LISTED = 25
@@ -124,6 +124,14 @@ def verify_command(
             "(default: 3x the longest interval, +60s in remote_write mode).",
         ),
     ] = None,
+    panel_hosts: Annotated[
+        int,
+        typer.Option(
+            "--panel-hosts",
+            min=0,
+            help=f"Run per-host panels for the first N hosts (0: all; default {PANEL_HOSTS}).",
+        ),
+    ] = PANEL_HOSTS,
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="List every host and panel.")
     ] = False,
@@ -153,7 +161,9 @@ def verify_command(
         err_console.print(warning.render(), markup=False)
     url = prometheus or loaded.fleet.central.prometheus.url
     with PrometheusAPI.from_env(url) as api:
-        report = verify(loaded.fleet, api, out=out, stale_after=stale)
+        report = verify(
+            loaded.fleet, api, out=out, stale_after=stale, panel_hosts=panel_hosts or None
+        )
     if output_format == "json":
         out_console.file.write(report.to_json())
     else:

@@ -252,3 +252,17 @@ def test_query_string_reaches_server() -> None:
     url = urlsplit(str(captured[0].url))
     assert url.path == "/prefix/api/v1/query"
     assert parse_qs(url.query)["query"] == ['up{job="x"}']
+
+
+def test_per_host_panels_can_be_limited_to_the_first_hosts(fleet: Fleet, tmp_path: Path) -> None:
+    out = _write_out(tmp_path)
+    seen: list[str] = []
+
+    def answer(q: str) -> tuple[int, Any]:
+        seen.append(q)
+        return 200, healthy(q, ["t-1", "t-2"])
+
+    report = verify(fleet, api_with(answer), out=out, panel_hosts=1)
+    assert any('host="t-1"' in q and q.startswith("host:ok") for q in seen)
+    assert not any('host="t-2"' in q and q.startswith("host:ok") for q in seen)
+    assert "per-host panels were run for the first 1 of 2 hosts (--panel-hosts)" in report.notes
