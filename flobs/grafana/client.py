@@ -352,7 +352,7 @@ class GrafanaClient:
             elapsed = self._clock() - started
             if attempt >= self.retry.attempts:
                 raise GrafanaUnreachable(
-                    f"{method} {self.base_url}{path}: giving up after {attempt} attempts in "
+                    f"{method} {self.base_url}{path}: giving up after {_attempts(attempt)} in "
                     f"{elapsed:.1f}s; last: {failure}",
                     hint="Grafana or a proxy in front of it is failing; try again later",
                     last=last,
@@ -365,7 +365,7 @@ class GrafanaClient:
                     else "the next retry"
                 )
                 raise GrafanaUnreachable(
-                    f"{method} {self.base_url}{path}: giving up after {attempt} attempts: "
+                    f"{method} {self.base_url}{path}: giving up after {_attempts(attempt)}: "
                     f"{why} would pass the {self.retry.budget:.0f}s retry budget; last: {failure}",
                     hint="Grafana or a proxy in front of it is overloaded; try again later",
                     last=last,
@@ -433,6 +433,10 @@ def check_base_url(url: str) -> str:
             " so it never lands in shell history or CI logs",
         )
     return url.rstrip("/")
+
+
+def _attempts(count: int) -> str:
+    return f"{count} attempt{'s' if count != 1 else ''}"
 
 
 def _snippet(text: str, limit: int = 160) -> str:
