@@ -6,6 +6,7 @@ waits the client asked for can be asserted.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -606,3 +607,18 @@ def test_latency_beyond_the_timeout_on_a_read_is_retried(
     result = run(fake_grafana, out, timeout=0.5)
     assert actions(result) == {"hosts": Action.UNCHANGED}
     assert fake_grafana.calls().count("GET /api/folders/flobs-flintlock") == 2
+
+
+def test_token_never_in_debug_logs_even_on_errors(
+    fake_grafana: FakeGrafana, make_out: Callable[..., Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Even with every library logging at DEBUG (httpx, httpcore), the token stays out."""
+    caplog.set_level(logging.DEBUG)
+    out = make_out(dashboard("hosts"))
+    fake_grafana.fault("POST", DB, Fault(status=500, land=True))
+    fake_grafana.fault("GET", "/api/health", Fault(status=503))
+    assert run(fake_grafana, out).ok
+    with pytest.raises(RemoteError):
+        run(fake_grafana, out, token=TOKEN + "-revoked")
+    assert "HTTP Request" in caplog.text  # httpx did log the requests
+    assert TOKEN not in caplog.text
