@@ -73,6 +73,10 @@ def demo_command(
             report = result.report
             for line in render_text(report):
                 out_console.file.write(line)
+            for failure in result.local_rule_failures:
+                out_console.file.write(
+                    f"error: {failure.host}: local rule {failure.rule} fails: {failure.error}\n"
+                )
             with_data = report.panels("data", "partial")
             no_data = report.panels("no data") + report.panels("skipped")
             out_console.file.write(

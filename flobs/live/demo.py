@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
+
 from flobs import yamlio
 from flobs.errors import SystemFailure, UsageError
 from flobs.generate import generate
@@ -155,6 +157,13 @@ def write_inventory(doc: dict[str, Any], path: Path) -> None:
     path.write_text(yamlio.dump(doc, header=header), encoding="utf-8")
 
 
+@dataclass(frozen=True)
+class LocalRuleFailure:
+    host: str
+    rule: str
+    error: str
+
+
 @dataclass
 class LiveFleet:
     """Everything running for one simulated fleet; stop with ``stop()``."""
@@ -198,6 +207,30 @@ class LiveFleet:
     def verify(self) -> VerifyReport:
         with self.api() as api:
             return verify(self.fleet, api, out=self.out)
+
+    def local_rule_failures(self) -> list[LocalRuleFailure]:
+        """Host recording rules whose last evaluation failed (each local /api/v1/rules).
+
+        The centre cannot see these: a failing rule just produces no series, which
+        looks like "no data". Here the local servers are at hand, so ask them.
+        """
+        failures = []
+        for host in self.fleet.hosts:
+            url = f"http://{host.vars.local_prometheus.listen}/api/v1/rules"
+            try:
+                groups = httpx.get(url, timeout=5).json()["data"]["groups"]
+            except (httpx.HTTPError, ValueError, KeyError) as err:
+                failures.append(LocalRuleFailure(host.name, "(all)", f"{url}: {err}"))
+                continue
+            for group in groups:
+                for rule in group.get("rules") or []:
+                    if rule.get("health") == "err":
+                        failures.append(
+                            LocalRuleFailure(
+                                host.name, str(rule.get("name")), str(rule.get("lastError"))
+                            )
+                        )
+        return failures
 
     def stop(self) -> None:
         try:
@@ -326,6 +359,7 @@ class DemoResult:
     central_url: str
     report: VerifyReport
     waited_seconds: float
+    local_rule_failures: tuple[LocalRuleFailure, ...] = ()
 
 
 @contextmanager
@@ -350,7 +384,13 @@ def run_demo(
         time.sleep(3.0)
         report = live.verify()
         result = DemoResult(
-            live.fleet, inventory, live.out, live.central_url, report, time.monotonic() - started
+            live.fleet,
+            inventory,
+            live.out,
+            live.central_url,
+            report,
+            time.monotonic() - started,
+            tuple(live.local_rule_failures()),
         )
         yield result, live
     finally:
