@@ -569,8 +569,6 @@ class DashboardPush:
         except GrafanaHTTPError as err:
             if err.status == 404:
                 return None
-            if err.status == 401:
-                raise
             raise
         if not isinstance(body, dict) or not isinstance(body.get("dashboard"), dict):
             raise GrafanaHTTPError(
