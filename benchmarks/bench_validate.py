@@ -2,7 +2,7 @@
 
 Generates the fleet once (benchmarks.fleet), then runs `flobs validate OUT -i INVENTORY`
 in a fresh process per mode, as CI would, and prints wall time, peak RSS and the
-finding count (which must be 0: the benchmark fails on a dirty tree).
+findings (the first few named: a finding that only shows at scale is a result too).
 Usage: python benchmarks/bench_validate.py [--hosts 10000] [--repeat 1]
 """
 
@@ -62,7 +62,7 @@ def main() -> None:
             wall, rss, proc = flobs(
                 ["validate", str(out), "-i", str(inv), "--tools", mode, "--format", "json"]
             )
-            if proc.returncode != 0:
+            if proc.returncode not in (0, 1):
                 sys.stderr.write(proc.stdout[-4000:] + proc.stderr[-4000:])
                 raise SystemExit(f"validate --tools {mode} exited {proc.returncode}")
             best = wall if best is None else min(best, wall)
@@ -72,6 +72,9 @@ def main() -> None:
             f"  {label:<24} {best:7.2f} s   peak RSS {rss:6.0f} MiB   "
             f"{s['checks']} checks, {s['errors']} errors, {s['warnings']} warnings"
         )
+        # A finding at scale is a result too: say which checks and where.
+        for problem in report["problems"][:5]:
+            print(f"    {problem['check']}: {problem['file']}: {problem['message'][:160]}")
 
 
 if __name__ == "__main__":
