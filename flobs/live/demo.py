@@ -33,6 +33,7 @@ from flobs.model import Fleet, Host
 from flobs.sim.host import SimulatedHost
 
 Mode = Literal["federation", "remote_write"]
+CENTRE_PROCESSES = ("prometheus-central", "victoria-metrics")
 Progress = Callable[[str], None]
 MAX_HOSTS = 200
 FIRST_ADDRESS = "127.0.0.11"
@@ -234,7 +235,7 @@ class LiveFleet:
 
     def stop(self) -> None:
         try:
-            self.supervisor.stop_all()
+            self.supervisor.stop_all(last=CENTRE_PROCESSES)
         finally:
             for sim in self.simulators.values():
                 sim.stop()

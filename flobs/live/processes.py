@@ -121,14 +121,21 @@ class Supervisor:
             return
         _stop_group(child.proc, timeout)
 
-    def stop_all(self) -> None:
-        # Send TERM to everyone first, so shutdowns overlap, then reap.
-        children = list(self.children.values())
+    def stop_all(self, *, last: Sequence[str] = ()) -> None:
+        """Stop every child; the ones named in ``last`` after all the others.
+
+        Senders go before receivers: a local Prometheus stopped after the store it
+        remote_writes to retries its final flush until it is killed.
+        """
+        first = [c for n, c in self.children.items() if n not in last]
+        final = [c for n, c in self.children.items() if n in last]
         self.children.clear()
-        for child in children:
-            _signal_group(child.proc, signal.SIGTERM)
-        for child in children:
-            _stop_group(child.proc, 5.0)
+        for batch in (first, final):
+            # TERM to everyone in the batch first, so shutdowns overlap, then reap.
+            for child in batch:
+                _signal_group(child.proc, signal.SIGTERM)
+            for child in batch:
+                _stop_group(child.proc, 5.0)
 
     def __enter__(self) -> Supervisor:
         return self
