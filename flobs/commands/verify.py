@@ -161,6 +161,12 @@ def verify_command(
         err_console.print(warning.render(), markup=False)
     url = prometheus or loaded.fleet.central.prometheus.url
     with PrometheusAPI.from_env(url) as api:
+        if api.credentials_in_plaintext:
+            err_console.print(
+                f"warning: {url} is plain http: the credentials from the environment cross "
+                "the network unencrypted; use https://",
+                markup=False,
+            )
         report = verify(
             loaded.fleet, api, out=out, stale_after=stale, panel_hosts=panel_hosts or None
         )

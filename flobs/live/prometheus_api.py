@@ -51,6 +51,7 @@ class PrometheusAPI:
         timeout: float = 15.0,
     ) -> None:
         self.url = url.rstrip("/")
+        self.sends_credentials = auth is not None or "Authorization" in (headers or {})
         self._client = httpx.Client(
             base_url=self.url,
             headers=dict(headers or {}),
@@ -96,6 +97,13 @@ class PrometheusAPI:
                 hint="e.g. --prometheus http://prometheus.example:9090",
             )
         return cls(url, headers=headers, auth=auth, verify=verify, transport=transport)
+
+    @property
+    def credentials_in_plaintext(self) -> bool:
+        """Credentials would cross the network unencrypted (http:// to a remote host)."""
+        parts = httpx.URL(self.url)
+        local = parts.host in ("localhost", "::1") or parts.host.startswith("127.")
+        return self.sends_credentials and parts.scheme == "http" and not local
 
     def close(self) -> None:
         self._client.close()

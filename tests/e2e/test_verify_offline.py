@@ -266,3 +266,13 @@ def test_per_host_panels_can_be_limited_to_the_first_hosts(fleet: Fleet, tmp_pat
     assert any('host="t-1"' in q and q.startswith("host:ok") for q in seen)
     assert not any('host="t-2"' in q and q.startswith("host:ok") for q in seen)
     assert "per-host panels were run for the first 1 of 2 hosts (--panel-hosts)" in report.notes
+
+
+def test_credentials_over_remote_plain_http_are_flagged() -> None:
+    env = {"FLOBS_PROMETHEUS_TOKEN": TOKEN}
+    assert PrometheusAPI.from_env("http://prom.example:9090", env).credentials_in_plaintext
+    assert not PrometheusAPI.from_env("https://prom.example", env).credentials_in_plaintext
+    assert not PrometheusAPI.from_env("http://127.0.0.1:9090", env).credentials_in_plaintext
+    assert not PrometheusAPI.from_env("http://prom.example:9090", {}).credentials_in_plaintext
+    basic = {"FLOBS_PROMETHEUS_USERNAME": "u", "FLOBS_PROMETHEUS_PASSWORD": "p"}
+    assert PrometheusAPI.from_env("http://prom.example", basic).credentials_in_plaintext
