@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import tempfile
 import threading
@@ -15,6 +16,24 @@ from flobs.cli import app, err_console, handle_errors, out_console
 from flobs.commands.verify import render_text
 from flobs.errors import ExitCode, UsageError
 from flobs.live.demo import MAX_HOSTS, Mode, run_demo
+from flobs.live.verify import VerifyReport
+
+
+def panels_by_dashboard(
+    report: VerifyReport,
+) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(dashboard → panels with data, dashboard → panels without); a panel has data
+    when any of its queries has data for any host."""
+    has_data: dict[str, dict[str, bool]] = {}
+    for q in report.queries:
+        if q.kind != "panel":
+            continue
+        panel = re.sub(r" \[[^\]]*\]$", "", q.title)  # one panel, several targets
+        seen = has_data.setdefault(q.source, {})
+        seen[panel] = seen.get(panel, False) or q.outcome in ("data", "partial")
+    with_data = {d: [p for p, ok in ps.items() if ok] for d, ps in has_data.items()}
+    without = {d: [p for p, ok in ps.items() if not ok] for d, ps in has_data.items()}
+    return ({d: p for d, p in with_data.items() if p}, {d: p for d, p in without.items() if p})
 
 
 @app.command("demo")
@@ -71,19 +90,28 @@ def demo_command(
 
         with run_demo(hosts, workdir, mode=chosen, seed=seed, progress=progress) as (result, _live):
             report = result.report
-            for line in render_text(report):
+            for line in render_text(report, list_panels=False):
                 out_console.file.write(line)
             for failure in result.local_rule_failures:
                 out_console.file.write(
                     f"error: {failure.host}: local rule {failure.rule} fails: {failure.error}\n"
                 )
-            with_data = report.panels("data", "partial")
-            no_data = report.panels("no data") + report.panels("skipped")
+            with_data, without = panels_by_dashboard(report)
+            out_console.file.write("panels with data:\n")
+            for dashboard, titles in with_data.items():
+                out_console.file.write(f"  {dashboard}: {', '.join(titles)}\n")
+            out_console.file.write(
+                "panels without data (logs/traces need agents the demo does not run; "
+                "failure panels show only failures; no flintlockd process exists here):\n"
+            )
+            for dashboard, titles in without.items():
+                out_console.file.write(f"  {dashboard}: {', '.join(titles)}\n")
+            count_with = sum(len(t) for t in with_data.values())
+            count_without = sum(len(t) for t in without.values())
             out_console.file.write(
                 f"\ndemo: {len(report.hosts) - len(report.failed_hosts)}/{len(report.hosts)} "
                 f"hosts present after {result.waited_seconds:.0f}s; "
-                f"{len(with_data)} panel queries with data, {len(no_data)} without "
-                "(log and trace panels need agents the demo does not run)\n"
+                f"{count_with} panels with data, {count_without} without\n"
                 f"demo: central ({chosen}): {result.central_url}\n"
                 f"demo: inventory {result.inventory}, generated files {result.out}"
                 + (" (removed on exit; keep them with --workdir DIR)" if temp else "")

@@ -18,7 +18,9 @@ from flobs.promtime import parse_duration
 MAX_LISTED = 25
 
 
-def render_text(report: VerifyReport, *, verbose: bool = False) -> Iterator[str]:
+def render_text(
+    report: VerifyReport, *, verbose: bool = False, list_panels: bool = True
+) -> Iterator[str]:
     """The human report; also used by `flobs demo`."""
     total = len(report.hosts)
     present = total - len(report.failed_hosts)
@@ -49,7 +51,7 @@ def render_text(report: VerifyReport, *, verbose: bool = False) -> Iterator[str]
             f"panels: {len(data)} with data, {len(partial)} partial, {len(empty)} without "
             f"data, {len(errors)} errors, {len(skipped)} skipped (not Prometheus)\n"
         )
-        for q in panels:
+        for q in panels if list_panels else []:
             if q.outcome in ("data", "partial") and not verbose:
                 continue
             line = f"  {q.outcome:<8} {q.source} / {q.title}"

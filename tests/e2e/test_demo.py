@@ -79,6 +79,12 @@ def test_demo_reports_every_host_and_stops_everything_on_ctrl_c(tmp_path: Path) 
         text = "".join(lines)
         assert "hosts: 2/2 present" in text, text
         assert "result: OK" in text
+        assert re.search(
+            r"^panels with data:\n  Flintlock / Fleet overview: .*Hosts up", text, re.M
+        )
+        assert re.search(
+            r"^demo: 2/2 hosts present after \d+s; [1-9]\d* panels with data", text, re.M
+        )
         m = re.search(r"^demo: central \(federation\): (http://\S+)$", text, re.M)
         assert m, text
         central = m.group(1)
