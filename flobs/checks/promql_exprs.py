@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any, ClassVar
 
 import promql_parser
@@ -85,12 +86,13 @@ def _reads_firecracker(node: Any) -> str | None:
     return found[0] if found else None
 
 
-def counter_misuse(expr: str) -> list[tuple[str, str]]:
+@lru_cache(maxsize=4096)  # every host's rules repeat the same expressions
+def counter_misuse(expr: str) -> tuple[tuple[str, str], ...]:
     """(function, series) for each rate()/irate()/increase() over a firecracker_* series."""
     try:
         tree = promql_parser.parse(expr)
     except ValueError:
-        return []
+        return ()
     hits: list[tuple[str, str]] = []
 
     def visit(n: object, *_: object) -> None:
@@ -101,7 +103,7 @@ def counter_misuse(expr: str) -> list[tuple[str, str]]:
                     hits.append((n.func.name, series))
 
     promql_parser.walk(tree, visit)
-    return hits
+    return tuple(hits)
 
 
 @register
