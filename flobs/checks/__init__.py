@@ -73,8 +73,9 @@ class CheckContext:
     def parse(self, path: str) -> Parsed:
         """Parse ``path`` (YAML or JSON) once; errors are recorded, not raised."""
         if path not in self._parsed:
-            text = (self.out / path).read_text(encoding="utf-8")
             try:
+                # Inside the try: a non-UTF-8 file is a finding, not a crash of every check.
+                text = (self.out / path).read_text(encoding="utf-8")
                 if path.endswith(".json"):
                     self._parsed[path] = Parsed(path, json.loads(text), None)
                 else:
@@ -87,7 +88,7 @@ class CheckContext:
                         data, pos = yamlio.load_with_positions(text)
                         shared = self._bodies[key] = Parsed(path, data, pos)
                     self._parsed[path] = Parsed(path, shared.data, shared.positions)
-            except (ValueError, yamlio.YamlSyntaxError) as err:
+            except (ValueError, OSError, yamlio.YamlSyntaxError) as err:
                 self._parsed[path] = Parsed(path, None, None, str(err))
         return self._parsed[path]
 

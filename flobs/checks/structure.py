@@ -79,14 +79,7 @@ class FileParses(Check):
         for path in ctx.files:
             if not path.endswith(PARSED_SUFFIXES):
                 continue
-            try:
-                parsed = ctx.parse(path)
-            except UnicodeDecodeError as err:
-                yield ctx.problem(self, path, f"not UTF-8 text (byte {err.start})")
-                continue
-            except OSError as err:
-                yield ctx.problem(self, path, f"cannot read: {err.strerror}")
-                continue
+            parsed = ctx.parse(path)
             if parsed.error is not None:
                 yield ctx.problem(
                     self,

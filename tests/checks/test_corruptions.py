@@ -375,3 +375,11 @@ def test_generated_keys_fit_the_inventory_version(
     assert ("keep_dropped_targets" in (tmp_path / "out" / PROM).read_text()) is emitted
     result = run(tmp_path / "out", inventory=inventory)
     assert [p.render() for p in result.problems] == []
+
+
+def test_file_that_is_not_utf8(tree: Path, run: Run) -> None:
+    (tree / HOST / "exporters/process-exporter.yml").write_bytes(b"process_names: \xff\xfe\n")
+    rehash(tree)
+    result = run(tree)
+    assert fired(result) == {"file-parses"}
+    assert "utf-8" in result.problems[0].message.lower()
