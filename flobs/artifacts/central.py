@@ -49,16 +49,21 @@ def config(fleet: Fleet) -> dict[str, Any]:
             "static_configs": [{"targets": [scrape_address(p.listen)]}],
         }
     )
-    return {
+    doc: dict[str, Any] = {
         "global": {
             "scrape_interval": p.scrape_interval,
             "scrape_timeout": p.scrape_timeout,
             "evaluation_interval": p.evaluation_interval,
             "external_labels": {"cluster": fleet.cluster},
         },
-        "rule_files": ["rules/*.yml"],
-        "scrape_configs": jobs,
     }
+    if p.mode == "federation":
+        # In remote_write mode the series live in the store, not here: rules evaluated
+        # on this empty TSDB would page for every host (e.g. "fewer hosts than the
+        # inventory"). There the store's ruler evaluates rules/*.yml (docs/live.md).
+        doc["rule_files"] = ["rules/*.yml"]
+    doc["scrape_configs"] = jobs
+    return doc
 
 
 def fleet_files(fleet: Fleet) -> dict[str, bytes]:
@@ -67,7 +72,8 @@ def fleet_files(fleet: Fleet) -> dict[str, bytes]:
             fleet,
             "Central Prometheus: federates pre-aggregated series from every host."
             if fleet.central.prometheus.mode == "federation"
-            else "Central Prometheus (remote_write mode: hosts push to the store; no federation).",
+            else "Central Prometheus (remote_write mode: hosts push to the store; no federation).\n"
+            "Evaluate rules/*.yml where the data is: the store's ruler (vmalert, Mimir ruler).",
             config(fleet),
         ),
     }

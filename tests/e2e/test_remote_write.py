@@ -27,6 +27,8 @@ def test_remote_write_into_victoria_metrics(fleet_factory: FleetFactory) -> None
     assert rw["url"] == live.fleet.central.prometheus.remote_write.url  # type: ignore[union-attr]
     central_cfg = yaml.safe_load((live.out / "central" / "prometheus.yml").read_text())
     assert "federate" not in [j["job_name"] for j in central_cfg["scrape_configs"]]
+    # Rules on the empty central TSDB would page for every host; the store's ruler runs them.
+    assert "rule_files" not in central_cfg
 
     r = run_flobs("verify", "-i", inventory_of(live), "--out", live.out, "--format", "json")
     assert r.code == 0, r.stdout + r.stderr
