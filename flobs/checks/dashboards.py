@@ -25,7 +25,7 @@ def provisioned_datasources(ctx: CheckContext) -> dict[str, tuple[str, str]]:
         doc = k.data(ctx, path)
         if not isinstance(doc, dict):
             continue
-        for ds in doc.get("datasources") or []:
+        for ds in k.seq(doc.get("datasources")):
             if isinstance(ds, dict) and isinstance(ds.get("uid"), str):
                 found.setdefault(ds["uid"], (str(ds.get("type")), path))
     return found
@@ -37,7 +37,7 @@ def datasource_refs(dashboard: Any) -> Iterator[tuple[KeyPath, str]]:
         return
     for path, panel in k.iter_panels(dashboard):
         refs: list[tuple[KeyPath, Any]] = [((*path, "datasource"), panel.get("datasource"))]
-        for ti, target in enumerate(panel.get("targets") or []):
+        for ti, target in enumerate(k.seq(panel.get("targets"))):
             if isinstance(target, dict):
                 refs.append(((*path, "targets", ti, "datasource"), target.get("datasource")))
         for key_path, ref in refs:
@@ -46,7 +46,7 @@ def datasource_refs(dashboard: Any) -> Iterator[tuple[KeyPath, str]]:
                 yield key_path, uid
     templating = dashboard.get("templating")
     items = templating.get("list") if isinstance(templating, dict) else None
-    for i, var in enumerate(items or []):
+    for i, var in enumerate(k.seq(items)):
         if isinstance(var, dict) and isinstance(var.get("datasource"), dict | str):
             ref = var["datasource"]
             uid = ref.get("uid") if isinstance(ref, dict) else ref
@@ -57,6 +57,8 @@ def datasource_refs(dashboard: Any) -> Iterator[tuple[KeyPath, str]]:
 def datasource_variables(dashboard: Any) -> set[str]:
     templating = dashboard.get("templating") if isinstance(dashboard, dict) else None
     items = templating.get("list") if isinstance(templating, dict) else None
+    if not isinstance(items, list):
+        return set()
     return {
         str(v.get("name"))
         for v in items or []
@@ -141,7 +143,7 @@ class GridNoOverlap(Check):
                 continue
             top = [
                 (("panels", i), p)
-                for i, p in enumerate(dashboard.get("panels") or [])
+                for i, p in enumerate(k.seq(dashboard.get("panels")))
                 if isinstance(p, dict)
             ]
             layers: list[list[tuple[KeyPath, dict[str, Any]]]] = [list(top)]

@@ -77,6 +77,16 @@ def load(ctx: CheckContext, path: str) -> Parsed | None:
     return parsed if parsed.error is None else None
 
 
+def seq(value: Any) -> list[Any]:
+    """``value`` when it is a list, else empty: hand-edited files can hold any shape."""
+    return value if isinstance(value, list) else []
+
+
+def get(node: Any, key: str) -> Any:
+    """``node[key]`` when ``node`` is a mapping, else None."""
+    return node.get(key) if isinstance(node, dict) else None
+
+
 def data(ctx: CheckContext, path: str) -> Any:
     parsed = load(ctx, path)
     return None if parsed is None else parsed.data
@@ -124,11 +134,11 @@ def iter_panels(dashboard: Any) -> Iterator[tuple[tuple[str | int, ...], dict[st
     """Every panel of a dashboard with its JSON path, rows' nested panels included."""
     if not isinstance(dashboard, dict):
         return
-    for i, panel in enumerate(dashboard.get("panels") or []):
+    for i, panel in enumerate(seq(dashboard.get("panels"))):
         if not isinstance(panel, dict):
             continue
         yield ("panels", i), panel
-        for j, child in enumerate(panel.get("panels") or []):
+        for j, child in enumerate(seq(panel.get("panels"))):
             if isinstance(child, dict):
                 yield ("panels", i, "panels", j), child
 
@@ -136,7 +146,7 @@ def iter_panels(dashboard: Any) -> Iterator[tuple[tuple[str | int, ...], dict[st
 def panel_exprs(dashboard: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """(JSON path, PromQL) for every panel target with an ``expr``."""
     for path, panel in iter_panels(dashboard):
-        for ti, target in enumerate(panel.get("targets") or []):
+        for ti, target in enumerate(seq(panel.get("targets"))):
             if isinstance(target, dict) and isinstance(target.get("expr"), str) and target["expr"]:
                 if _is_non_prometheus(target, panel):
                     continue

@@ -143,11 +143,11 @@ class ReferencedFilesExist(Check):
                 continue
             base = posixpath.dirname(path)
             refs: list[tuple[tuple[str | int, ...], str, str]] = []
-            for i, pattern in enumerate(doc.get("rule_files") or []):
+            for i, pattern in enumerate(k.seq(doc.get("rule_files"))):
                 refs.append((("rule_files", i), str(pattern), "rule file"))
             for i, job in _jobs(doc):
-                for j, sd in enumerate(job.get("file_sd_configs") or []):
-                    for m, pattern in enumerate((sd or {}).get("files") or []):
+                for j, sd in enumerate(k.seq(job.get("file_sd_configs"))):
+                    for m, pattern in enumerate(k.seq(k.get(sd, "files"))):
                         refs.append(
                             (
                                 ("scrape_configs", i, "file_sd_configs", j, "files", m),

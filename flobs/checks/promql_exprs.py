@@ -33,11 +33,11 @@ def expressions(ctx: CheckContext) -> Iterator[tuple[str, KeyPath, str, str]]:
         doc = k.data(ctx, path)
         if not isinstance(doc, dict):
             continue
-        for i, job in enumerate(doc.get("scrape_configs") or []):
+        for i, job in enumerate(k.seq(doc.get("scrape_configs"))):
             params = job.get("params") if isinstance(job, dict) else None
             if not isinstance(params, dict):
                 continue
-            for j, selector in enumerate(params.get("match[]") or []):
+            for j, selector in enumerate(k.seq(params.get("match[]"))):
                 yield (
                     path,
                     ("scrape_configs", i, "params", "match[]", j),

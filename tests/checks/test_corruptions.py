@@ -383,3 +383,26 @@ def test_file_that_is_not_utf8(tree: Path, run: Run) -> None:
     result = run(tree)
     assert fired(result) == {"file-parses"}
     assert "utf-8" in result.problems[0].message.lower()
+
+
+ODD_SHAPES = {
+    PROM: "global: 1\nrule_files: [3, null]\nscrape_configs:\n  - 1\n  - x\n"
+    "  - {job_name: 3, scrape_timeout: 5, static_configs: s,"
+    " file_sd_configs: [a, {files: 7}], params: {'match[]': [1, '{']}}\n"
+    "  - {job_name: y, static_configs: [null, {targets: 4}]}\n",
+    RULES: "groups: [1, {rules: x}, {name: g, rules: [1, {expr: {a: 1}}, {record: r, expr: 3}]}]\n",
+    "central/targets/eu1-a.json": '[1, {"targets": "x", "labels": []}, {"labels": {"host": 5}}]',
+    "grafana/provisioning/datasources/flobs.yaml": "datasources: [x, {uid: 3, jsonData: [1]}]\n",
+    "grafana/dashboards/odd.json": '{"panels": [1, {"gridPos": "x", "targets": "t", "panels": 3},'
+    ' {"type": "row", "panels": [1, {"gridPos": {"x": "a"}}]}, {"datasource": 5, "targets":'
+    ' [1, {"expr": 7}, {"datasource": {"uid": []}, "expr": "up"}]}], "templating": {"list": 1}}',
+}
+
+
+@pytest.mark.parametrize("rel", sorted(ODD_SHAPES))
+def test_odd_shapes_are_findings_not_crashes(tree: Path, run: Run, rel: str) -> None:
+    (tree / rel).write_text(ODD_SHAPES[rel])
+    rehash(tree)
+    result = run(tree)  # a crash would raise SystemFailure ("check … crashed")
+    assert "schema" in fired(result)
+    assert rel in {p.file for p in result.problems}
