@@ -8,6 +8,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flobs import resources
 from flobs.problems import Problem, Severity
@@ -142,3 +144,39 @@ def test_text_clean() -> None:
 def test_unknown_format() -> None:
     with pytest.raises(ValueError, match="unknown report format"):
         render(_result(), "sarif")
+
+
+def _gh_decode(text: str) -> str:
+    for code, char in (("%0D", "\r"), ("%0A", "\n"), ("%3A", ":"), ("%2C", ","), ("%25", "%")):
+        text = text.replace(code, char)
+    return text
+
+
+@settings(max_examples=200, deadline=None)
+@given(file=st.text(min_size=1), message=st.text())
+def test_github_annotation_is_one_line_that_decodes_back(file: str, message: str) -> None:
+    problem = Problem(file, 3, None, "schema", Severity.ERROR, message)
+    out = render_github([problem])
+    assert out.count("\n") == 1 and out.endswith("\n") and "\r" not in out
+    head, _, data = out[:-1].partition("::")[2].partition("::")
+    props = dict(p.split("=", 1) for p in head.removeprefix("error ").split(","))
+    assert _gh_decode(props["file"]) == file
+    assert _gh_decode(data) == message
+
+
+@settings(max_examples=200, deadline=None)
+@given(message=st.text())
+def test_junit_is_well_formed_for_any_message(message: str) -> None:
+    problem = Problem("a.yml", None, None, "schema", Severity.ERROR, message)
+    result = ValidateResult(Path("out"), (problem,), (CheckRun("schema", "t", ("a.yml",)),), (), 1)
+    root = ET.fromstring(render(result, "junit"))  # noqa: S314 - our own output
+    failure = root.find("testsuite/testcase/failure")
+    assert failure is not None
+    assert failure.get("message") == _XML_SAFE(message)
+
+
+def _XML_SAFE(text: str) -> str:
+    import re
+
+    bad = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+    return bad.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
