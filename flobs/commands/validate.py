@@ -19,7 +19,7 @@ TOOL_MODES = ("auto", "require", "off")
 @handle_errors
 def validate_command(
     out: Path | None = typer.Argument(
-        None, help="The output tree `flobs generate` wrote.", show_default=False
+        None, help="The output tree `flobs generate` wrote.", show_default=False, metavar="OUT"
     ),
     inventory: Path | None = typer.Option(
         None,
