@@ -14,7 +14,7 @@ from flobs.live.demo import LiveFleet
 from flobs.live.prometheus_api import PrometheusAPI
 from flobs.sim.flintlockd import GrpcTraffic
 from flobs.sim.host import SimulatedHost
-from tests.e2e.conftest import LONG_FLUSH, FleetFactory, inventory_of
+from tests.e2e.fleet import LONG_FLUSH, FleetFactory, inventory_of
 from tests.helpers import run_flobs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tools]

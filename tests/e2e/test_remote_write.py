@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from flobs.live.prometheus_api import PrometheusAPI
-from tests.e2e.conftest import FleetFactory, inventory_of
+from tests.e2e.fleet import FleetFactory, inventory_of
 from tests.helpers import run_flobs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tools]
