@@ -158,44 +158,59 @@ def local_rules(host: Host) -> list[RecordingRule]:
     ]
     # Host totals of microVM I/O, Firecracker and Cloud Hypervisor together, for the
     # fleet's "top hosts" panels. `or vector(0)` keeps a host with only one provider
-    # (or no microVMs) at a real number instead of an empty result.
-    for what, fc_keys, ch_keys in (
-        ("network", "net_(rx|tx)_bytes_count", "net_(rx|tx)_bytes"),
-        ("block", "block_(read|write)_bytes", "disk_(read|write)_bytes"),
+    # (or no microVMs) at a real number instead of an empty result. Each Cloud
+    # Hypervisor counter is rated on its own: rate() drops the metric name, so rx and
+    # tx of one device would collide in a single vector ("same labelset" error).
+    for what, fc_keys, ch_names in (
+        ("network", "net_(rx|tx)_bytes_count", ("net_rx_bytes", "net_tx_bytes")),
+        ("block", "block_(read|write)_bytes", ("disk_read_bytes", "disk_write_bytes")),
     ):
-        rules.append(RecordingRule(
-            f"host:microvm_{what}_bytes:per_second",
-            f'(sum({{__name__=~"firecracker_{fc_keys}"}}) / {flush:g} or vector(0)) + '
-            f'(sum(rate({{__name__=~"cloud_hypervisor_{ch_keys}"}}[5m])) or vector(0))',
-            "flobs-microvms",
-        ))
+        ch_terms = " + ".join(
+            f"(sum(rate(cloud_hypervisor_{name}[5m])) or vector(0))" for name in ch_names
+        )
+        rules.append(
+            RecordingRule(
+                f"host:microvm_{what}_bytes:per_second",
+                f'(sum({{__name__=~"firecracker_{fc_keys}"}}) / {flush:g} or vector(0)) + '
+                + ch_terms,
+                "flobs-microvms",
+            )
+        )
     # All vCPU exits of one Firecracker microVM per second. A running guest's value
     # differs from flush to flush; the centre's staleness alert relies on that.
-    rules.append(RecordingRule(
-        "microvm:firecracker_vcpu_exits:per_second",
-        f'sum by ({MICROVM_KEY}) ({{__name__=~"firecracker_vcpu_exit_.+"}}) / {flush:g}',
-        "flobs-microvms",
-    ))
+    rules.append(
+        RecordingRule(
+            "microvm:firecracker_vcpu_exits:per_second",
+            f'sum by ({MICROVM_KEY}) ({{__name__=~"firecracker_vcpu_exit_.+"}}) / {flush:g}',
+            "flobs-microvms",
+        )
+    )
     for key in FIRECRACKER_RATES:
         # Per-flush deltas → per second: divide by the flush interval, never rate().
-        rules.append(RecordingRule(
-            f"microvm:firecracker_{key}:per_second",
-            f"firecracker_{key} / {flush:g}",
-            "flobs-microvms",
-        ))
+        rules.append(
+            RecordingRule(
+                f"microvm:firecracker_{key}:per_second",
+                f"firecracker_{key} / {flush:g}",
+                "flobs-microvms",
+            )
+        )
     for key in FIRECRACKER_FAILURES:
-        rules.append(RecordingRule(
-            f"microvm:firecracker_{key}:sum",
-            f"sum by ({MICROVM_KEY}) (firecracker_{key})",
-            "flobs-microvms",
-        ))
+        rules.append(
+            RecordingRule(
+                f"microvm:firecracker_{key}:sum",
+                f"sum by ({MICROVM_KEY}) (firecracker_{key})",
+                "flobs-microvms",
+            )
+        )
     for device_class, key in CLOUD_HYPERVISOR_RATES:
         # Cumulative counters: rate() is right here.
-        rules.append(RecordingRule(
-            f"microvm:cloud_hypervisor_{device_class}_{key}:rate5m",
-            f"rate(cloud_hypervisor_{device_class}_{key}[5m])",
-            "flobs-microvms",
-        ))
+        rules.append(
+            RecordingRule(
+                f"microvm:cloud_hypervisor_{device_class}_{key}:rate5m",
+                f"rate(cloud_hypervisor_{device_class}_{key}[5m])",
+                "flobs-microvms",
+            )
+        )
     return rules
 
 
@@ -229,15 +244,20 @@ def federated_name_regex(fleet: Fleet) -> str:
 # The closure check uses it to decide whether a raw metric read by a rule or a
 # dashboard is produced on the hosts at all. Synthetic series exist for every job.
 SYNTHETIC: tuple[str, ...] = (
-    "up", "scrape_duration_seconds", "scrape_samples_scraped",
-    "scrape_samples_post_metric_relabeling", "scrape_series_added",
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
 )
 JOB_PRODUCES: dict[str, tuple[str, ...]] = {
     # go-grpc-prometheus counters only: flintlockd does not enable the handling-time
     # histogram, so grpc_server_handling_seconds_* never exist (flintlock-facts.md).
     "flintlockd": (
         "grpc_server_(started|handled|msg_received|msg_sent)_total",
-        "go_.+", "process_.+", "promhttp_.+",
+        "go_.+",
+        "process_.+",
+        "promhttp_.+",
     ),
     "flintlock-metrics": ("firecracker_.+", "cloud_hypervisor_.+"),
     "node": ("node_.+", "go_.+", "process_.+", "promhttp_.+"),

@@ -139,13 +139,6 @@ def test_stopped_local_prometheus_fails_verify_naming_the_host(
     assert "result: FAILED (1 host(s) not present: e2e-2)" in text.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="series.py host:microvm_{network,block}_bytes:per_second: rate() over a __name__ "
-    "regex matching rx and tx drops the names, leaving duplicate label sets ('vector cannot "
-    "contain metrics with the same labelset') on every host with a Cloud Hypervisor VM. "
-    "Reported to the lead; remove this marker with the fix.",
-)
 def test_every_local_recording_rule_evaluates(fleet3: LiveFleet) -> None:
     failures = fleet3.local_rule_failures()
     assert failures == [], "\n".join(f"{f.host}: {f.rule}: {f.error}" for f in failures)
