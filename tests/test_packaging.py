@@ -20,7 +20,8 @@ def test_every_package_is_listed_in_pyproject() -> None:
 
 def test_every_schema_and_template_matches_a_package_data_glob() -> None:
     data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "package-data"]
+        "package-data"
+    ]
     for path in (REPO / "schemas").iterdir():
         if path.suffix != ".py":
             assert any(path.match(g) for g in data["flobs.schemas"]), path.name

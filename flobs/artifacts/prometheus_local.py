@@ -26,17 +26,36 @@ FC_NAME = "([a-z][a-zA-Z0-9_]*)"
 
 def flintlock_metrics_relabel() -> list[dict[str, Any]]:
     return [
-        {"source_labels": ["__name__"], "regex": FC_NAME, "target_label": "__name__",
-         "replacement": "firecracker_${1}"},
-        {"source_labels": ["__name__"], "regex": CH_NAME, "target_label": "device",
-         "replacement": "${1}${2}"},
-        {"source_labels": ["__name__"], "regex": CH_NAME, "target_label": "__name__",
-         "replacement": "cloud_hypervisor_${1}_${3}"},
+        {
+            "source_labels": ["__name__"],
+            "regex": FC_NAME,
+            "target_label": "__name__",
+            "replacement": "firecracker_${1}",
+        },
+        {
+            "source_labels": ["__name__"],
+            "regex": CH_NAME,
+            "target_label": "device",
+            "replacement": "${1}${2}",
+        },
+        {
+            "source_labels": ["__name__"],
+            "regex": CH_NAME,
+            "target_label": "__name__",
+            "replacement": "cloud_hypervisor_${1}_${3}",
+        },
     ]
 
 
-def _job(name: str, target: str, host: Host, *, path: str = "/metrics",
-         sample_limit: int = 0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def _job(
+    name: str,
+    target: str,
+    host: Host,
+    *,
+    path: str = "/metrics",
+    sample_limit: int = 0,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     job: dict[str, Any] = {"job_name": name}
     if path != "/metrics":
         job["metrics_path"] = path
@@ -52,34 +71,69 @@ def scrape_jobs(host: Host) -> list[dict[str, Any]]:
     v = host.vars
     jobs: list[dict[str, Any]] = []
     if v.flintlockd.metrics_endpoint is not None:
-        jobs.append(_job("flintlockd", str(v.flintlockd.metrics_endpoint), host,
-                         sample_limit=v.flintlockd.sample_limit))
+        jobs.append(
+            _job(
+                "flintlockd",
+                str(v.flintlockd.metrics_endpoint),
+                host,
+                sample_limit=v.flintlockd.sample_limit,
+            )
+        )
     if v.flintlock_metrics.enabled:
-        jobs.append(_job(
-            "flintlock-metrics", str(v.flintlock_metrics.endpoint), host,
-            path=v.flintlock_metrics.path, sample_limit=v.flintlock_metrics.sample_limit,
-            extra={"body_size_limit": "64MB",
-                   "metric_relabel_configs": flintlock_metrics_relabel()},
-        ))
+        jobs.append(
+            _job(
+                "flintlock-metrics",
+                str(v.flintlock_metrics.endpoint),
+                host,
+                path=v.flintlock_metrics.path,
+                sample_limit=v.flintlock_metrics.sample_limit,
+                extra={
+                    "body_size_limit": "64MB",
+                    "metric_relabel_configs": flintlock_metrics_relabel(),
+                },
+            )
+        )
     if v.node_exporter.enabled:
         extra: dict[str, Any] = {}
         if v.node_exporter.tls_cert_file:
             extra = {"scheme": "https", "tls_config": {"insecure_skip_verify": False}}
-        jobs.append(_job("node", str(v.node_exporter.endpoint), host,
-                         sample_limit=v.node_exporter.sample_limit, extra=extra))
+        jobs.append(
+            _job(
+                "node",
+                str(v.node_exporter.endpoint),
+                host,
+                sample_limit=v.node_exporter.sample_limit,
+                extra=extra,
+            )
+        )
     if v.process_exporter.enabled:
-        jobs.append(_job("process", str(v.process_exporter.endpoint), host,
-                         sample_limit=v.process_exporter.sample_limit))
+        jobs.append(
+            _job(
+                "process",
+                str(v.process_exporter.endpoint),
+                host,
+                sample_limit=v.process_exporter.sample_limit,
+            )
+        )
     if v.containerd_metrics_endpoint is not None:
-        jobs.append(_job("containerd", str(v.containerd_metrics_endpoint), host,
-                         path="/v1/metrics", sample_limit=20000))
+        jobs.append(
+            _job(
+                "containerd",
+                str(v.containerd_metrics_endpoint),
+                host,
+                path="/v1/metrics",
+                sample_limit=20000,
+            )
+        )
     # An agent allowed to listen on 0.0.0.0 is still scraped over loopback.
     jobs.append(_job(v.logs.agent, scrape_address(v.logs.listen), host, sample_limit=5000))
     if v.otelcol.enabled:
-        jobs.append(_job("otelcol", scrape_address(v.otelcol.metrics_endpoint), host,
-                         sample_limit=5000))
-    jobs.append(_job("prometheus", scrape_address(v.local_prometheus.listen), host,
-                     sample_limit=20000))
+        jobs.append(
+            _job("otelcol", scrape_address(v.otelcol.metrics_endpoint), host, sample_limit=5000)
+        )
+    jobs.append(
+        _job("prometheus", scrape_address(v.local_prometheus.listen), host, sample_limit=20000)
+    )
     return jobs
 
 
@@ -120,22 +174,26 @@ def config(fleet: Fleet, host: Host) -> dict[str, Any]:
     central = fleet.central.prometheus
     if central.mode == "remote_write" and central.remote_write is not None:
         rw = central.remote_write
-        doc["remote_write"] = [{
-            "url": rw.url,
-            "name": "flobs-central",
-            **_auth(rw.auth),
-            # Same contract as federation: only pre-aggregated series leave the host.
-            "write_relabel_configs": [{
-                "source_labels": ["__name__"],
-                "regex": federated_name_regex(fleet),
-                "action": "keep",
-            }],
-            "queue_config": {
-                "max_samples_per_send": rw.max_samples_per_send,
-                "capacity": rw.capacity,
-                "max_shards": rw.max_shards,
-            },
-        }]
+        doc["remote_write"] = [
+            {
+                "url": rw.url,
+                "name": "flobs-central",
+                **_auth(rw.auth),
+                # Same contract as federation: only pre-aggregated series leave the host.
+                "write_relabel_configs": [
+                    {
+                        "source_labels": ["__name__"],
+                        "regex": federated_name_regex(fleet),
+                        "action": "keep",
+                    }
+                ],
+                "queue_config": {
+                    "max_samples_per_send": rw.max_samples_per_send,
+                    "capacity": rw.capacity,
+                    "max_shards": rw.max_shards,
+                },
+            }
+        ]
     # keep_dropped_targets arrived in Prometheus 2.47.0 (CHANGELOG); 2.43-2.46 reject it.
     if version_at_least(v.local_prometheus.version, "2.47"):
         # Shown in /targets when the limits drop something; unknown to 2.42.
@@ -160,8 +218,11 @@ def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
     base = f"hosts/{host.name}"
     return {
         f"{base}/prometheus.yml": yaml_file(
-            fleet, f"Local Prometheus for Flintlock host {host.name}.", config(fleet, host)),
+            fleet, f"Local Prometheus for Flintlock host {host.name}.", config(fleet, host)
+        ),
         f"{base}/rules/flobs-local.yml": yaml_file(
-            fleet, f"Recording rules for {host.name}: pre-aggregate what the centre needs.",
-            rules(host)),
+            fleet,
+            f"Recording rules for {host.name}: pre-aggregate what the centre needs.",
+            rules(host),
+        ),
     }

@@ -28,8 +28,14 @@ ToolMode = Literal["auto", "require", "off"]
 
 # Modules holding checks; imported lazily by `all_checks()`.
 CHECK_MODULES: list[str] = [
-    "structure", "prometheus", "promql_exprs", "dashboards", "crossref", "tools",
-    "logs", "otelcol",
+    "structure",
+    "prometheus",
+    "promql_exprs",
+    "dashboards",
+    "crossref",
+    "tools",
+    "logs",
+    "otelcol",
 ]
 
 
@@ -63,12 +69,14 @@ class CheckContext:
     @cached_property
     def files(self) -> list[str]:
         """Every file under OUT (posix, relative), sorted; manifest.json included."""
-        return sorted(p.relative_to(self.out).as_posix()
-                      for p in self.out.rglob("*") if p.is_file())
+        return sorted(
+            p.relative_to(self.out).as_posix() for p in self.out.rglob("*") if p.is_file()
+        )
 
     def glob(self, pattern: str) -> list[str]:
-        return sorted(p.relative_to(self.out).as_posix() for p in self.out.glob(pattern)
-                      if p.is_file())
+        return sorted(
+            p.relative_to(self.out).as_posix() for p in self.out.glob(pattern) if p.is_file()
+        )
 
     def parse(self, path: str) -> Parsed:
         """Parse ``path`` (YAML or JSON) once; errors are recorded, not raised."""
@@ -92,9 +100,17 @@ class CheckContext:
                 self._parsed[path] = Parsed(path, None, None, str(err))
         return self._parsed[path]
 
-    def problem(self, check: type[Check] | Check, path: str | None, message: str, *,
-                hint: str | None = None, key_path: yamlio.Path_ = (),
-                severity: Severity | None = None, line: int | None = None) -> Problem:
+    def problem(
+        self,
+        check: type[Check] | Check,
+        path: str | None,
+        message: str,
+        *,
+        hint: str | None = None,
+        key_path: yamlio.Path_ = (),
+        severity: Severity | None = None,
+        line: int | None = None,
+    ) -> Problem:
         """A Problem located at ``key_path`` inside ``path`` when its position is known."""
         col = None
         if path is not None and line is None and key_path:
@@ -102,8 +118,16 @@ class CheckContext:
             mark = parsed.positions.of(key_path) if parsed and parsed.positions else None
             if mark:
                 line, col = mark.line, mark.col
-        return Problem(path, line, col, check.ID, severity or check.SEVERITY, message, hint,
-                       yamlio.format_path(key_path) if key_path else None)
+        return Problem(
+            path,
+            line,
+            col,
+            check.ID,
+            severity or check.SEVERITY,
+            message,
+            hint,
+            yamlio.format_path(key_path) if key_path else None,
+        )
 
 
 def _body_key(text: str) -> tuple[int, bytes]:
@@ -142,11 +166,12 @@ def register(cls: type[Check]) -> type[Check]:
 def all_checks() -> list[type[Check]]:
     for module in CHECK_MODULES:
         importlib.import_module(f"flobs.checks.{module}")
-    return [ _REGISTRY[k] for k in sorted(_REGISTRY) ]
+    return [_REGISTRY[k] for k in sorted(_REGISTRY)]
 
 
-def run_checks(ctx: CheckContext, selected: Callable[[type[Check]], bool] | None = None
-               ) -> Iterator[Problem]:
+def run_checks(
+    ctx: CheckContext, selected: Callable[[type[Check]], bool] | None = None
+) -> Iterator[Problem]:
     for cls in all_checks():
         if selected and not selected(cls):
             continue
