@@ -292,7 +292,11 @@ def scalar(value: Any) -> str:
             return ".nan"
         if math.isinf(value):
             return ".inf" if value > 0 else "-.inf"
-        return repr(value)
+        text = repr(value)
+        # YAML 1.1 (Go's yaml.v2, PyYAML) reads a float only with a dot: 5e-324 → 5.0e-324.
+        if "e" in text and "." not in text:
+            text = text.replace("e", ".0e", 1)
+        return text
     if isinstance(value, str):
         return _string(str(value))
     if isinstance(value, int):

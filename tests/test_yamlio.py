@@ -175,3 +175,10 @@ def test_header_cannot_inject_lines() -> None:
     text = yamlio.dump({"a": 1}, header="cluster x\u2028evil: 1\x1b")
     assert yamlio.load(text) == {"a": 1}
     assert text.splitlines()[0] == "# cluster x\\u2028evil: 1\\u001b"
+
+
+@pytest.mark.parametrize("value", [5e-324, 1e20, -2.5e-10, 1e16, 0.1, -0.0])
+def test_floats_read_back_as_floats_in_yaml_11(value: float) -> None:
+    text = yamlio.dump({"v": value})
+    assert pyyaml.safe_load(text) == {"v": value}
+    assert yamlio.load(text) == {"v": value}
