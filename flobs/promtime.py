@@ -23,7 +23,7 @@ def parse_duration(text: str) -> int | None:
     """Milliseconds, or None when ``text`` is not a Prometheus duration."""
     if text == "0":
         return 0
-    m = _DURATION.match(text)
+    m = _DURATION.fullmatch(text)
     if not m or not text:
         return None
     total = 0

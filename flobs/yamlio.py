@@ -95,23 +95,23 @@ _MERGE_KEY = "<<"
 
 def _resolve_plain(text: str) -> Any:
     """YAML 1.2 core schema resolution of a plain (unquoted) scalar."""
-    if _NULL.match(text):
+    if _NULL.fullmatch(text):
         return None
-    if _BOOL_TRUE.match(text):
+    if _BOOL_TRUE.fullmatch(text):
         return True
-    if _BOOL_FALSE.match(text):
+    if _BOOL_FALSE.fullmatch(text):
         return False
-    if _INT10.match(text):
+    if _INT10.fullmatch(text):
         return int(text, 10)
-    if _INT8.match(text):
+    if _INT8.fullmatch(text):
         return int(text[2:], 8)
-    if _INT16.match(text):
+    if _INT16.fullmatch(text):
         return int(text[2:], 16)
-    if _FLOAT.match(text):
+    if _FLOAT.fullmatch(text):
         return float(text)
-    if _INF.match(text):
+    if _INF.fullmatch(text):
         return -math.inf if text.startswith("-") else math.inf
-    if _NAN.match(text):
+    if _NAN.fullmatch(text):
         return math.nan
     return text
 
@@ -267,9 +267,8 @@ def quote(text: str) -> str:
 def _string(value: str) -> str:
     # Generated configs repeat the same keys and values on every host; caching the
     # decision makes rendering 10,000 hosts several times faster.
-    if (_PLAIN_WORD.match(value) and value.lower() not in _RESERVED) or _PLAIN_DURATION.match(
-        value
-    ):
+    plain_word = _PLAIN_WORD.fullmatch(value) and value.lower() not in _RESERVED
+    if plain_word or _PLAIN_DURATION.fullmatch(value):
         return value
     return quote(value)
 

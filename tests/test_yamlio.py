@@ -182,3 +182,9 @@ def test_floats_read_back_as_floats_in_yaml_11(value: float) -> None:
     text = yamlio.dump({"v": value})
     assert pyyaml.safe_load(text) == {"v": value}
     assert yamlio.load(text) == {"v": value}
+
+
+@pytest.mark.parametrize("value", ["A\n", "15s\n", "on\n", "x\n\n"])
+def test_trailing_newlines_survive(value: str) -> None:
+    # Python's `$` matches before a final newline; the emitter must not be fooled.
+    assert yamlio.load(yamlio.dump({"v": value})) == {"v": value}

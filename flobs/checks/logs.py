@@ -13,8 +13,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
-
 from flobs import resources
 from flobs.artifacts import promtail
 from flobs.artifacts.alloy import AlloySyntaxError, Block, Ref, parse
@@ -241,7 +239,7 @@ class PromtailSchema(Check):
 def schema_problems(
     check: Check, ctx: CheckContext, schema: str, paths: Iterable[str]
 ) -> Iterator[Problem]:
-    validator = Draft202012Validator(resources.schema(schema))
+    validator = resources.validator(schema)
     for path in paths:
         parsed = ctx.parse(path)
         if parsed.error is not None:

@@ -39,7 +39,7 @@ def schema_for(path: str) -> str | None:
 
 @cache
 def _validator(name: str) -> Draft202012Validator:
-    return Draft202012Validator(resources.schema(name))
+    return resources.validator(name)
 
 
 def _describe(error: ValidationError) -> str:

@@ -176,7 +176,7 @@ def read_datasources(out: Path, env: Mapping[str, str] | None = None) -> list[Da
             )
             continue
         uid, name = entry.get("uid"), entry.get("name")
-        if not isinstance(uid, str) or not UID_RE.match(uid):
+        if not isinstance(uid, str) or not UID_RE.fullmatch(uid):
             problems.append(
                 Problem(
                     shown,

@@ -171,7 +171,7 @@ def folder_chain(uid_path: str, title_path: str | None) -> list[FolderSpec]:
         titles = [*uids[:-1], title_path]
     problems = []
     for uid in uids:
-        if not UID_RE.match(uid):
+        if not UID_RE.fullmatch(uid):
             problems.append(f"folder uid {uid!r} must match {UID_RE.pattern}")
     for title in titles:
         if not title.strip():
@@ -234,7 +234,7 @@ def load_dashboards(out: Path) -> list[LocalDashboard]:
             bad("a dashboard must be a JSON object")
             continue
         uid, title = model.get("uid"), model.get("title")
-        if not isinstance(uid, str) or not UID_RE.match(uid):
+        if not isinstance(uid, str) or not UID_RE.fullmatch(uid):
             bad(
                 f"dashboard uid {uid!r} must match {UID_RE.pattern}",
                 "Grafana refuses longer uids and other characters; a stable uid is what "

@@ -35,7 +35,7 @@ _TYPE_HINTS = {
 
 @cache
 def validator() -> Draft202012Validator:
-    return Draft202012Validator(resources.schema("inventory.schema.json"))
+    return resources.validator("inventory.schema.json")
 
 
 def schema_default_vars() -> dict[str, Any]:
