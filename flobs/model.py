@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
@@ -310,7 +311,7 @@ class Central:
     runbook_base_url: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: `_by_name` caches in the instance dict
 class Fleet:
     api_version: str
     cluster: str
@@ -320,8 +321,10 @@ class Fleet:
     source_name: str = "inventory.yaml"  # the inventory's file name, never an absolute path
     source_sha256: str = ""
 
+    @cached_property
+    def _by_name(self) -> dict[str, Host]:
+        return {h.name: h for h in self.hosts}
+
     def host(self, name: str) -> Host:
-        for h in self.hosts:
-            if h.name == name:
-                return h
-        raise KeyError(name)
+        """The host called ``name`` (O(1): checks call this once per host per file)."""
+        return self._by_name[name]

@@ -242,8 +242,43 @@ def load_with_positions(text: str, *, backend: str = "auto") -> tuple[Any, Posit
 
 
 def load(text: str) -> Any:
-    """Parse YAML into plain data (YAML 1.2 core semantics), without positions."""
-    return load_with_positions(text)[0]
+    """Parse YAML into plain data (YAML 1.2 core semantics), without positions.
+
+    Same semantics and errors as ``load_with_positions``, about twice as fast: no
+    path tuples and no position maps are built.
+    """
+    node = _compose(text)
+    return None if node is None else _fast(node)
+
+
+def _fast(node: Any) -> Any:
+    kind = node.id
+    if kind == "scalar":
+        return _resolve_plain(node.value) if node.style in (None, "") else node.value
+    if kind == "sequence":
+        return [_fast(item) for item in node.value]
+    if kind != "mapping":
+        raise YamlSyntaxError(f"unsupported YAML node {kind!r}", _mark(node))
+    result: dict[Any, Any] = {}
+    merged = False
+    for key_node, value_node in node.value:
+        if key_node.id != "scalar" or (
+            key_node.value == _MERGE_KEY and key_node.style in (None, "")
+        ):
+            merged = True
+            break
+        key = key_node.value if key_node.style not in (None, "") else _resolve_plain(key_node.value)
+        if not isinstance(key, str):
+            key = key_node.value
+        if key in result:
+            merged = True  # let the full converter report the duplicate with its position
+            break
+        result[key] = _fast(value_node)
+    if merged:
+        # Rare shapes (merge keys, duplicates, complex keys): the full converter
+        # implements them once, with positions for its errors.
+        return _Converter().convert(node, ())
+    return result
 
 
 # --------------------------------------------------------------------------- writing

@@ -188,3 +188,16 @@ def test_floats_read_back_as_floats_in_yaml_11(value: float) -> None:
 def test_trailing_newlines_survive(value: str) -> None:
     # Python's `$` matches before a final newline; the emitter must not be fooled.
     assert yamlio.load(yamlio.dump({"v": value})) == {"v": value}
+
+
+@given(doc=documents)
+@settings(max_examples=150, deadline=None)
+def test_fast_load_equals_positional_load(doc: Any) -> None:
+    text_out = yamlio.dump(doc)
+    assert yamlio.load(text_out) == yamlio.load_with_positions(text_out)[0]
+
+
+def test_fast_load_still_reports_duplicates_with_position() -> None:
+    with pytest.raises(yamlio.YamlSyntaxError) as info:
+        yamlio.load("a: 1\nb: 2\na: 3\n")
+    assert info.value.mark == yamlio.Mark(3, 1)
