@@ -176,11 +176,35 @@ class _Converter:
         return result
 
 
+@lru_cache(maxsize=1)
+def _compose_loader() -> Any:
+    """libyaml's parser with a no-op resolver: we resolve scalars ourselves (YAML 1.2),
+    so PyYAML's Python-level 1.1 resolver call per node is pure overhead."""
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - PyYAML is a dependency
+        return None
+    try:
+        from yaml._yaml import CParser
+    except ImportError:  # PyYAML built without libyaml: ruamel takes over
+        return None
+
+    class ComposeOnly(CParser, yaml.resolver.BaseResolver):
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            yaml.resolver.BaseResolver.__init__(self)
+
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+            return ""
+
+    return ComposeOnly
+
+
 def _compose(text: str) -> Any:
     try:
         import yaml
 
-        loader_cls = getattr(yaml, "CSafeLoader", None)
+        loader_cls = _compose_loader()
         if loader_cls is not None:
             try:
                 return yaml.compose(text, Loader=loader_cls)
