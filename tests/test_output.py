@@ -9,7 +9,21 @@ from pathlib import Path
 import pytest
 
 from flobs.errors import SystemFailure
-from flobs.output import MANIFEST, build_manifest, plan, write_tree
+from flobs.output import MANIFEST, ChangeSet, build_manifest, plan
+from flobs.output import write_tree as real_write_tree
+
+# Both commit strategies must keep every promise: a whole-tree swap (many changes)
+# and staged in-place renames (few changes).
+MODE = {"small_change": 0}
+
+
+@pytest.fixture(autouse=True, params=["swap", "in-place"])
+def commit_mode(request: pytest.FixtureRequest) -> None:
+    MODE["small_change"] = 0 if request.param == "swap" else 10**6
+
+
+def write_tree(out: Path, tree: dict[str, bytes]) -> ChangeSet:
+    return real_write_tree(out, tree, small_change=MODE["small_change"])
 
 
 def _tree(**files: str) -> dict[str, bytes]:
@@ -127,3 +141,10 @@ def test_out_directory_mode_is_kept(tmp_path: Path) -> None:
     os.chmod(out, 0o750)
     write_tree(out, _tree(a="2"))
     assert out.stat().st_mode & 0o777 == 0o750
+
+
+def test_removing_a_host_removes_its_empty_directory(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree(out, _tree(hosts__a__x="1", hosts__b__x="2"))
+    write_tree(out, _tree(hosts__a__x="1"))
+    assert sorted(p.name for p in (out / "hosts").iterdir()) == ["a"]
