@@ -16,6 +16,14 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from flobs import __version__
 from flobs.errors import ExitCode, FlobsError, InputError, ToolFailure
@@ -56,6 +64,43 @@ def _root(
 ) -> None:
     global _show_traceback
     _show_traceback = traceback or bool(os.environ.get("FLOBS_TRACEBACK"))
+
+
+class ProgressBar:
+    """A progress bar on stderr that appears only on a terminal and for big jobs.
+
+    Pass the instance as the core's ``progress(done, total)`` callback; use it as a
+    context manager so the bar is always removed, even on error or Ctrl-C.
+    """
+
+    def __init__(self, description: str, *, enabled: bool, minimum: int) -> None:
+        self.description = description
+        self.enabled = enabled and sys.stderr.isatty()
+        self.minimum = minimum
+        self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        )
+        self._task: TaskID | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total < self.minimum:
+            return
+        if self._task is None:
+            self._bar.start()
+            self._task = self._bar.add_task(self.description, total=total)
+        self._bar.update(self._task, completed=done)
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._task is not None:
+            self._bar.stop()
 
 
 def report_error(error: FlobsError) -> None:

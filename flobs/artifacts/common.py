@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Any
 
 from flobs import yamlio
-from flobs.model import Endpoint, Fleet
+from flobs.model import Endpoint, FileAuth, Fleet
 
 
 def header(fleet: Fleet, what: str) -> str:
@@ -56,3 +56,28 @@ def scrape_address(listen: Endpoint) -> str:
     if listen.is_wildcard:
         return str(listen.with_host("127.0.0.1" if listen.host != "::" else "::1"))
     return str(listen)
+
+
+def http_client_auth(auth: FileAuth, *, bearer: str = "authorization") -> dict[str, Any]:
+    """Prometheus-style HTTP client auth where secrets are only ever *file paths*.
+
+    ``bearer`` picks how a token file is written: ``authorization`` (Prometheus'
+    ``authorization.credentials_file``) or ``bearer_token_file`` (Promtail's client).
+    """
+    out: dict[str, Any] = {}
+    if auth.bearer_token_file:
+        if bearer == "authorization":
+            out["authorization"] = {"type": "Bearer", "credentials_file": auth.bearer_token_file}
+        else:
+            out["bearer_token_file"] = auth.bearer_token_file
+    if auth.username:
+        out["basic_auth"] = {"username": auth.username, "password_file": auth.password_file}
+    tls: dict[str, Any] = {}
+    for key in ("ca_file", "cert_file", "key_file"):
+        if getattr(auth, key):
+            tls[key] = getattr(auth, key)
+    if auth.insecure_skip_verify:
+        tls["insecure_skip_verify"] = True
+    if tls:
+        out["tls_config"] = tls
+    return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flobs.artifacts.common import scrape_address, version_at_least, yaml_file
+from flobs.artifacts.common import http_client_auth, scrape_address, version_at_least, yaml_file
 from flobs.artifacts.series import federated_name_regex, local_rules
 from flobs.model import FileAuth, Fleet, Host
 
@@ -138,20 +138,7 @@ def scrape_jobs(host: Host) -> list[dict[str, Any]]:
 
 
 def _auth(auth: FileAuth) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if auth.bearer_token_file:
-        out["authorization"] = {"type": "Bearer", "credentials_file": auth.bearer_token_file}
-    if auth.username:
-        out["basic_auth"] = {"username": auth.username, "password_file": auth.password_file}
-    tls: dict[str, Any] = {}
-    for key in ("ca_file", "cert_file", "key_file"):
-        if getattr(auth, key):
-            tls[key] = getattr(auth, key)
-    if auth.insecure_skip_verify:
-        tls["insecure_skip_verify"] = True
-    if tls:
-        out["tls_config"] = tls
-    return out
+    return http_client_auth(auth, bearer="authorization")
 
 
 def external_labels(fleet: Fleet, host: Host) -> dict[str, str]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flobs.artifacts.common import yaml_file
+from flobs.artifacts.common import http_client_auth, yaml_file
 from flobs.model import FileAuth, Fleet, Host
 
 # logrus JSON field → extracted name. Fields missing from a line are simply absent.
@@ -80,21 +80,7 @@ def client(fleet: Fleet, host: Host) -> dict[str, Any]:
 
 
 def _auth(auth: FileAuth) -> dict[str, Any]:
-    """Secrets only as file paths: Promtail reads them, flobs never does."""
-    out: dict[str, Any] = {}
-    if auth.bearer_token_file:
-        out["bearer_token_file"] = auth.bearer_token_file
-    if auth.username:
-        out["basic_auth"] = {"username": auth.username, "password_file": auth.password_file}
-    tls: dict[str, Any] = {}
-    for key in ("ca_file", "cert_file", "key_file"):
-        if getattr(auth, key):
-            tls[key] = getattr(auth, key)
-    if auth.insecure_skip_verify:
-        tls["insecure_skip_verify"] = True
-    if tls:
-        out["tls_config"] = tls
-    return out
+    return http_client_auth(auth, bearer="bearer_token_file")
 
 
 def pipeline_stages(host: Host) -> list[dict[str, Any]]:

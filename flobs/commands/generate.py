@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from flobs.cli import app, err_console, handle_errors, out_console
+from flobs.cli import ProgressBar, app, err_console, handle_errors, out_console
 from flobs.errors import ExitCode
 from flobs.generate import generate as run_generate
 from flobs.generate import iter_check_report
@@ -40,38 +38,15 @@ def generate_command(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print nothing on success."),
 ) -> None:
     """Render every host's and the central configs from the inventory into OUT."""
-    show_bar = sys.stderr.isatty() and not quiet
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    )
-    task = None
-
-    def on_progress(done: int, total: int) -> None:
-        nonlocal task
-        if not show_bar or total < PROGRESS_MIN_HOSTS:
-            return
-        if task is None:
-            bar.start()
-            task = bar.add_task("rendering hosts", total=total)
-        bar.update(task, completed=done)
-
-    try:
+    with ProgressBar("rendering hosts", enabled=not quiet, minimum=PROGRESS_MIN_HOSTS) as bar:
         result = run_generate(
             inventory,
             out,
             check=check,
             hosts=host or None,
-            progress=on_progress,
+            progress=bar,
             inventory_display=str(inventory),
         )
-    finally:
-        if task is not None:
-            bar.stop()
     for warning in result.warnings:
         err_console.print(warning.render(), markup=False)
     c = result.changes

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from enum import StrEnum
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from flobs.cli import app, err_console, handle_errors, out_console
+from flobs.cli import ProgressBar, app, err_console, handle_errors, out_console
 from flobs.errors import ExitCode, UsageError
 from flobs.grafana.client import (
     GrafanaClient,
@@ -150,28 +148,13 @@ def push_dashboards_command(
     if insecure_skip_verify:
         err_console.print("warning: TLS verification is off (--insecure-skip-verify)", markup=False)
 
-    show_bar = sys.stderr.isatty() and output_format is OutputFormat.text
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
+    bar = ProgressBar(
+        "pushing dashboards",
+        enabled=output_format is OutputFormat.text,
+        minimum=PROGRESS_MIN_DASHBOARDS,
     )
-    task = None
-
-    def on_progress(done: int, total: int) -> None:
-        nonlocal task
-        if not show_bar or total < PROGRESS_MIN_DASHBOARDS:
-            return
-        if task is None:
-            bar.start()
-            task = bar.add_task("pushing dashboards", total=total)
-        bar.update(task, completed=done)
-
     options = PushOptions(
-        folders=folders, dry_run=dry_run, force=force, concurrency=concurrency, progress=on_progress
+        folders=folders, dry_run=dry_run, force=force, concurrency=concurrency, progress=bar
     )
     extra = tuple(s for spec in specs for s in spec.secrets())
     with GrafanaClient(
@@ -185,11 +168,8 @@ def push_dashboards_command(
         concurrency=concurrency,
         extra_secrets=extra,
     ) as client:
-        try:
+        with bar:
             result = push(client, out, options, datasources=specs)
-        finally:
-            if task is not None:
-                bar.stop()
         _report(result, output_format)
     if not result.ok:
         raise typer.Exit(int(ExitCode.FINDINGS))
