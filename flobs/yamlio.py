@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+from flobs.problems import Problem, Severity
+
 Path_ = tuple[str | int, ...]
 
 
@@ -40,6 +42,19 @@ class YamlSyntaxError(Exception):
         self.message = message
         self.mark = mark
         self.path = path
+
+    def as_problem(self, file: str, check_id: str = "yaml") -> Problem:
+        """The error as a located problem, the form every command reports."""
+        return Problem(
+            file,
+            self.mark.line if self.mark else None,
+            self.mark.col if self.mark else None,
+            check_id,
+            Severity.ERROR,
+            f"invalid YAML: {self.message}",
+            "fix the YAML syntax at this position",
+            format_path(self.path) if self.path else None,
+        )
 
 
 @dataclass

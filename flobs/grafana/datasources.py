@@ -141,19 +141,7 @@ def read_datasources(out: Path, env: Mapping[str, str] | None = None) -> list[Da
     try:
         doc = load(text)
     except YamlSyntaxError as err:
-        mark = err.mark
-        raise InputError(
-            [
-                Problem(
-                    shown,
-                    mark.line if mark else None,
-                    mark.col if mark else None,
-                    "push",
-                    Severity.ERROR,
-                    err.message,
-                )
-            ]
-        ) from None
+        raise InputError([err.as_problem(shown, "push")]) from None
     if not isinstance(doc, dict) or not isinstance(doc.get("datasources"), list):
         raise fail("expected `apiVersion: 1` and a `datasources:` list", key="$.datasources")
     interpolation = _Interpolation(environ, shown)

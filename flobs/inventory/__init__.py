@@ -18,7 +18,7 @@ from flobs.inventory.schema_check import schema_problems
 from flobs.inventory.source import Source
 from flobs.model import Fleet
 from flobs.problems import Problem, Severity
-from flobs.yamlio import YamlSyntaxError, format_path, load_with_positions
+from flobs.yamlio import YamlSyntaxError, load_with_positions
 
 __all__ = ["LoadResult", "load_fleet", "load_fleet_text"]
 
@@ -79,21 +79,7 @@ def load_fleet_text(raw: bytes, shown: str, *, file_name: str = "inventory.yaml"
     try:
         doc, positions = load_with_positions(text)
     except YamlSyntaxError as err:
-        mark = err.mark
-        raise InputError(
-            [
-                Problem(
-                    shown,
-                    mark.line if mark else None,
-                    mark.col if mark else None,
-                    "yaml",
-                    Severity.ERROR,
-                    f"invalid YAML: {err.message}",
-                    "fix the YAML syntax at this position",
-                    format_path(err.path) if err.path else None,
-                )
-            ]
-        ) from err
+        raise InputError([err.as_problem(shown)]) from err
     source = Source(shown, positions)
     if not isinstance(doc, dict):
         raise InputError(
