@@ -160,6 +160,14 @@ class Host:
         return dict(self.labels)
 
     @property
+    def log_agent(self) -> str | None:
+        """The log shipper this host runs: none when the OTel Collector ships the logs
+        (otelcol.logs_pipeline), since running both would send every line twice."""
+        if self.vars.otelcol.enabled and self.vars.otelcol.logs_pipeline:
+            return None
+        return self.vars.logs.agent
+
+    @property
     def federation_target(self) -> str:
         """How the central reaches this host's local Prometheus."""
         return str(Endpoint(self.address, self.vars.local_prometheus.listen.port))
@@ -223,7 +231,8 @@ class Host:
                 "local_prometheus.listen", v.local_prometheus.listen, ("local_prometheus", "listen")
             )
         )
-        out.append(Listener("logs.listen", v.logs.listen, ("logs", "listen")))
+        if self.log_agent is not None:
+            out.append(Listener("logs.listen", v.logs.listen, ("logs", "listen")))
         if v.otelcol.enabled:
             for key in ("grpc_endpoint", "http_endpoint", "health_endpoint", "metrics_endpoint"):
                 out.append(Listener(f"otelcol.{key}", getattr(v.otelcol, key), ("otelcol", key)))

@@ -124,7 +124,7 @@ def render(fleet: Fleet, host: Host) -> str:
 
 
 def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
-    if host.vars.logs.agent != "alloy":
+    if host.log_agent != "alloy":
         return {}
     return {f"hosts/{host.name}/config.alloy": render(fleet, host).encode("utf-8")}
 

@@ -126,7 +126,8 @@ def scrape_jobs(host: Host) -> list[dict[str, Any]]:
             )
         )
     # An agent allowed to listen on 0.0.0.0 is still scraped over loopback.
-    jobs.append(_job(v.logs.agent, scrape_address(v.logs.listen), host, sample_limit=5000))
+    if host.log_agent is not None:
+        jobs.append(_job(host.log_agent, scrape_address(v.logs.listen), host, sample_limit=5000))
     if v.otelcol.enabled:
         jobs.append(
             _job("otelcol", scrape_address(v.otelcol.metrics_endpoint), host, sample_limit=5000)

@@ -138,7 +138,7 @@ def config(fleet: Fleet, host: Host) -> dict[str, Any]:
 
 
 def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
-    if host.vars.logs.agent != "promtail":
+    if host.log_agent != "promtail":
         return {}
     return {
         f"hosts/{host.name}/promtail.yml": yaml_file(

@@ -371,8 +371,9 @@ class _Builder:
                 v.process_exporter.allow_public,
                 ("process_exporter", "endpoint"),
             ),
-            ("logs", v.logs.listen, v.logs.allow_public, ("logs", "listen")),
         ]
+        if host.log_agent is not None:
+            public_checks.append(("logs", v.logs.listen, v.logs.allow_public, ("logs", "listen")))
         if v.otelcol.enabled:
             for key in ("grpc_endpoint", "http_endpoint", "health_endpoint", "metrics_endpoint"):
                 public_checks.append(

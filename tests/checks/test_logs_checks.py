@@ -82,7 +82,9 @@ def full_featured_doc() -> dict[str, Any]:
     doc = example_doc()
     doc["hosts"][4].setdefault("vars", {})["logs"] = {"agent": "alloy"}
     doc["hosts"][3].setdefault("vars", {})["logs"] = {"source": "file"}
-    doc["defaults"]["otelcol"] = {"logs_pipeline": True}
+    # Two hosts ship logs through the collector (and so run no Promtail/Alloy).
+    for i in (0, 1):
+        doc["hosts"][i].setdefault("vars", {})["otelcol"] = {"logs_pipeline": True}
     doc["central"]["loki"] = {
         "url": "https://loki.example/loki/api/v1/push",
         "tenant": "t",
@@ -121,7 +123,8 @@ def test_generated_trees_pass_every_log_and_trace_check(tmp_path: Path, variant:
     doc = {"example": example_doc, "full": full_featured_doc, "hostile": hostile_doc}[variant]()
     fleet = fleet_of(doc)
     out = write_tree(tmp_path / "out", fleet)
-    assert len(list(out.rglob("promtail.yml"))) + len(list(out.rglob("config.alloy"))) == 6
+    shippers = len(list(out.rglob("promtail.yml"))) + len(list(out.rglob("config.alloy")))
+    assert shippers == (4 if variant == "full" else 6)
     assert run(out, fleet) == []
     assert run(out, None) == []
 

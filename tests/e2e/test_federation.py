@@ -6,6 +6,7 @@ import json
 import math
 import re
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -68,6 +69,17 @@ def _served(sim: SimulatedHost, path: str) -> dict[tuple[str, str], int]:
     return out
 
 
+def _await_series(api: PrometheusAPI, query: str, seconds: float = 30.0) -> list[Any]:
+    """The query's result once it has one: under load a series may need another
+    scrape + rule evaluation + federation round to reach the centre."""
+    deadline = time.monotonic() + seconds
+    got = api.query(query)
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.5)
+        got = api.query(query)
+    return list(got)
+
+
 def test_centre_returns_the_values_the_simulators_serve(fleet3: LiveFleet) -> None:
     flush = 3600.0
     assert LONG_FLUSH == "1h"
@@ -80,15 +92,16 @@ def test_centre_returns_the_values_the_simulators_serve(fleet3: LiveFleet) -> No
             assert fc
             for vm in fc:
                 for key in ("net_rx_bytes_count", "block_write_bytes"):
-                    got = api.query(
-                        f'microvm:firecracker_{key}:per_second{{host="{host.name}",uid="{vm.uid}"}}'
+                    got = _await_series(
+                        api,
+                        f'microvm:firecracker_{key}:per_second{{host="{host.name}",uid="{vm.uid}"}}',
                     )
                     assert len(got) == 1, (host.name, vm.uid, key)
                     assert math.isclose(
                         got[0].value * flush, served[(key, vm.uid)], rel_tol=1e-12
                     ), (host.name, key)
             # Every microVM the simulator serves is counted at the centre, no more.
-            count = api.query(f'host:microvms:count{{host="{host.name}"}}')
+            count = _await_series(api, f'host:microvms:count{{host="{host.name}"}}')
             assert [s.value for s in count] == [len(sim.vms)]
 
 
