@@ -202,6 +202,7 @@ def write_tree(
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise SystemFailure(f"cannot create {parent}: {err.strerror}") from err
+    _remove_abandoned(parent, out.name)
     staging = parent / f".{out.name}.flobs-staging-{os.getpid()}"
     count = len(changes.changed) + len(changes.added) + len(changes.removed)
     try:
@@ -221,6 +222,30 @@ def write_tree(
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return changes
+
+
+def _remove_abandoned(parent: Path, name: str) -> None:
+    """Delete staging/old trees left by a flobs run that was killed (SIGKILL, OOM).
+
+    Each is named after its process id; one whose process is gone is abandoned. A
+    live process (a concurrent run) keeps its directory.
+    """
+    for leftover in parent.glob(f".{name}.flobs-*-*"):
+        kind, _, pid = leftover.name.rpartition("-")
+        if not pid.isdigit() or not kind.endswith(("flobs-staging", "flobs-old")):
+            continue
+        if int(pid) == os.getpid() or not _process_exists(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def _commit_in_place(out: Path, tree: Tree, changes: ChangeSet, staging: Path) -> None:

@@ -148,3 +148,16 @@ def test_removing_a_host_removes_its_empty_directory(tmp_path: Path) -> None:
     write_tree(out, _tree(hosts__a__x="1", hosts__b__x="2"))
     write_tree(out, _tree(hosts__a__x="1"))
     assert sorted(p.name for p in (out / "hosts").iterdir()) == ["a"]
+
+
+def test_leftovers_of_a_killed_run_are_removed_live_ones_kept(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    write_tree(out, _tree(a="1"))
+    dead = tmp_path / ".out.flobs-staging-999999999"  # no such process
+    dead.mkdir()
+    (dead / "half-written").write_text("x")
+    live = tmp_path / f".out.flobs-old-{os.getppid()}"  # a process that exists
+    live.mkdir()
+    write_tree(out, _tree(a="2"))
+    assert not dead.exists()
+    assert live.exists()
