@@ -127,8 +127,11 @@ def read_datasources(out: Path, env: Mapping[str, str] | None = None) -> list[Da
     path = out / DATASOURCES_FILE
     shown = str(path)
 
+    def problem(message: str, hint: str | None = None, key: str | None = None) -> Problem:
+        return Problem(shown, None, None, "push", Severity.ERROR, message, hint, key)
+
     def fail(message: str, hint: str | None = None, key: str | None = None) -> InputError:
-        return InputError([Problem(shown, None, None, "push", Severity.ERROR, message, hint, key)])
+        return InputError([problem(message, hint, key)])
 
     try:
         text = path.read_text(encoding="utf-8")
@@ -150,28 +153,12 @@ def read_datasources(out: Path, env: Mapping[str, str] | None = None) -> list[Da
     for index, entry in enumerate(doc["datasources"]):
         at: tuple[str | int, ...] = ("datasources", index)
         if not isinstance(entry, dict):
-            problems.append(
-                Problem(
-                    shown,
-                    None,
-                    None,
-                    "push",
-                    Severity.ERROR,
-                    "a datasource must be a mapping",
-                    None,
-                    format_path(at),
-                )
-            )
+            problems.append(problem("a datasource must be a mapping", None, format_path(at)))
             continue
         uid, name = entry.get("uid"), entry.get("name")
         if not isinstance(uid, str) or not UID_RE.fullmatch(uid):
             problems.append(
-                Problem(
-                    shown,
-                    None,
-                    None,
-                    "push",
-                    Severity.ERROR,
+                problem(
                     f"datasource uid {uid!r} must match {UID_RE.pattern}",
                     "pushing by uid needs a stable uid",
                     format_path((*at, "uid")),
@@ -180,31 +167,15 @@ def read_datasources(out: Path, env: Mapping[str, str] | None = None) -> list[Da
             continue
         if not isinstance(name, str) or not name.strip():
             problems.append(
-                Problem(
-                    shown,
-                    None,
-                    None,
-                    "push",
-                    Severity.ERROR,
-                    "datasource name must not be empty",
-                    None,
-                    format_path((*at, "name")),
-                )
+                problem("datasource name must not be empty", None, format_path((*at, "name")))
             )
             continue
         plain = {k: interpolation.value(entry[k], (*at, k)) for k in PLAIN_FIELDS if k in entry}
         secure_raw = entry.get("secureJsonData") or {}
         if not isinstance(secure_raw, dict):
             problems.append(
-                Problem(
-                    shown,
-                    None,
-                    None,
-                    "push",
-                    Severity.ERROR,
-                    "secureJsonData must be a mapping",
-                    None,
-                    format_path((*at, "secureJsonData")),
+                problem(
+                    "secureJsonData must be a mapping", None, format_path((*at, "secureJsonData"))
                 )
             )
             continue
