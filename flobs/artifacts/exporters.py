@@ -9,11 +9,13 @@ from flobs.model import Fleet, Host
 
 # process-exporter matches `comm`, which the kernel truncates to 15 characters
 # ("cloud-hypervisor" is 16), so groups match on the executable's base name.
-PROCESS_GROUPS: tuple[tuple[str, str], ...] = (
-    ("flintlockd", "flintlockd"),
-    ("firecracker", "firecracker"),
-    ("cloud-hypervisor", "cloud-hypervisor"),
-    ("containerd", "containerd"),
+# Flintlock starts `cloud-hypervisor-static` by default (pkg/defaults; flintlock-facts.md),
+# a distribution's package installs `cloud-hypervisor`: one group counts both.
+PROCESS_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("flintlockd", ("flintlockd",)),
+    ("firecracker", ("firecracker",)),
+    ("cloud-hypervisor", ("cloud-hypervisor", "cloud-hypervisor-static")),
+    ("containerd", ("containerd",)),
 )
 
 
@@ -32,7 +34,7 @@ def node_exporter_web(host: Host) -> dict[str, Any]:
 
 def process_exporter(host: Host) -> dict[str, Any]:
     # `name` is a Go template in process-exporter; ours are literals without `{{`.
-    return {"process_names": [{"name": name, "exe": [exe]} for name, exe in PROCESS_GROUPS]}
+    return {"process_names": [{"name": name, "exe": list(exes)} for name, exes in PROCESS_GROUPS]}
 
 
 def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:

@@ -75,27 +75,31 @@ def test_node_exporter_runs_with_generated_web_config(example_out: Path) -> None
 def test_process_exporter_matches_groups_by_executable(example_out: Path, tmp_path: Path) -> None:
     binary = require_tool("prometheus-process-exporter", "process-exporter")
     config = example_out / "hosts" / "fl-eu1-a-01" / "exporters" / "process-exporter.yml"
-    # A process whose executable is named like a Flintlock component: `cloud-hypervisor`
+    # Processes whose executables are named like Flintlock's VMMs: `cloud-hypervisor`
     # is 16 characters, one more than the kernel keeps in comm, which is why the groups
-    # match on the executable name.
-    fake = tmp_path / "cloud-hypervisor"
-    fake.symlink_to("/bin/sleep")
+    # match on the executable name; `cloud-hypervisor-static` is the binary Flintlock
+    # starts by default (flintlock-facts.md), and both count in one group.
+    fakes = [tmp_path / "cloud-hypervisor", tmp_path / "cloud-hypervisor-static"]
+    for fake in fakes:
+        fake.symlink_to("/bin/sleep")
     port = free_port()
+    want = 'namedprocess_namegroup_num_procs{groupname="cloud-hypervisor"} 2'
     with (
-        running([str(fake), "30"]) as sleeper,
+        running([str(fakes[0]), "30"]) as first,
+        running([str(fakes[1]), "30"]) as second,
         running(
             [binary, f"-web.listen-address=127.0.0.1:{port}", f"-config.path={config}"]
         ) as proc,
     ):
         body = ""
         end = time.monotonic() + 10
-        while time.monotonic() < end and 'groupname="cloud-hypervisor"' not in body:
+        while time.monotonic() < end and want not in body.splitlines():
             body = scrape(proc, f"http://127.0.0.1:{port}/metrics")
             time.sleep(0.2)
-        assert sleeper.poll() is None
+        assert first.poll() is None and second.poll() is None
     line = next(
         ln
         for ln in body.splitlines()
         if ln.startswith('namedprocess_namegroup_num_procs{groupname="cloud-hypervisor"}')
     )
-    assert line.endswith(" 1")
+    assert line == want
