@@ -14,11 +14,13 @@ promtool 2.42 output, observed with ``2>&1`` (one pipe keeps the order)::
     Checking hosts/b/prometheus.yml
       FAILED: parsing YAML file hosts/b/prometheus.yml: global scrape timeout …
 
-``test rules`` uses ``Unit Testing:  FILE`` as its header.
+``test rules`` uses ``Unit Testing:  FILE`` as its header in 2.x and
+``Processing test file: FILE`` in 3.x (3.16 observed).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -44,7 +46,11 @@ TOOL_NAMES: dict[str, tuple[str, ...]] = {
     "promtail": ("promtail",),
     "alloy": ("alloy",),
     "otelcol": ("otelcol", "otelcol-contrib"),
+    "amtool": ("amtool",),
 }
+
+# `make tools` links the Go-built programs here, in a checkout (docs/testing.md).
+CHECKOUT_TOOLS = Path(__file__).resolve().parent.parent / ".tools" / "bin"
 
 
 @dataclass(frozen=True)
@@ -57,12 +63,76 @@ class ToolFinding:
     lint: bool = False  # promtool lint complaints (duplicate rules) are warnings
 
 
+def search_path() -> list[str]:
+    """Where tools are looked for: ``$FLOBS_TOOLS_PATH`` (else a checkout's ``.tools/bin``),
+    then PATH.
+
+    The Go-built programs (Prometheus 3's promtool, our collector) come first so that
+    they win over older ones on PATH; promtool is then picked per major version anyway.
+    Setting ``FLOBS_TOOLS_PATH`` (even empty) replaces the checkout's directory.
+    """
+    if "FLOBS_TOOLS_PATH" in os.environ:
+        dirs = [d for d in os.environ["FLOBS_TOOLS_PATH"].split(os.pathsep) if d]
+    else:
+        dirs = [str(CHECKOUT_TOOLS)] if CHECKOUT_TOOLS.is_dir() else []
+    dirs.extend(d for d in os.environ.get("PATH", os.defpath).split(os.pathsep) if d)
+    return list(dict.fromkeys(dirs))
+
+
+def find_all(tool: str) -> list[str]:
+    """Every executable for ``tool`` along the search path, best first, no duplicates."""
+    found: list[str] = []
+    for directory in search_path():
+        for name in TOOL_NAMES.get(tool, (tool,)):
+            path = shutil.which(name, path=directory)
+            if path and os.path.realpath(path) not in map(os.path.realpath, found):
+                found.append(path)
+    return found
+
+
 def find_tool(tool: str) -> str | None:
-    for name in TOOL_NAMES.get(tool, (tool,)):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
+    if tool == "promtool":
+        majors = promtools()
+        if majors:
+            return majors[max(majors)]
+    found = find_all(tool)
+    return found[0] if found else None
+
+
+_VERSION = re.compile(r"version (?P<major>\d+)\.(?P<minor>\d+)\.(?P<patch>\d+)")
+
+
+@functools.cache
+def tool_version(path: str) -> str | None:
+    """``X.Y.Z`` from ``TOOL --version`` (promtool, prometheus, amtool print it so)."""
+    try:
+        proc = subprocess.run(
+            [path, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = _VERSION.search(proc.stdout + proc.stderr)
+    return f"{m['major']}.{m['minor']}.{m['patch']}" if m else None
+
+
+def by_major(tool: str) -> dict[int, str]:
+    """The first ``tool`` of each major version on the search path: ``{2: …, 3: …}``."""
+    found: dict[int, str] = {}
+    for path in find_all(tool):
+        version = tool_version(path)
+        if version is not None:
+            found.setdefault(int(version.split(".")[0]), path)
+    return found
+
+
+def promtools() -> dict[int, str]:
+    """promtool per major version.
+
+    Prometheus 2 and 3 disagree on what a valid file is (3 refuses a scrape without a
+    usable Content-Type unless ``fallback_scrape_protocol`` is set; 2 refuses that key),
+    so each file is checked by the promtool of the version it is for.
+    """
+    return by_major("promtool")
 
 
 def _run(command: Sequence[str], cwd: Path) -> tuple[int, str]:
@@ -93,7 +163,7 @@ def _batches(files: Sequence[str], size: int) -> Iterator[list[str]]:
 
 _HEADERS = {
     "check": re.compile(r"^Checking (?P<path>.+)$"),
-    "test": re.compile(r"^Unit Testing:\s+(?P<path>.+)$"),
+    "test": re.compile(r"^(?:Unit Testing:|Processing test file:)\s+(?P<path>.+)$"),
 }
 # `FILE: 9:15: group "x", rule 1, …` — promtool's located rule errors.
 _LOCATED = re.compile(r"^(?P<path>.+?): (?P<line>\d+):(?P<col>\d+): (?P<msg>.*)$")

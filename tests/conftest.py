@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shutil
 import socket
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
+
+from flobs import tools
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE_INVENTORY = REPO / "examples" / "inventory.yaml"
@@ -24,20 +26,36 @@ def tools_required() -> bool:
     return os.environ.get("FLOBS_REQUIRE_TOOLS", "") not in ("", "0", "false")
 
 
-def require_tool(*names: str) -> str:
-    """The first of ``names`` found on PATH; skip (or fail in CI) when none is."""
-    for name in names:
-        found = shutil.which(name)
-        if found:
-            return found
-    reason = (
-        f"MISSING TOOL: none of {', '.join(names)} is on PATH; this test exercises the "
-        f"real binary (apt-get install prometheus prometheus-node-exporter "
-        f"prometheus-process-exporter victoria-metrics)"
-    )
+_HOW_TO_GET = (
+    "`bash .ci/run` installs them all; by hand: apt-get install prometheus "
+    "prometheus-node-exporter prometheus-process-exporter victoria-metrics "
+    "prometheus-alertmanager, and `make tools` builds Prometheus 3, otelcol, jaeger and "
+    "victoria-logs into .tools/bin (docs/testing.md)"
+)
+
+
+def _missing(reason: str) -> NoReturn:
     if tools_required():
         pytest.fail(reason + " and FLOBS_REQUIRE_TOOLS=1 is set", pytrace=False)
     pytest.skip(reason)
+
+
+def require_tool(*names: str) -> str:
+    """The first of ``names`` on flobs' tool search path ($FLOBS_TOOLS_PATH, .tools/bin,
+    PATH); skip (or fail in CI) when none is."""
+    for name in names:
+        found = tools.find_all(name)
+        if found:
+            return found[0]
+    _missing(f"MISSING TOOL: none of {', '.join(names)} is installed; {_HOW_TO_GET}")
+
+
+def require_major(tool: str, major: int) -> str:
+    """``tool`` (prometheus, promtool) of major version ``major``; skip or fail without it."""
+    found = tools.by_major(tool).get(major)
+    if found is None:
+        _missing(f"MISSING TOOL: no {tool} {major}.x is installed; {_HOW_TO_GET}")
+    return found
 
 
 def free_port(host: str = "127.0.0.1") -> int:

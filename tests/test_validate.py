@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from flobs.checks import all_checks
 from flobs.validate import checks_markdown
 from tests.checks.conftest import rehash
-from tests.conftest import EXAMPLE_INVENTORY, require_tool
+from tests.conftest import EXAMPLE_INVENTORY, require_major, require_tool
 from tests.helpers import run_flobs
 
 PROM = "hosts/fl-eu1-a-01/prometheus.yml"
@@ -33,7 +34,8 @@ def _tools_path(tmp_path: Path, **scripts: str) -> dict[str, str]:
         p = bin_dir / name
         p.write_text(f"#!/bin/sh\n{body}\n")
         p.chmod(p.stat().st_mode | stat.S_IXUSR)
-    return {"PATH": str(bin_dir)}
+    # FLOBS_TOOLS_PATH set: the checkout's .tools/bin is not searched either.
+    return {"PATH": str(bin_dir), "FLOBS_TOOLS_PATH": ""}
 
 
 def test_clean_example_exits_0(out: Path) -> None:
@@ -143,7 +145,11 @@ def test_real_promtool_finding_exits_1(out: Path, tmp_path: Path) -> None:
     rehash(out)
     # promtail, alloy and otelcol cannot be installed here: stand-ins that accept all.
     env = _tools_path(tmp_path, promtail="exit 0", alloy="exit 0", otelcol="exit 0")
-    (tmp_path / "bin" / "promtool").symlink_to(require_tool("promtool"))
+    # The example has hosts on Prometheus 3 and one on 2.42: both promtools are required.
+    (tmp_path / "bin" / "promtool").symlink_to(require_major("promtool", 3))
+    (tmp_path / "bin2").mkdir()
+    (tmp_path / "bin2" / "promtool").symlink_to(require_major("promtool", 2))
+    env["PATH"] += os.pathsep + str(tmp_path / "bin2")
     r = run_flobs("validate", out, "-i", EXAMPLE_INVENTORY, "--tools", "require", env=env)
     assert r.code == 1
     assert r.stderr == ""

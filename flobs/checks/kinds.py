@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from flobs import versions
 from flobs.checks import CheckContext, Parsed
 from flobs.model import Host
 
@@ -37,6 +38,8 @@ ALLOY = "hosts/*/config.alloy"
 OTELCOL = "hosts/*/otelcol.yaml"
 MANIFEST = "manifest.json"
 
+# A header comment is a few lines; its version line is well inside this.
+HEADER_BYTES = 2048
 DEFAULT_PROMETHEUS_VERSION = "2.42"  # Debian 12's, the oldest target (grafana-api.md)
 
 
@@ -115,9 +118,18 @@ def inventory_host(ctx: CheckContext, path: str) -> Host | None:
 
 
 def prometheus_version(ctx: CheckContext, path: str) -> str:
-    """The Prometheus version a config or rules file is for (inventory, else 2.42)."""
+    """The Prometheus version a config or rules file is for.
+
+    From the inventory when validate has one; else from the file's own header line
+    (``# For Prometheus 3.13.``); else 2.42, what flobs wrote for before that line.
+    """
     if ctx.fleet is None:
-        return DEFAULT_PROMETHEUS_VERSION
+        try:
+            with (ctx.out / path).open("rb") as f:
+                head = f.read(HEADER_BYTES)
+        except OSError:
+            return DEFAULT_PROMETHEUS_VERSION
+        return versions.file_prometheus_version(head) or DEFAULT_PROMETHEUS_VERSION
     if path.startswith("central/"):
         return ctx.fleet.central.prometheus.version
     host = inventory_host(ctx, path)

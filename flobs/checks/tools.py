@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import ClassVar
 
-from flobs import tools
+from flobs import tools, versions
 from flobs.checks import Check, CheckContext, _body_key, register
 from flobs.checks import kinds as k
 from flobs.errors import ToolFailure
@@ -52,17 +52,54 @@ class PromtoolCheck(ToolCheck):
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
         paths = k.files(ctx, self.FILES)
-        if not paths:
+        if not paths or ctx.tools == "off":
             return
-        binary = self.binary(ctx)
-        if binary is None:
-            return
-        # Unit tests name their rule files relative to themselves: run each one.
-        groups = {p: [p] for p in paths} if self.KIND == "test" else _same_body(ctx, paths)
-        found = tools.run_promtool(binary, self.ARGS, sorted(groups), ctx.out, kind=self.KIND)
-        yield from self.findings(
-            ctx, [replace(f, path=member) for f in found for member in groups[f.path]]
+        by_major: dict[int, list[str]] = {}
+        for path in paths:
+            major = versions.prometheus_major(k.prometheus_version(ctx, path))
+            by_major.setdefault(major, []).append(path)
+        available = tools.promtools()
+        if not available:
+            unknown = tools.find_tool("promtool")
+            if unknown is None:
+                if ctx.tools == "require":
+                    raise ToolFailure(["promtool"], None, "promtool is not on PATH")
+                return  # flobs.validate notes the missing tool once
+            # It would not say its version: check everything with it, and say so.
+            ctx.notes.append(f"{self.ID}: {unknown} --version printed no version; used for all")
+            available = {major: unknown for major in by_major}
+        for major, members in sorted(by_major.items()):
+            binary = self.promtool_for(ctx, major, available, len(members))
+            # Unit tests name their rule files relative to themselves: run each one.
+            groups = {p: [p] for p in members} if self.KIND == "test" else _same_body(ctx, members)
+            found = tools.run_promtool(binary, self.ARGS, sorted(groups), ctx.out, kind=self.KIND)
+            yield from self.findings(
+                ctx, [replace(f, path=member) for f in found for member in groups[f.path]]
+            )
+
+    def promtool_for(
+        self, ctx: CheckContext, major: int, available: dict[int, str], count: int
+    ) -> str:
+        """promtool of ``major``; else the nearest one, saying so (an error under require)."""
+        if major in available:
+            return available[major]
+        if ctx.tools == "require":
+            raise ToolFailure(
+                ["promtool"],
+                None,
+                f"no promtool {major}.x found for {count} file(s) written for Prometheus "
+                f"{major} (found: {_describe(available)}); `make tools` builds promtool 3",
+            )
+        nearest = min(available, key=lambda m: (abs(m - major), -m))
+        ctx.notes.append(
+            f"{self.ID}: no promtool {major}.x found: {count} file(s) for Prometheus {major} "
+            f"were checked with promtool {nearest}.x ({available[nearest]})"
         )
+        return available[nearest]
+
+
+def _describe(available: dict[int, str]) -> str:
+    return ", ".join(f"{major}.x at {path}" for major, path in sorted(available.items())) or "none"
 
 
 def _same_body(ctx: CheckContext, paths: list[str]) -> dict[str, list[str]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import httpx
 
+from flobs import tools
 from flobs.errors import SystemFailure, ToolFailure
 
 # Debian package that ships each binary, for the install hint.
@@ -36,14 +36,15 @@ class MissingTools(SystemFailure):
         packages = sorted({PACKAGES.get(n, n) for n in names})
         super().__init__(
             f"needed binaries are not installed: {', '.join(names)}",
-            hint=f"sudo apt-get install {' '.join(packages)}",
+            hint=f"sudo apt-get install {' '.join(packages)}; `make tools` in a flobs "
+            "checkout builds Prometheus 3 into .tools/bin (docs/testing.md)",
         )
         self.names = tuple(names)
 
 
 def require(*names: str) -> dict[str, str]:
-    """name → path on PATH; raise MissingTools listing every absent one."""
-    found = {n: shutil.which(n) for n in names}
+    """name → path on flobs' tool search path; raise MissingTools listing every absent one."""
+    found = {n: next(iter(tools.find_all(n)), None) for n in names}
     missing = [n for n, p in found.items() if p is None]
     if missing:
         raise MissingTools(missing)
