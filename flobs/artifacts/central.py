@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from flobs import versions
 from flobs.artifacts.common import json_file, scrape_address, yaml_file
+from flobs.artifacts.prometheus_local import retention
 from flobs.artifacts.series import federation_match
 from flobs.model import Fleet, Host
 
@@ -54,8 +56,11 @@ def config(fleet: Fleet) -> dict[str, Any]:
             "scrape_interval": p.scrape_interval,
             "scrape_timeout": p.scrape_timeout,
             "evaluation_interval": p.evaluation_interval,
-            "external_labels": {"cluster": fleet.cluster},
+            "external_labels": {
+                "cluster": versions.escape_external_label(p.version, fleet.cluster)
+            },
         },
+        **retention(p.version, p.retention),
     }
     if p.mode == "federation":
         # In remote_write mode the series live in the store, not here: rules evaluated
@@ -70,10 +75,15 @@ def fleet_files(fleet: Fleet) -> dict[str, bytes]:
     files = {
         "central/prometheus.yml": yaml_file(
             fleet,
-            "Central Prometheus: federates pre-aggregated series from every host."
-            if fleet.central.prometheus.mode == "federation"
-            else "Central Prometheus (remote_write mode: hosts push to the store; no federation).\n"
-            "Evaluate rules/*.yml where the data is: the store's ruler (vmalert, Mimir ruler).",
+            (
+                "Central Prometheus: federates pre-aggregated series from every host."
+                if fleet.central.prometheus.mode == "federation"
+                else "Central Prometheus (remote_write mode: hosts push to the store; "
+                "no federation).\nEvaluate rules/*.yml where the data is: the store's ruler "
+                "(vmalert, Mimir ruler)."
+            )
+            + "\n"
+            + versions.header_line(fleet.central.prometheus.version),
             config(fleet),
         ),
     }

@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from flobs import versions
 from flobs.artifacts.common import yaml_file
 from flobs.model import Fleet
 from flobs.promtime import seconds
@@ -622,21 +623,24 @@ def unit_tests(fleet: Fleet) -> dict[str, Any]:
 
 
 def fleet_files(fleet: Fleet) -> dict[str, bytes]:
+    # The version line picks the promtool that checks these files (flobs.versions).
+    for_version = "\n" + versions.header_line(fleet.central.prometheus.version)
     return {
         RECORDING_FILE: yaml_file(
             fleet,
-            "Central recording rules: what the flobs dashboards and alerts aggregate.",
+            "Central recording rules: what the flobs dashboards and alerts aggregate."
+            + for_version,
             recording_file(fleet),
         ),
         ALERTS_FILE: yaml_file(
             fleet,
-            "Central alerts for the Flintlock fleet; runbooks in docs/runbooks/.",
+            "Central alerts for the Flintlock fleet; runbooks in docs/runbooks/." + for_version,
             alert_rules(fleet),
         ),
         TESTS_FILE: yaml_file(
             fleet,
             "promtool unit tests for every alert: promtool test rules "
-            "central/tests/flobs-alerts.test.yml",
+            "central/tests/flobs-alerts.test.yml" + for_version,
             unit_tests(fleet),
         ),
     }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flobs.artifacts.common import http_client_auth, scrape_address, version_at_least, yaml_file
+from flobs import versions
+from flobs.artifacts.common import http_client_auth, scrape_address, yaml_file
 from flobs.artifacts.series import federated_name_regex, local_rules
 from flobs.model import FileAuth, Fleet, Host
 
@@ -89,6 +90,7 @@ def scrape_jobs(host: Host) -> list[dict[str, Any]]:
                 sample_limit=v.flintlock_metrics.sample_limit,
                 extra={
                     "body_size_limit": "64MB",
+                    **_fallback_protocol(v.local_prometheus.version),
                     "metric_relabel_configs": flintlock_metrics_relabel(),
                 },
             )
@@ -138,12 +140,31 @@ def scrape_jobs(host: Host) -> list[dict[str, Any]]:
     return jobs
 
 
+def _fallback_protocol(version: str) -> dict[str, Any]:
+    """flintlock-metrics sets no Content-Type (Go's net/http sniffs text/plain today);
+    Prometheus 3 fails a scrape whose type it cannot tell, unless told what to assume."""
+    if versions.has_fallback_scrape_protocol(version):
+        return {"fallback_scrape_protocol": "PrometheusText0.0.4"}
+    return {}
+
+
+def retention(version: str, time: str) -> dict[str, Any]:
+    """``storage.tsdb.retention`` for versions that read it from the file (3.8+);
+    older ones get ``--storage.tsdb.retention.time`` in their run artifacts."""
+    if versions.retention_in_config(version):
+        return {"storage": {"tsdb": {"retention": {"time": time}}}}
+    return {}
+
+
 def _auth(auth: FileAuth) -> dict[str, Any]:
     return http_client_auth(auth, bearer="authorization")
 
 
 def external_labels(fleet: Fleet, host: Host) -> dict[str, str]:
-    return {"cluster": fleet.cluster, "host": host.name, **dict(host.labels)}
+    """As written in the file: Prometheus 3 ``$``-expands them, so ``$`` is doubled there."""
+    version = host.vars.local_prometheus.version
+    labels = {"cluster": fleet.cluster, "host": host.name, **dict(host.labels)}
+    return {name: versions.escape_external_label(version, value) for name, value in labels.items()}
 
 
 def config(fleet: Fleet, host: Host) -> dict[str, Any]:
@@ -158,6 +179,7 @@ def config(fleet: Fleet, host: Host) -> dict[str, Any]:
         },
         "rule_files": ["rules/*.yml"],
         "scrape_configs": scrape_jobs(host),
+        **retention(v.local_prometheus.version, v.local_prometheus.retention),
     }
     central = fleet.central.prometheus
     if central.mode == "remote_write" and central.remote_write is not None:
@@ -183,7 +205,7 @@ def config(fleet: Fleet, host: Host) -> dict[str, Any]:
             }
         ]
     # keep_dropped_targets arrived in Prometheus 2.47.0 (CHANGELOG); 2.43-2.46 reject it.
-    if version_at_least(v.local_prometheus.version, "2.47"):
+    if versions.at_least(v.local_prometheus.version, "2.47"):
         # Shown in /targets when the limits drop something; unknown to 2.42.
         for job in doc["scrape_configs"]:
             job["keep_dropped_targets"] = 100
@@ -204,13 +226,17 @@ def rules(host: Host) -> dict[str, Any]:
 
 def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
     base = f"hosts/{host.name}"
+    for_version = versions.header_line(host.vars.local_prometheus.version)
     return {
         f"{base}/prometheus.yml": yaml_file(
-            fleet, f"Local Prometheus for Flintlock host {host.name}.", config(fleet, host)
+            fleet,
+            f"Local Prometheus for Flintlock host {host.name}.\n{for_version}",
+            config(fleet, host),
         ),
         f"{base}/rules/flobs-local.yml": yaml_file(
             fleet,
-            f"Recording rules for {host.name}: pre-aggregate what the centre needs.",
+            f"Recording rules for {host.name}: pre-aggregate what the centre needs.\n"
+            + for_version,
             rules(host),
         ),
     }

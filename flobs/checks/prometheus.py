@@ -28,6 +28,8 @@ NEWER_KEYS: dict[str, str] = {
     "native_histogram_min_bucket_factor": "2.50",
     "rule_query_offset": "2.53",
     "query_offset": "2.53",
+    "fallback_scrape_protocol": "3.0",
+    "retention": "3.8",  # storage.tsdb.retention in the file
 }
 
 

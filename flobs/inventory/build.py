@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from flobs import versions
 from flobs.inventory.merge import BUILTIN, Layer, Merged, VarPath, merge_layers, overlay
 from flobs.inventory.schema_check import schema_default_vars
 from flobs.inventory.source import DocPath, Source
@@ -236,6 +237,12 @@ class _Builder:
                 )
             return e
 
+        def prom_version(var_path: VarPath) -> str:
+            value: str = _dig(v, var_path)
+            if not versions.prometheus_supported(value):
+                self.var_error(m, hpath, var_path, *_unsupported_prometheus(value))
+            return value
+
         def opt_ep(var_path: VarPath) -> Endpoint | None:
             return None if _dig(v, var_path) is None else ep(var_path)
 
@@ -301,7 +308,7 @@ class _Builder:
             local_prometheus=LocalPrometheus(
                 listen=ep(("local_prometheus", "listen")),
                 retention=dur(("local_prometheus", "retention")),
-                version=v["local_prometheus"]["version"],
+                version=prom_version(("local_prometheus", "version")),
             ),
             logs=Logs(
                 agent=logs["agent"],
@@ -392,6 +399,11 @@ class _Builder:
                 )
 
     # -- central -------------------------------------------------------------------
+    def _central_prometheus_version(self, value: str) -> str:
+        if not versions.prometheus_supported(value):
+            self.error(("central", "prometheus", "version"), *_unsupported_prometheus(value))
+        return value
+
     def _central(self, c: dict[str, Any]) -> Central:
         p = c["prometheus"]
         listen = parse_endpoint(p.get("listen", "0.0.0.0:9090"))
@@ -434,7 +446,7 @@ class _Builder:
             scrape_interval=interval,
             scrape_timeout=timeout,
             evaluation_interval=p.get("evaluation_interval", "30s"),
-            version=p.get("version", "2.42"),
+            version=self._central_prometheus_version(p.get("version", "3.13")),
             mode=mode,
             remote_write=rw,
             extra_match=tuple(p.get("extra_match") or ()),
@@ -633,3 +645,12 @@ def build_fleet(
     builder = _Builder(doc, source)
     fleet = builder.build(file_name, digest)
     return fleet, builder.problems
+
+
+def _unsupported_prometheus(value: str) -> tuple[str, str]:
+    return (
+        f"Prometheus {value} is not supported: flobs writes for {versions.PROMETHEUS_MIN} "
+        f"up to the latest 3.x",
+        f"upgrade the hosts to {versions.PROMETHEUS_MIN} or newer (3.13 is the current LTS), "
+        "or leave the key out to get the 3.13 default",
+    )

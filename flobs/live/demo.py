@@ -12,7 +12,6 @@ wait for every host to arrive, and verify.
 from __future__ import annotations
 
 import ipaddress
-import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -23,10 +22,10 @@ from typing import Any, Literal
 
 import httpx
 
-from flobs import yamlio
+from flobs import tools, versions, yamlio
 from flobs.errors import SystemFailure, UsageError
 from flobs.generate import generate
-from flobs.live.processes import Supervisor, require
+from flobs.live.processes import MissingTools, Supervisor, require
 from flobs.live.prometheus_api import PrometheusAPI
 from flobs.live.verify import VerifyReport, verify
 from flobs.model import Fleet, Host
@@ -68,8 +67,13 @@ def demo_inventory(
     cluster: str = "demo",
     flush_interval: str = DEMO_FLUSH,
     ports: PortPool | None = None,
+    prometheus_version: str | None = None,
 ) -> dict[str, Any]:
-    """An inventory of ``hosts`` simulated hosts on loopback, every port free right now."""
+    """An inventory of ``hosts`` simulated hosts on loopback, every port free right now.
+
+    ``prometheus_version`` is the version of the binary that will run it (host and
+    centre alike), so the files are written for the program that reads them.
+    """
     if not 1 <= hosts <= MAX_HOSTS:
         raise UsageError(f"--hosts must be between 1 and {MAX_HOSTS}")
     pool = ports or PortPool()
@@ -121,6 +125,14 @@ def demo_inventory(
         "scrape_interval": DEMO_INTERVAL,
         "evaluation_interval": DEMO_INTERVAL,
     }
+    defaults: dict[str, Any] = {
+        "scrape_interval": DEMO_INTERVAL,
+        "evaluation_interval": DEMO_INTERVAL,
+        "providers": ["firecracker", "cloud-hypervisor"],
+    }
+    if prometheus_version is not None:
+        prometheus["version"] = prometheus_version
+        defaults["local_prometheus"] = {"version": prometheus_version}
     if mode == "remote_write":
         store = pool.take("127.0.0.1")
         prometheus["mode"] = "remote_write"
@@ -133,11 +145,7 @@ def demo_inventory(
     return {
         "apiVersion": "flobs/v1",
         "cluster": cluster,
-        "defaults": {
-            "scrape_interval": DEMO_INTERVAL,
-            "evaluation_interval": DEMO_INTERVAL,
-            "providers": ["firecracker", "cloud-hypervisor"],
-        },
+        "defaults": defaults,
         "hosts": entries,
         "central": {
             "prometheus": prometheus,
@@ -256,6 +264,14 @@ def start_fleet(
     fleet = generate(inventory, out).fleet
     mode: Mode = fleet.central.prometheus.mode
     bins = require(*tools_for(mode))
+    bins["prometheus"] = prometheus_binary(fleet.central.prometheus.version)
+    for host in fleet.hosts:
+        if host.vars.local_prometheus.version != fleet.central.prometheus.version:
+            raise UsageError(
+                f"host {host.name} runs Prometheus {host.vars.local_prometheus.version} "
+                f"and the centre {fleet.central.prometheus.version}: the demo runs one binary",
+                hint="give local_prometheus.version and central.prometheus.version one value",
+            )
     optional = require_optional("prometheus-process-exporter")
     live = LiveFleet(fleet, out, workdir, Supervisor(workdir / "logs" / "processes"))
     try:
@@ -267,7 +283,24 @@ def start_fleet(
 
 
 def require_optional(name: str) -> str | None:
-    return shutil.which(name)
+    found = tools.find_all(name)
+    return found[0] if found else None
+
+
+def prometheus_binary(version: str) -> str:
+    """The installed ``prometheus`` of the major version the files were written for."""
+    major = versions.prometheus_major(version)
+    found = tools.by_major("prometheus").get(major)
+    if found is None:
+        raise MissingTools([f"prometheus {major}.x"])
+    return found
+
+
+def newest_prometheus_version() -> str | None:
+    """``X.Y`` of the newest installed ``prometheus``: what the demo writes for."""
+    newest = max(tools.by_major("prometheus").items(), default=None)
+    version = tools.tool_version(newest[1]) if newest else None
+    return ".".join(version.split(".")[:2]) if version else None
 
 
 def _start_all(
@@ -376,7 +409,8 @@ def run_demo(
     """Start a demo fleet, wait for it, verify it; everything stops when the block ends."""
     require(*tools_for(mode))  # fail before writing anything
     inventory = workdir / "inventory.yaml"
-    write_inventory(demo_inventory(hosts, workdir, mode=mode), inventory)
+    doc = demo_inventory(hosts, workdir, mode=mode, prometheus_version=newest_prometheus_version())
+    write_inventory(doc, inventory)
     started = time.monotonic()
     live = start_fleet(inventory, workdir, seed=seed, progress=progress)
     try:

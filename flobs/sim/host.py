@@ -27,6 +27,27 @@ from flobs.sim.machines import MachineMetrics, fleet_of_microvms
 
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 Clock = Callable[[], float]
+ContentType = Callable[[bytes], str | None]
+
+
+def promhttp_content_type(_body: bytes) -> str | None:
+    """flintlockd's debug server is client_golang's promhttp: the text format, labelled."""
+    return TEXT_FORMAT
+
+
+def go_sniffed_content_type(body: bytes) -> str | None:
+    """What Go's net/http sends for a handler that sets no Content-Type.
+
+    flintlock-metrics writes its lines without setting one (flintlock-facts.md), so
+    net/http runs DetectContentType over the first write: text gives
+    ``text/plain; charset=utf-8`` (no ``version``), and an empty body gets no header
+    at all, which Prometheus 3 refuses without ``fallback_scrape_protocol``.
+    """
+    if not body:
+        return None
+    head = body[:512]
+    binary = any(b < 0x20 and b not in (0x09, 0x0A, 0x0C, 0x0D, 0x1B) for b in head)
+    return "application/octet-stream" if binary else "text/plain; charset=utf-8"
 
 
 class _Quiet(ThreadingHTTPServer):
@@ -34,12 +55,16 @@ class _Quiet(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def _serve(endpoint: Endpoint, respond: Callable[[str], tuple[int, bytes]]) -> _Quiet:
+def _serve(
+    endpoint: Endpoint, respond: Callable[[str], tuple[int, bytes]], content_type: ContentType
+) -> _Quiet:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             status, body = respond(self.path.split("?", 1)[0])
             self.send_response(status)
-            self.send_header("Content-Type", TEXT_FORMAT)
+            kind = content_type(body)
+            if kind is not None:
+                self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -116,10 +141,14 @@ class SimulatedHost:
         fl_url = fm_url = None
         try:
             if v.flintlockd.metrics_endpoint is not None:
-                self._servers.append(_serve(v.flintlockd.metrics_endpoint, self._flintlockd))
+                self._servers.append(
+                    _serve(v.flintlockd.metrics_endpoint, self._flintlockd, promhttp_content_type)
+                )
                 fl_url = f"http://{v.flintlockd.metrics_endpoint}/metrics"
             if v.flintlock_metrics.enabled:
-                self._servers.append(_serve(v.flintlock_metrics.endpoint, self._machines))
+                self._servers.append(
+                    _serve(v.flintlock_metrics.endpoint, self._machines, go_sniffed_content_type)
+                )
                 fm_url = f"http://{v.flintlock_metrics.endpoint}{v.flintlock_metrics.path}"
         except SystemFailure:
             self.stop()

@@ -24,11 +24,13 @@ from tests.checks.conftest import (
     write_json,
     write_yaml,
 )
-from tests.conftest import require_tool
+from tests.conftest import require_major, require_tool
 
 HOST = "hosts/fl-eu1-a-01"
 PROM = f"{HOST}/prometheus.yml"
 RULES = f"{HOST}/rules/flobs-local.yml"
+PROM_242 = "hosts/fl-eu1-a-02/prometheus.yml"  # examples/inventory.yaml pins it to 2.42
+RULES_242 = "hosts/fl-eu1-a-02/rules/flobs-local.yml"
 
 
 def _job(doc: dict, name: str) -> dict:
@@ -139,7 +141,8 @@ def test_external_label_missing(tree: Path, run: Run) -> None:
 
 
 def test_key_newer_than_target_prometheus(tree: Path, run: Run) -> None:
-    _edit_yaml(tree, PROM, lambda d: _job(d, "node").update(keep_dropped_targets=100))
+    # The example keeps this host on Debian's 2.42; its header says so.
+    _edit_yaml(tree, PROM_242, lambda d: _job(d, "node").update(keep_dropped_targets=100))
     result = run(tree)
     assert fired(result) == {"prom-version-keys"}
     assert "2.47" in result.problems[0].message and "2.42" in result.problems[0].message
@@ -330,12 +333,16 @@ def test_promtool_rejects_a_bad_relabel_regex(tree: Path, run: Run) -> None:
 
 @pytest.mark.tools
 def test_promtool_rejects_an_invalid_label_name(tree: Path, run: Run) -> None:
-    require_tool("promtool")
-    _edit_yaml(tree, RULES, lambda d: d["groups"][1]["rules"][0].update(labels={"0bad": "x"}))
+    # Prometheus 2 refuses a label name starting with a digit; 3 accepts any UTF-8 name.
+    # The 2.42 host's file goes to promtool 2, so the finding proves the version routing.
+    require_major("promtool", 2)
+    require_major("promtool", 3)
+    for rules in (RULES, RULES_242):
+        _edit_yaml(tree, rules, lambda d: d["groups"][1]["rules"][0].update(labels={"0bad": "x"}))
     result = run(tree, tools="auto")
     assert fired(result) == {"promtool-rules"}
     (problem,) = result.problems
-    assert problem.file == RULES
+    assert problem.file == RULES_242
     assert problem.message == (
         'promtool: group "flobs-processes", rule 1, '
         '"host:process_cpu_seconds:rate5m": invalid label name: 0bad'

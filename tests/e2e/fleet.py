@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from flobs import tools
 from flobs.live.demo import LiveFleet, Mode, demo_inventory, start_fleet, write_inventory
-from tests.conftest import require_tool
+from tests.conftest import require_major, require_tool
 
 FleetFactory = Callable[..., LiveFleet]
 # Firecracker flushes every 60 s; an hour keeps a served delta fixed for the whole test,
@@ -26,8 +27,17 @@ def loopback_block() -> str:
     return f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.11"
 
 
-def factory(tmp: pytest.TempPathFactory) -> tuple[FleetFactory, list[LiveFleet]]:
-    """A function starting fleets, and the list of those started (to stop them)."""
+def _major_minor(binary: str) -> str:
+    version = tools.tool_version(binary)
+    assert version is not None, f"{binary} --version printed no version"
+    return ".".join(version.split(".")[:2])
+
+
+def factory(
+    tmp: pytest.TempPathFactory, prometheus_major: int = 3
+) -> tuple[FleetFactory, list[LiveFleet]]:
+    """A function starting fleets (Prometheus of ``prometheus_major`` on hosts and centre),
+    and the list of those started (to stop them)."""
     started: list[LiveFleet] = []
 
     def make(
@@ -36,8 +46,9 @@ def factory(tmp: pytest.TempPathFactory) -> tuple[FleetFactory, list[LiveFleet]]
         mode: Mode = "federation",
         extra_match: tuple[str, ...] = (),
         seed: int = 11,
+        labels: dict[str, str] | None = None,
     ) -> LiveFleet:
-        require_tool("prometheus")
+        prometheus = require_major("prometheus", prometheus_major)
         require_tool("prometheus-node-exporter")
         if mode == "remote_write":
             require_tool("victoria-metrics")
@@ -49,7 +60,10 @@ def factory(tmp: pytest.TempPathFactory) -> tuple[FleetFactory, list[LiveFleet]]
             first_address=loopback_block(),
             flush_interval=LONG_FLUSH,
             cluster="e2e",
+            prometheus_version=_major_minor(prometheus),
         )
+        if labels:
+            doc["hosts"][0]["labels"] = labels
         if extra_match:
             doc["central"]["prometheus"]["extra_match"] = list(extra_match)
         inventory = workdir / "inventory.yaml"

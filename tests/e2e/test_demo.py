@@ -38,7 +38,8 @@ def _python_only_path(tmp_path: Path) -> str:
 
 
 def test_missing_binaries_exit_3_with_the_install_command(tmp_path: Path) -> None:
-    r = run_flobs("demo", "--hosts", "2", env={"PATH": _python_only_path(tmp_path)})
+    env = {"PATH": _python_only_path(tmp_path), "FLOBS_TOOLS_PATH": ""}
+    r = run_flobs("demo", "--hosts", "2", env=env)
     assert r.code == 3
     assert "needed binaries are not installed: prometheus, prometheus-node-exporter" in r.stderr
     assert "apt-get install prometheus prometheus-node-exporter" in r.stderr

@@ -19,6 +19,7 @@ from flobs.artifacts import central, prometheus_local
 from flobs.errors import InputError
 from flobs.inventory import load_fleet_text
 from flobs.problems import Problem, Severity
+from tests.helpers import prometheus3_external_label
 
 label_names = st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True).filter(
     lambda n: n not in {"cluster", "host", "job", "instance"}
@@ -78,7 +79,11 @@ def test_labels_merge_and_survive_generation(doc: dict[str, Any]) -> None:
         config = yamlio.load(
             prometheus_local.host_files(fleet, host)[f"hosts/{host.name}/prometheus.yml"].decode()
         )
-        assert config["global"]["external_labels"] == {
+        # As Prometheus 3 (the default version) reads them back.
+        external = {
+            k: prometheus3_external_label(v) for k, v in config["global"]["external_labels"].items()
+        }
+        assert external == {
             "cluster": doc["cluster"],
             "host": host.name,
             **expected,
