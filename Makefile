@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.flobs-installed
 OUT    ?= out/example
 PYTEST_ARGS ?=
 
-.PHONY: example test lint typecheck unit test-built-package bench docs clean
+.PHONY: example test lint typecheck unit test-built-package bench docs clean tools
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml
 example: $(STAMP)
 	$(BIN)/flobs generate -i examples/inventory.yaml -o $(OUT)
 	$(BIN)/flobs validate $(OUT) -i examples/inventory.yaml
+
+## The Go-built programs the tests run (Prometheus 3, otelcol, jaeger, victoria-logs),
+## from the pinned modules under tools/, cached outside the clone (docs/testing.md).
+tools:
+	bash tools/build.sh
 
 ## The one test command: lint, types, then every test (real tools where installed).
 test: lint typecheck unit
