@@ -15,11 +15,11 @@ from tests.checks.test_logs_checks import (
     example_tree,
     full_featured_doc,
     only,
-    optional_tool,
     run,
     run_one,
     write_tree,
 )
+from tests.conftest import require_tool
 
 __all__ = ["example_tree"]  # the fixture, re-used from the log checks
 
@@ -141,6 +141,44 @@ def test_loopback_check(example_tree: tuple[Path, Fleet], change: Any, where: st
 
 
 def test_real_otelcol_validates_the_example(example_tree: tuple[Path, Fleet]) -> None:
-    optional_tool("otelcol-contrib", "otelcol")
+    require_tool("otelcol")  # `make tools` builds it (tools/otelcol)
     out, fleet = example_tree
     assert run_one(out, fleet, "otelcol-tool") == []
+
+
+def _fake_otelcol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exit_code: int) -> Path:
+    """An otelcol that records the file it was given and exits with ``exit_code``."""
+    calls = tmp_path / "calls"
+    fake = tmp_path / "bin" / "otelcol"
+    fake.parent.mkdir(parents=True)
+    fake.write_text(f'#!/bin/sh\necho "$3" >> {calls}\necho "invalid: $3"\nexit {exit_code}\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("FLOBS_TOOLS_PATH", str(fake.parent))
+    return calls
+
+
+def _same_shape_tree(out: Path) -> list[str]:
+    """Every host's otelcol.yaml made from the first one, only its host name changed."""
+    paths = sorted(p.relative_to(out).as_posix() for p in out.glob("hosts/*/otelcol.yaml"))
+    first = paths[0].split("/")[1]
+    template = (out / paths[0]).read_text()
+    for rel in paths[1:]:
+        (out / rel).write_text(template.replace(first, rel.split("/")[1]))
+    return paths
+
+
+def test_otelcol_runs_once_per_shape_and_reports_every_file(
+    example_tree: tuple[Path, Fleet], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out, _ = example_tree
+    paths = _same_shape_tree(out)
+    calls = _fake_otelcol(tmp_path, monkeypatch, exit_code=0)
+    assert run_one(out, None, "otelcol-tool") == []
+    assert calls.read_text().splitlines() == [str(out / paths[0])]
+
+    calls = _fake_otelcol(tmp_path / "failing", monkeypatch, exit_code=1)
+    problems = run_one(out, None, "otelcol-tool")
+    assert calls.read_text().splitlines() == [str(out / paths[0])]
+    assert [p.file for p in problems] == paths
+    for p in problems:  # each finding names its own file, not the representative's
+        assert p.message.endswith(f"exited 1: invalid: {out / p.file}")
