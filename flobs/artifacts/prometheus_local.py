@@ -141,8 +141,10 @@ def scrape_jobs(host: Host) -> list[dict[str, Any]]:
 
 
 def _fallback_protocol(version: str) -> dict[str, Any]:
-    """flintlock-metrics sets no Content-Type (Go's net/http sniffs text/plain today);
-    Prometheus 3 fails a scrape whose type it cannot tell, unless told what to assume."""
+    """flintlock-metrics sets no Content-Type: Go's net/http sniffs text/plain for text,
+    but application/octet-stream when a control byte (a microVM name) comes first, and
+    Prometheus 3 fails a scrape of a type it does not support unless told what to assume
+    (tests/e2e/test_prometheus3_scrape.py)."""
     if versions.has_fallback_scrape_protocol(version):
         return {"fallback_scrape_protocol": "PrometheusText0.0.4"}
     return {}

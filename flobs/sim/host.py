@@ -40,8 +40,9 @@ def go_sniffed_content_type(body: bytes) -> str | None:
 
     flintlock-metrics writes its lines without setting one (flintlock-facts.md), so
     net/http runs DetectContentType over the first write: text gives
-    ``text/plain; charset=utf-8`` (no ``version``), and an empty body gets no header
-    at all, which Prometheus 3 refuses without ``fallback_scrape_protocol``.
+    ``text/plain; charset=utf-8`` (no ``version``), an empty body gets no header at all,
+    and a control byte in the first 512 bytes gives ``application/octet-stream``, which
+    Prometheus 3 refuses without ``fallback_scrape_protocol``.
     """
     if not body:
         return None
