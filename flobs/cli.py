@@ -25,8 +25,9 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-from flobs import __version__
+from flobs import __version__, httpio
 from flobs.errors import ExitCode, FlobsError, InputError, ToolFailure
+from flobs.redact import install_log_redaction, redacting, register_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -41,8 +42,9 @@ app = typer.Typer(
 )
 
 # Diagnostics go to stderr; stdout carries only what a command produces (JSON, reports).
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
-out_console = Console(highlight=False, soft_wrap=True)
+# Both write through the redaction layer: no secret reaches a terminal or a CI log.
+err_console = Console(file=redacting("stderr"), stderr=True, highlight=False, soft_wrap=True)
+out_console = Console(file=redacting("stdout"), highlight=False, soft_wrap=True)
 
 _show_traceback = False
 
@@ -55,15 +57,31 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     traceback: bool = typer.Option(
         False, "--traceback", help="Show the Python traceback of an error (for bug reports)."
     ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    deadline: float = typer.Option(
+        httpio.DEFAULT_COMMAND_DEADLINE,
+        "--deadline",
+        envvar="FLOBS_DEADLINE",
+        min=1,
+        max=86400,
+        metavar="SECONDS",
+        help="The most a command may spend on HTTP requests (Grafana, Prometheus) in total.",
+    ),
 ) -> None:
     global _show_traceback
     _show_traceback = traceback or bool(os.environ.get("FLOBS_TRACEBACK"))
+    install_log_redaction()
+    for arg in sys.argv[1:]:
+        # A URL with credentials is refused, but the refusal must not show them either.
+        register_url(arg.split("=", 1)[-1])
+    httpio.start_command_deadline(deadline)
+    ctx.call_on_close(httpio.clear_command_deadline)
 
 
 class ProgressBar:
@@ -161,6 +179,9 @@ def _register() -> None:
 
 
 def main() -> None:
+    # What bypasses the consoles (click's usage errors, warnings) is redacted too.
+    sys.stdout = redacting("stdout", target=sys.stdout)
+    sys.stderr = redacting("stderr", target=sys.stderr)
     _register()
     try:
         app()

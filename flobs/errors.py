@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from enum import IntEnum
 from typing import TYPE_CHECKING
 
+from flobs.redact import redact
+
 if TYPE_CHECKING:
     from flobs.problems import Problem
 
@@ -30,9 +32,11 @@ class FlobsError(Exception):
     exit_code: ExitCode = ExitCode.REMOTE
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # The choke point for every error text: no secret survives into a message.
+        message = redact(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = None if hint is None else redact(hint)
 
 
 class InputError(FlobsError):

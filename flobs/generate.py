@@ -12,6 +12,7 @@ from flobs.inventory import load_fleet
 from flobs.model import Fleet
 from flobs.output import MANIFEST, ChangeSet, Tree, build_manifest, plan, read_manifest, write_tree
 from flobs.problems import Problem
+from flobs.redact import redact_bytes
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -39,7 +40,8 @@ def render_tree(
             progress(n, len(hosts))
     for produce_fleet in fleet_artifacts():
         tree.update(produce_fleet(fleet))
-    return tree
+    # The redaction layer's choke point for generated files (before hashing).
+    return {path: redact_bytes(data) for path, data in tree.items()}
 
 
 def _keep_other_hosts(out: Path, tree: Tree, selected: set[str]) -> Tree:

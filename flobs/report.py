@@ -13,11 +13,13 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
+from dataclasses import replace
 from itertools import groupby
 from typing import Any, Literal
 
 from flobs import __version__
 from flobs.problems import Problem, Severity
+from flobs.redact import redact
 from flobs.validate import ValidateResult
 
 Format = Literal["text", "json", "junit", "github"]
@@ -27,7 +29,13 @@ FLEET = "(fleet)"  # where a finding about no single file is filed
 
 
 def render(result: ValidateResult, fmt: str, *, base: str = "") -> str:
-    """``base`` is prepended to file paths in ``github`` annotations (OUT as given)."""
+    """``base`` is prepended to file paths in ``github`` annotations (OUT as given).
+
+    Every text field goes through the redaction layer before any format escapes it,
+    so a secret is hidden in every format alike (an escaped secret would not match).
+    """
+    result = redacted_result(result)
+    base = redact(base)
     if fmt == "text":
         return render_text(result.problems, result)
     if fmt == "json":
@@ -37,6 +45,24 @@ def render(result: ValidateResult, fmt: str, *, base: str = "") -> str:
     if fmt == "github":
         return render_github(result.problems, base=base)
     raise ValueError(f"unknown report format {fmt!r}")
+
+
+def redacted_problem(p: Problem) -> Problem:
+    return replace(
+        p,
+        file=None if p.file is None else redact(p.file),
+        message=redact(p.message),
+        hint=None if p.hint is None else redact(p.hint),
+        key_path=None if p.key_path is None else redact(p.key_path),
+    )
+
+
+def redacted_result(result: ValidateResult) -> ValidateResult:
+    return replace(
+        result,
+        problems=tuple(redacted_problem(p) for p in result.problems),
+        notes=tuple(redact(n) for n in result.notes),
+    )
 
 
 # --------------------------------------------------------------------------- text

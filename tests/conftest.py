@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -104,3 +105,13 @@ def example_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("example") / "out"
     generate(EXAMPLE_INVENTORY, out)
     return out
+
+
+@pytest.fixture(autouse=True)
+def _forget_secrets() -> Iterator[None]:
+    """Secrets registered by one test (a token, a URL's userinfo) are not hidden in the next."""
+    from flobs import httpio, redact
+
+    yield
+    redact.reset()
+    httpio.clear_command_deadline()

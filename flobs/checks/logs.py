@@ -18,6 +18,7 @@ from flobs import resources
 from flobs.artifacts import promtail
 from flobs.artifacts.alloy import AlloySyntaxError, Block, Ref, parse
 from flobs.checks import Check, CheckContext, _body_key, kinds, register
+from flobs.checks.structure import describe
 from flobs.errors import ToolFailure
 from flobs.model import Endpoint, Host
 from flobs.problems import Problem, Severity
@@ -250,7 +251,7 @@ def schema_problems(
             yield ctx.problem(
                 check,
                 path,
-                err.message,
+                describe(err),
                 key_path=tuple(err.absolute_path),
                 hint=f"compare with schemas/{schema}; regenerate with flobs generate",
             )

@@ -42,8 +42,11 @@ def _validator(name: str) -> Draft202012Validator:
     return resources.validator(name)
 
 
-def _describe(error: ValidationError) -> str:
-    """What is wrong, without echoing the value: it could be a secret someone pasted in."""
+def describe(error: ValidationError) -> str:
+    """What is wrong, without echoing the value: it could be a secret someone pasted in.
+
+    Every check that reports JSON Schema errors words them with this function.
+    """
     v, want = error.validator, error.validator_value
     if v in ("required", "additionalProperties", "dependentRequired"):
         return str(error.message)
@@ -116,7 +119,7 @@ class SchemaValid(Check):
             key = (name, id(parsed.data))
             if key not in seen:
                 seen[key] = [
-                    (tuple(e.absolute_path), _describe(e))
+                    (tuple(e.absolute_path), describe(e))
                     for e in _validator(name).iter_errors(parsed.data)
                 ]
             for key_path, message in seen[key]:

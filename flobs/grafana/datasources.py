@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flobs import redact
 from flobs.errors import InputError
 from flobs.grafana.client import (
     AuthRefused,
@@ -88,6 +89,14 @@ class _Interpolation:
 
     def _part(self, text: str, path: tuple[str | int, ...]) -> str:
         def repl(match: re.Match[str]) -> str:
+            value = expand(match)
+            if "secureJsonData" in path:
+                # The variable's own value, not only the field it lands in ("Bearer
+                # ${FLOBS_LOKI_TOKEN}"): a server may echo the bare token.
+                redact.register(value)
+            return value
+
+        def expand(match: re.Match[str]) -> str:
             provider, argument, braced, bare = match.groups()
             if provider == "file":
                 try:
