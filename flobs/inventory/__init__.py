@@ -16,6 +16,7 @@ from flobs.errors import InputError
 from flobs.inventory.build import build_fleet
 from flobs.inventory.schema_check import schema_problems
 from flobs.inventory.source import Source
+from flobs.inventory.urls import userinfo_problems
 from flobs.model import Fleet
 from flobs.problems import Problem, Severity
 from flobs.yamlio import YamlSyntaxError, load_with_positions
@@ -96,6 +97,10 @@ def load_fleet_text(raw: bytes, shown: str, *, file_name: str = "inventory.yaml"
     problems = [
         source.problem(path, message, hint, check_id="schema", at_key=at_key)
         for path, message, hint, at_key in schema_problems(doc)
+    ]
+    problems += [
+        source.problem(path, message, hint, check_id="schema")
+        for path, message, hint in userinfo_problems(doc)
     ]
     if problems:
         # Semantic checks assume the shapes the schema guarantees; stop here.

@@ -1,0 +1,130 @@
+"""No URL in the inventory may carry credentials: every URL key of the schema, walked.
+
+The keys come from walking ``schemas/inventory.schema.json`` independently of the
+code under test, so a URL key added to the schema is tested (and must be refused)
+without anyone remembering to add it here.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flobs import resources, yamlio
+from flobs.errors import InputError
+from flobs.inventory import load_fleet
+from tests.conftest import EXAMPLE_INVENTORY
+from tests.helpers import run_flobs
+
+USER, PASSWORD = "admin", "UrlPass-Distinctive-4c1d"
+MESSAGE = "a URL must not contain credentials (user:password@)"
+
+
+def _schema_url_keys() -> list[tuple[str, ...]]:
+    """Every property path whose schema is a string that must start with http(s)://
+    or whose key names a URL; `*` for items and free-form keys."""
+    schema = resources.schema("inventory.schema.json")
+    found: list[tuple[str, ...]] = []
+
+    def deref(node: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in node:
+            node = schema["$defs"][node["$ref"].rsplit("/", 1)[1]]
+        return node
+
+    def walk(node: dict[str, Any], path: tuple[str, ...]) -> None:
+        node = deref(node)
+        for key, sub in node.get("properties", {}).items():
+            sub = deref(sub)
+            is_url = key == "url" or key.endswith("_url") or "https?" in sub.get("pattern", "")
+            if sub.get("type") == "string" and is_url:
+                found.append((*path, key))
+            walk(sub, (*path, key))
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], (*path, "*"))
+        if isinstance(node.get("additionalProperties"), dict):
+            walk(node["additionalProperties"], (*path, "*"))
+
+    walk(schema, ())
+    return found
+
+
+URL_KEYS = _schema_url_keys()
+# Siblings a section needs to be valid when the test creates it for the URL.
+REQUIRED = {
+    ("central", "traces"): {"otlp_endpoint": "tempo.example.internal:4317"},
+    ("central", "loki"): {"url": "https://loki.example.internal/loki/api/v1/push"},
+}
+
+
+def test_the_walk_finds_the_url_keys_the_code_refuses() -> None:
+    from flobs.inventory.urls import url_paths
+
+    assert len(URL_KEYS) >= 10
+    assert set(URL_KEYS) == set(url_paths())
+
+
+def _with(doc: dict[str, Any], path: tuple[str, ...], value: str) -> dict[str, Any]:
+    doc = copy.deepcopy(doc)
+    node = doc
+    for depth, key in enumerate(path[:-1]):
+        if key not in node:
+            node[key] = dict(REQUIRED.get(path[: depth + 1], {}))
+        node = node[key]
+    node[path[-1]] = value
+    return doc
+
+
+@pytest.mark.parametrize("path", URL_KEYS, ids=[".".join(p) for p in URL_KEYS])
+def test_credentials_in_every_url_key_are_refused_at_their_position(
+    tmp_path: Path, path: tuple[str, ...]
+) -> None:
+    url = f"https://{USER}:{PASSWORD}@store.example.internal/base"
+    doc = _with(yamlio.load(EXAMPLE_INVENTORY.read_text(encoding="utf-8")), path, url)
+    inventory = tmp_path / "inventory.yaml"
+    text = yamlio.dump(doc)
+    inventory.write_text(text, encoding="utf-8")
+    line_no, line = next((n, s) for n, s in enumerate(text.splitlines(), 1) if url in s)
+    col = line.index(": ") + 3  # the value, quote included
+    with pytest.raises(InputError) as info:
+        load_fleet(inventory, display_name="inventory.yaml")
+    (problem,) = info.value.problems
+    assert problem.render().splitlines()[0] == (
+        f"inventory.yaml:{line_no}:{col}: $.{'.'.join(path)}: {MESSAGE}"
+    )
+    assert problem.hint is not None and "password_file" in problem.hint
+    assert "bearer_token_file" in problem.hint
+
+
+def test_the_cli_exits_2_writes_nothing_and_never_shows_the_password(tmp_path: Path) -> None:
+    text = EXAMPLE_INVENTORY.read_text(encoding="utf-8").replace(
+        "url: https://loki.example.internal",
+        f"url: https://{USER}:{PASSWORD}@loki.example.internal",
+    )
+    assert PASSWORD in text
+    (tmp_path / "inventory.yaml").write_text(text, encoding="utf-8")
+    result = run_flobs("generate", "-i", "inventory.yaml", "-o", "out", cwd=tmp_path)
+    assert result.code == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"inventory.yaml:88:10: $.central.loki.url: {MESSAGE}\n")
+    assert "password_file" in result.stderr
+    assert PASSWORD not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["push-dashboards", "OUT", "--grafana-url"], "--grafana-url"),
+        (["verify", "-i", str(EXAMPLE_INVENTORY), "--prometheus"], "--prometheus"),
+    ],
+)
+def test_url_options_with_credentials_exit_2(tmp_path: Path, argv: list[str], option: str) -> None:
+    (tmp_path / "OUT").mkdir()
+    url = f"https://{USER}:{PASSWORD}@remote.example.internal"
+    result = run_flobs(*argv, url, cwd=tmp_path, env={"GRAFANA_TOKEN": "tok-for-the-test"})
+    assert result.code == 2, result.stderr
+    assert result.stderr.startswith(f"error: {option} must not contain credentials")
+    assert PASSWORD not in result.stdout + result.stderr
