@@ -19,7 +19,6 @@ that can reach a person (messages, reprs) is passed through :meth:`redact`.
 
 from __future__ import annotations
 
-import base64
 import email.utils
 import json
 import random
@@ -31,12 +30,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
-from flobs import __version__
+from flobs import __version__, httpio, redact
 from flobs.errors import RemoteError, UsageError
+
+# The biggest answer read: a search over thousands of dashboards is a few MB.
+MAX_ANSWER_BYTES = 32 * httpio.MiB
 
 # Statuses a proxy or an overloaded Grafana sends when the request was not processed.
 RETRY_SAFE_STATUSES = frozenset({429, 503})
@@ -58,14 +59,17 @@ class Credentials:
     password: str | None = field(default=None, repr=False)
     source: str = ""  # where they came from, for messages: "$GRAFANA_TOKEN"
 
+    def __post_init__(self) -> None:
+        # Known to the redaction layer from the moment they exist.
+        self.headers()
+
     def headers(self) -> dict[str, str]:
         if self.token:
-            return {"Authorization": f"Bearer {self.token}"}
+            return httpio.bearer(self.token)
         if self.username is not None and self.password is not None:
             # Basic auth built by httpx would be equally fine; building it here keeps
-            # every credential in one header we control.
-            raw = f"{self.username}:{self.password}".encode()
-            return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
+            # every credential in one header we control (and its base64 redacted).
+            return httpio.basic(self.username, self.password)
         return {}
 
     def secrets(self) -> tuple[str, ...]:
@@ -188,8 +192,11 @@ class GrafanaClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         extra_secrets: tuple[str, ...] = (),
+        max_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.base_url = check_base_url(base_url)
+        self.timeout = timeout
+        self.max_bytes = max_bytes
         self.credentials = credentials
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
@@ -197,6 +204,7 @@ class GrafanaClient:
         self._rng = random.Random()  # noqa: S311 - jitter, not cryptography
         self._rng_lock = threading.Lock()
         self._secrets = tuple(s for s in (*credentials.secrets(), *extra_secrets) if s)
+        redact.register(*self._secrets)
         headers = {
             "Accept": "application/json",
             "User-Agent": f"flobs/{__version__}",
@@ -217,16 +225,15 @@ class GrafanaClient:
                         f"--ca-file {ca_file}: cannot load CA certificates: {err}",
                         hint="pass a PEM file with the CA that signed Grafana's certificate",
                     ) from None
-        # Connect fails fast; a read may legitimately take the whole timeout.
+        # Connect fails fast; the whole answer must arrive within `timeout` (httpio).
         timeouts = httpx.Timeout(timeout, connect=min(timeout, 5.0))
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         self._http = httpx.Client(
             base_url=self.base_url,
             headers=headers,
             timeout=timeouts,
-            verify=verify,
             limits=limits,
-            transport=transport,
+            transport=transport or httpio.BoundedTransport(verify=verify, limits=limits),
             follow_redirects=False,
             trust_env=False,
         )
@@ -246,11 +253,12 @@ class GrafanaClient:
         """Hide every credential and secret that could be echoed back in ``text``."""
         for secret in self._secrets:
             text = text.replace(secret, "***")
-        return text
+        return redact.redact(text)
 
     def add_secrets(self, *secrets: str) -> None:
         """Further values to hide (datasource secrets read from the environment)."""
         self._secrets = tuple(dict.fromkeys((*self._secrets, *(s for s in secrets if s))))
+        redact.register(*secrets)
 
     def pause(self, seconds: float) -> None:
         """Wait, through the injectable sleep (tests run without real waits)."""
@@ -294,8 +302,15 @@ class GrafanaClient:
             wait: float | None = None
             last = None
             try:
-                response = self._http.request(
-                    method, path, content=content, params=params, headers=headers
+                response = httpio.fetch(
+                    self._http,
+                    method,
+                    path,
+                    timeout=self.timeout,
+                    max_bytes=self.max_bytes,
+                    content=content,
+                    params=params,
+                    headers=headers,
                 )
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as err:
                 # Nothing reached Grafana: safe to retry for every method.
@@ -325,7 +340,7 @@ class GrafanaClient:
                 ) from None
             else:
                 result = self._parse(response)
-                status = response.status_code
+                status = response.status
                 if 200 <= status < 300:
                     if expect_json and result.body is None:
                         raise GrafanaHTTPError(
@@ -373,15 +388,15 @@ class GrafanaClient:
             self._sleep(delay)
 
     # ------------------------------------------------------------------ responses
-    def _parse(self, response: httpx.Response) -> GrafanaResponse:
+    def _parse(self, response: httpio.Answer) -> GrafanaResponse:
         text = response.text
         body: Any = None
         if text.strip():
             try:
                 body = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 body = None
-        return GrafanaResponse(response.status_code, body, text)
+        return GrafanaResponse(response.status, body, text)
 
     def _message(self, result: GrafanaResponse) -> str:
         """Grafana's own message; for HTML or other text, a short tag-free excerpt."""
@@ -420,19 +435,7 @@ class GrafanaClient:
 
 def check_base_url(url: str) -> str:
     """Grafana's base URL without a trailing slash; credentials in it are refused."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(
-            f"--grafana-url {url!r} is not an http(s) URL",
-            hint="for example --grafana-url https://grafana.example.internal",
-        )
-    if parts.username or parts.password:
-        raise UsageError(
-            "--grafana-url must not contain credentials",
-            hint="put the token in $GRAFANA_TOKEN (or GRAFANA_USER/GRAFANA_PASSWORD)"
-            " so it never lands in shell history or CI logs",
-        )
-    return url.rstrip("/")
+    return httpio.check_url(url, "--grafana-url", "https://grafana.example.internal")
 
 
 def _attempts(count: int) -> str:
