@@ -255,6 +255,12 @@ def fetch(
             return Answer(response.status_code, response.headers, body)
 
 
+def get(url: str, *, timeout: float, max_bytes: int = 16 * MiB) -> Answer:
+    """One bounded GET without a long-lived client (readiness probes, the demo)."""
+    with httpx.Client(transport=BoundedTransport(), trust_env=False) as client:
+        return fetch(client, "GET", url, timeout=timeout, max_bytes=max_bytes)
+
+
 def _size(n: int) -> str:
     return f"{n // MiB} MiB" if n >= MiB and n % MiB == 0 else f"{n} bytes"
 

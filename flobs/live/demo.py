@@ -12,6 +12,7 @@ wait for every host to arrive, and verify.
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from typing import Any, Literal
 
 import httpx
 
-from flobs import tools, versions, yamlio
+from flobs import httpio, tools, versions, yamlio
 from flobs.errors import SystemFailure, UsageError
 from flobs.generate import generate
 from flobs.live.processes import MissingTools, Supervisor, require
@@ -227,8 +228,8 @@ class LiveFleet:
         for host in self.fleet.hosts:
             url = f"http://{host.vars.local_prometheus.listen}/api/v1/rules"
             try:
-                groups = httpx.get(url, timeout=5).json()["data"]["groups"]
-            except (httpx.HTTPError, ValueError, KeyError) as err:
+                groups = json.loads(httpio.get(url, timeout=5).content)["data"]["groups"]
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as err:
                 failures.append(LocalRuleFailure(host.name, "(all)", f"{url}: {err}"))
                 continue
             for group in groups:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 
-from flobs import tools
+from flobs import httpio, tools
 from flobs.errors import SystemFailure, ToolFailure
 
 # Debian package that ships each binary, for the install hint.
@@ -104,11 +104,11 @@ class Supervisor:
             if code is not None:
                 raise ToolFailure(child.argv, code, child.tail())
             try:
-                resp = httpx.get(url, timeout=2.0)
-                if resp.status_code == 200 and (expect is None or expect in resp.text):
+                resp = httpio.get(url, timeout=2.0)
+                if resp.status == 200 and (expect is None or expect in resp.text):
                     return
-                last = f"HTTP {resp.status_code}"
-            except httpx.TransportError as err:
+                last = f"HTTP {resp.status}"
+            except httpx.HTTPError as err:
                 last = str(err) or type(err).__name__
             time.sleep(0.2)
         raise SystemFailure(
