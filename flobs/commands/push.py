@@ -115,7 +115,11 @@ def push_dashboards_command(
         help="Retries of a request that failed transiently (429, 502-504, connection errors).",
     ),
     timeout: float = typer.Option(
-        10.0, "--timeout", min=0.1, max=600, help="Seconds per HTTP request (connect: at most 5)."
+        10.0,
+        "--timeout",
+        min=0.1,
+        max=600,
+        help="Seconds per HTTP request, the whole answer included (connect: at most 5).",
     ),
     output_format: OutputFormat = typer.Option(
         OutputFormat.text, "--format", help="text (table) or json on stdout."

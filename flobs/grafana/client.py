@@ -146,8 +146,9 @@ class GrafanaHTTPError(RemoteError):
         *,
         status_text: str = "",
         hint: str | None = None,
+        base_url: str = "",
     ) -> None:
-        shown = f"{method} {path}: HTTP {status}"
+        shown = f"{method} {base_url}{path}: HTTP {status}"
         super().__init__(f"{shown}: {server_message}" if server_message else shown, hint=hint)
         self.method = method
         self.path = path
@@ -331,7 +332,7 @@ class GrafanaClient:
                 failure = self._describe(err)
                 if not idempotent:
                     raise OutcomeUnknown(
-                        f"{method} {path}: the answer was lost ({failure}); "
+                        f"{method} {self.base_url}{path}: the answer was lost ({failure}); "
                         "the change may or may not have been applied"
                     ) from None
             except httpx.HTTPError as err:
@@ -349,11 +350,12 @@ class GrafanaClient:
                             status,
                             f"answered with a non-JSON body ({_snippet(self.redact(result.text))})",
                             hint="is --grafana-url Grafana itself and not a login page or proxy?",
+                            base_url=self.base_url,
                         )
                     return result
                 if not idempotent and status in AMBIGUOUS_WRITE_STATUSES:
                     raise OutcomeUnknown(
-                        f"{method} {path}: HTTP {status} ({self._message(result)}); "
+                        f"{method} {self.base_url}{path}: HTTP {status} ({self._message(result)}); "
                         "the change may or may not have been applied"
                     )
                 retryable = status in RETRY_SAFE_STATUSES or (
@@ -425,8 +427,11 @@ class GrafanaClient:
                 status_text=status_text,
                 hint=f"check the credentials in {self.credentials.source or 'the environment'}"
                 " and that they belong to the organisation selected with --org-id",
+                base_url=self.base_url,
             )
-        return GrafanaHTTPError(method, path, status, message, status_text=status_text)
+        return GrafanaHTTPError(
+            method, path, status, message, status_text=status_text, base_url=self.base_url
+        )
 
     def _describe(self, err: httpx.HTTPError) -> str:
         text = str(err) or type(err).__name__

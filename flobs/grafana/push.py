@@ -360,7 +360,7 @@ class DashboardPush:
             body = self.client.get("/api/health")
         except GrafanaHTTPError as err:
             raise GrafanaUnreachable(
-                f"Grafana at {self.client.base_url} is not healthy: {err.message}",
+                f"Grafana is not healthy: {err.message}",
                 hint="check --grafana-url; a 503 with database failing means Grafana's own "
                 "database is down",
             ) from None
@@ -572,7 +572,11 @@ class DashboardPush:
             raise
         if not isinstance(body, dict) or not isinstance(body.get("dashboard"), dict):
             raise GrafanaHTTPError(
-                "GET", f"/api/dashboards/uid/{uid}", 200, "answer has no dashboard object"
+                "GET",
+                f"/api/dashboards/uid/{uid}",
+                200,
+                "answer has no dashboard object",
+                base_url=self.client.base_url,
             )
         meta = body.get("meta")
         return body["dashboard"], meta if isinstance(meta, dict) else {}
