@@ -66,8 +66,8 @@ def test_a_dripping_write_is_an_unknown_outcome_after_one_deadline(server: Hosti
         client.post("/api/dashboards/db", {"dashboard": {}})
     assert time.monotonic() - started < 2.0
     assert info.value.message == (
-        f"POST {server.url}/api/dashboards/db: the answer was lost (DeadlinePassed: no complete answer "
-        "within 1s); the change may or may not have been applied"
+        f"POST {server.url}/api/dashboards/db: the answer was lost (DeadlinePassed: "
+        "no complete answer within 1s); the change may or may not have been applied"
     )
 
 
