@@ -205,9 +205,11 @@ def deadline(seconds: float, url: str) -> Iterator[float]:
     try:
         yield end
     except httpx.TimeoutException as err:
-        if by_command and time.monotonic() >= end - 0.05:
+        late = time.monotonic() >= end - 0.05
+        if late and by_command:
             raise command_deadline_error(url) from err
-        if time.monotonic() >= end - 0.05:
+        # A connect that timed out sent nothing: callers may retry it as such.
+        if late and not isinstance(err, httpx.ConnectTimeout):
             raise DeadlinePassed(f"no complete answer within {seconds:g}s") from err
         raise
     finally:
@@ -246,13 +248,14 @@ def fetch(
 ) -> Answer:
     """One request, its whole answer read within ``timeout`` seconds and ``max_bytes``."""
     shown = str(client.base_url.join(url)) if client.base_url else url
-    with deadline(timeout, shown) as end:
-        per_operation = httpx.Timeout(timeout)
-        with client.stream(
-            method, url, params=params, content=content, headers=headers, timeout=per_operation
-        ) as response:
-            body = b"".join(stream_body(response, max_bytes=max_bytes, end=end, seconds=timeout))
-            return Answer(response.status_code, response.headers, body)
+    # The client's own per-operation timeouts stay (a short connect cap, say); the
+    # deadline clamps each operation to what is left of ``timeout``.
+    with (
+        deadline(timeout, shown) as end,
+        client.stream(method, url, params=params, content=content, headers=headers) as response,
+    ):
+        body = b"".join(stream_body(response, max_bytes=max_bytes, end=end, seconds=timeout))
+        return Answer(response.status_code, response.headers, body)
 
 
 def get(url: str, *, timeout: float, max_bytes: int = 16 * MiB) -> Answer:
@@ -278,13 +281,12 @@ def check_url(url: str, option: str, example: str) -> str:
     register_url(url)
     try:
         parts = urlsplit(url)
-        port = parts.port
+        _ = parts.port  # raises for a port that is not a number or out of range
     except ValueError as err:
         raise UsageError(
             f"{option} {strip_userinfo(url)!r} is not a valid URL ({err})",
             hint=f"for example {option} {example}",
         ) from None
-    del port
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(
             f"{option} {strip_userinfo(url)!r} is not an http(s) URL",

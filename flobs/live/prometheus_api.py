@@ -40,6 +40,9 @@ ENV_CA_FILE = "FLOBS_PROMETHEUS_CA_FILE"
 MAX_ANSWER_BYTES = 64 * httpio.MiB
 MAX_ERROR_BYTES = 1 * httpio.MiB  # an error answer is a message, not data
 MAX_SERIES_BYTES = 1 * httpio.MiB  # one series of a vector or matrix
+# Parsed series cost ~0.7 KB each in Python; 200,000 is ~140 MB, and far more than any
+# query flobs runs needs (the per-host panels are filtered to one host).
+MAX_SERIES = 200_000
 _PREFIX_LIMIT = 64 * 1024  # where `"data": {"result": [` must start for streaming
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|Inf|NaN)$")
 _TAG = re.compile(r"<[^>]*>")
@@ -76,6 +79,10 @@ class _Malformed(Exception):
     """The answer is not what the Prometheus API documents; the text says how."""
 
 
+class _TooMany(Exception):
+    """The answer holds more series than one query may bring back."""
+
+
 class PrometheusAPI:
     def __init__(
         self,
@@ -87,11 +94,13 @@ class PrometheusAPI:
         transport: httpx.BaseTransport | None = None,
         timeout: float = 15.0,
         max_bytes: int = MAX_ANSWER_BYTES,
+        max_series: int = MAX_SERIES,
     ) -> None:
         self.url = url.rstrip("/")
         self.shown_url = strip_userinfo(self.url)
         self.timeout = timeout
         self.max_bytes = max_bytes
+        self.max_series = max_series
         self.sends_credentials = auth is not None or "Authorization" in (headers or {})
         self._client = httpx.Client(
             base_url=self.url,
@@ -169,7 +178,7 @@ class PrometheusAPI:
                 if status == 200 and "html" not in kind:
                     return parse(chunks)
                 text = b"".join(chunks).decode("utf-8", errors="replace")
-        except httpio.ResponseTooLarge as err:
+        except (httpio.ResponseTooLarge, _TooMany) as err:
             raise self._remote_error(
                 path, str(err), hint="ask for less (a narrower query) or check --prometheus"
             ) from None
@@ -224,7 +233,11 @@ class PrometheusAPI:
     # ------------------------------------------------------------------ queries
     def query(self, expr: str) -> list[Sample]:
         """An instant query, now. Scalars come back as one sample without labels."""
-        return list(self._request("/api/v1/query", {"query": expr}, _parse_query))
+        return list(
+            self._request(
+                "/api/v1/query", {"query": expr}, lambda c: _parse_query(c, self.max_series)
+            )
+        )
 
     def federation_errors(self) -> dict[str, str]:
         """host → lastError of the central's federate targets (Prometheus only; best effort)."""
@@ -326,12 +339,14 @@ def _decode(chunks: Iterator[bytes]) -> str:
         raise _Malformed(f"not UTF-8 (byte {err.start})") from None
 
 
-def _parse_query(chunks: Iterator[bytes]) -> list[Sample]:
+def _parse_query(chunks: Iterator[bytes], max_series: int) -> list[Sample]:
     stream = _ResultStream(chunks)
     samples: list[Sample] = []
     loose: list[Any] = []  # the two parts of a scalar/string result
     for index, item in enumerate(stream.items()):
         if isinstance(item, dict):
+            if len(samples) >= max_series:
+                raise _TooMany(f"the answer has more than {max_series} series")
             samples.append(_sample(item, index))
         elif len(loose) < 2:
             loose.append(item)
@@ -347,6 +362,8 @@ def _parse_query(chunks: Iterator[bytes]) -> list[Sample]:
         if kind in ("vector", "matrix"):
             if not isinstance(result, list):
                 raise _Malformed("data.result is not a list")
+            if len(result) > max_series:
+                raise _TooMany(f"the answer has more than {max_series} series")
             return [_sample(item, i) for i, item in enumerate(result)]
     if kind in ("scalar", "string"):
         if samples or not isinstance(result, list) or len(result) != 2:
@@ -431,7 +448,7 @@ class _ResultStream:
                         raise _Malformed("data.result holds invalid JSON") from None
                     buf, pos = buf[pos:] + more, 0
             yield item
-            buf, pos, want = buf[end:], 0, "comma or ]"
+            pos, want = end, "comma or ]"  # the buffer is compacted when read on
         rest = buf[pos:]
         while (more := self._more()) is not None:
             rest += more

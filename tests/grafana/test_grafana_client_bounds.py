@@ -53,7 +53,7 @@ def test_a_dripping_get_gives_up_at_the_deadline(server: HostileServer, route: o
     started = time.monotonic()
     with pytest.raises(GrafanaUnreachable) as info, _client(server) as client:
         client.get("/api/health")
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 2.5
     message = info.value.message
     assert message.startswith(f"GET {server.url}/api/health: giving up after 1 attempt in ")
     assert message.endswith("s; last: DeadlinePassed: no complete answer within 1s")
@@ -64,7 +64,7 @@ def test_a_dripping_write_is_an_unknown_outcome_after_one_deadline(server: Hosti
     started = time.monotonic()
     with pytest.raises(OutcomeUnknown) as info, _client(server) as client:
         client.post("/api/dashboards/db", {"dashboard": {}})
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 2.5
     assert info.value.message == (
         f"POST {server.url}/api/dashboards/db: the answer was lost (DeadlinePassed: "
         "no complete answer within 1s); the change may or may not have been applied"
@@ -91,7 +91,7 @@ def test_a_700_mb_answer_is_refused_unread(server: HostileServer) -> None:
     started = time.monotonic()
     with pytest.raises(GrafanaUnreachable) as info, _client(server) as client:
         client.get("/api/search")
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0
     assert info.value.message == (
         f"GET {server.url}/api/search: ResponseTooLarge: the answer is 734003200 bytes, "
         "more than the 32 MiB limit"

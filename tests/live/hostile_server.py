@@ -35,6 +35,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         self.server.seen.append((self.command, self.path, dict(self.headers)))
+        self.server.first_at = self.server.first_at or time.monotonic()
         route = self.server.routes.get(urlsplit(self.path).path, self.server.default)
         with suppress(TimeoutError, BrokenPipeError, ConnectionResetError):
             route(self)
@@ -71,6 +72,7 @@ class HostileServer(ThreadingHTTPServer):
         self.default: Route = lambda h: h.answer(404, "not found")
         self.seen: list[tuple[str, str, dict[str, str]]] = []
         self.sent = 0
+        self.first_at = 0.0  # time.monotonic() of the first request
 
     @property
     def url(self) -> str:
