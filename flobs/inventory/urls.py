@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 from flobs import resources
 from flobs.redact import has_userinfo, register_url
@@ -100,13 +101,40 @@ def _values_at(
 
 
 def userinfo_problems(doc: Any) -> Iterator[tuple[DocPath, str, str]]:
-    """``(path, message, hint)`` for every URL value with credentials in it.
+    """``(path, message, hint)`` for every URL value with credentials in it, or that
+    cannot be parsed at all (a bad port, no host).
 
     The credentials are also registered with the redaction layer, so no other
     message (a schema error that quotes the value, a traceback) can show them.
     """
     for pattern in url_paths():
         for path, value in _values_at(doc, pattern):
-            if isinstance(value, str) and has_userinfo(value):
+            if not isinstance(value, str):
+                continue  # the schema reports the type
+            if has_userinfo(value):
                 register_url(value)
                 yield path, "a URL must not contain credentials (user:password@)", HINT
+                continue
+            if not value.startswith(("http://", "https://")):
+                continue  # the schema's pattern reports it, where it has one
+            broken = _broken(value)
+            if broken:
+                yield (
+                    path,
+                    f"not a valid URL: {broken}",
+                    "for example https://host.example:9090/path",
+                )
+
+
+def _broken(url: str) -> str | None:
+    """Why ``url`` cannot be requested, or None (what httpx would trip over later)."""
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # raises for a port that is not a number or out of range
+    except ValueError as err:
+        return str(err)
+    if not parts.hostname:
+        return "it has no host"
+    if any(c.isspace() for c in url):
+        return "it contains whitespace"
+    return None

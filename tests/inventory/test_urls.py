@@ -128,3 +128,58 @@ def test_url_options_with_credentials_exit_2(tmp_path: Path, argv: list[str], op
     assert result.code == 2, result.stderr
     assert result.stderr.startswith(f"error: {option} must not contain credentials")
     assert PASSWORD not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("http://prom.example:99999", "Port out of range 0-65535"),
+        ("http://prom.example:abc/", "Port could not be cast to integer value as 'abc'"),
+        ("http:///api", "it has no host"),
+        ("http://prom example:9090", "it contains whitespace"),
+    ],
+)
+def test_a_url_that_cannot_be_requested_is_refused_at_its_position(
+    tmp_path: Path, url: str, why: str
+) -> None:
+    """Not later, as an internal error when verify or push first uses it."""
+    text = EXAMPLE_INVENTORY.read_text(encoding="utf-8").replace(
+        "url: http://prometheus.eu1.example.internal:9090", f"url: '{url}'"
+    )
+    (tmp_path / "inventory.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(InputError) as info:
+        load_fleet(tmp_path / "inventory.yaml", display_name="inventory.yaml")
+    (problem,) = info.value.problems
+    assert problem.render().splitlines()[0] == (
+        f"inventory.yaml:85:10: $.central.prometheus.url: not a valid URL: {why}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "url", "message"),
+    [
+        (
+            ["push-dashboards", "OUT", "--grafana-url"],
+            "http://[::1",
+            "error: --grafana-url 'http://[::1' is not a valid URL (Invalid IPv6 URL)",
+        ),
+        (
+            ["verify", "-i", str(EXAMPLE_INVENTORY), "--prometheus"],
+            "http://prom:99999",
+            "error: --prometheus 'http://prom:99999' is not a valid URL (Port out of range 0-65535)",
+        ),
+        (
+            ["verify", "-i", str(EXAMPLE_INVENTORY), "--prometheus"],
+            "prom:9090",
+            "error: --prometheus 'prom:9090' is not an http(s) URL",
+        ),
+    ],
+)
+def test_malformed_url_options_exit_2(
+    tmp_path: Path, argv: list[str], url: str, message: str
+) -> None:
+    (tmp_path / "OUT").mkdir()
+    result = run_flobs(*argv, url, cwd=tmp_path, env={"GRAFANA_TOKEN": "tok-for-the-test"})
+    assert result.code == 2, result.stderr
+    assert result.stderr.splitlines()[0] == message
