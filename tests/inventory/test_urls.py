@@ -167,7 +167,8 @@ def test_a_url_that_cannot_be_requested_is_refused_at_its_position(
         (
             ["verify", "-i", str(EXAMPLE_INVENTORY), "--prometheus"],
             "http://prom:99999",
-            "error: --prometheus 'http://prom:99999' is not a valid URL (Port out of range 0-65535)",
+            "error: --prometheus 'http://prom:99999' is not a valid URL "
+            "(Port out of range 0-65535)",
         ),
         (
             ["verify", "-i", str(EXAMPLE_INVENTORY), "--prometheus"],
