@@ -135,6 +135,6 @@ def _broken(url: str) -> str | None:
         return str(err)
     if not parts.hostname:
         return "it has no host"
-    if any(c.isspace() for c in url):
-        return "it contains whitespace"
+    if any(c.isspace() for c in parts.netloc):
+        return "its host contains whitespace"  # (a path may: it is escaped when used)
     return None
