@@ -30,6 +30,7 @@ from flobs.promql import metric_names, parse_error, selector_matches, substitute
 Reason = Literal["not federated", "not produced"]
 
 CENTRAL_CONFIG = "central/prometheus.yml"
+MANIFEST = "manifest.json"
 # Grafana's `label_values(<series selector>, <label>)` variable query.
 _LABEL_VALUES = re.compile(r"^\s*label_values\((?P<selector>.*),\s*[A-Za-z_][A-Za-z0-9_]*\s*\)\s*$")
 
@@ -104,12 +105,28 @@ class _Host:
                     self.keep_regexes.add(str(relabel.get("regex", "(.*)")))
 
 
-def _produced_by(jobs: set[str], metric: str) -> bool:
+def _produced_by(jobs: set[str], metric: str, extra: Mapping[str, list[str]] | None = None) -> bool:
     if jobs and metric in SYNTHETIC:
         return True
-    return any(
-        re.fullmatch(pattern, metric) for job in jobs for pattern in JOB_PRODUCES.get(job, ())
-    )
+    produces = {**(extra or {}), **JOB_PRODUCES}  # flobs' own job names cannot be reused
+    return any(re.fullmatch(pattern, metric) for job in jobs for pattern in produces.get(job, ()))
+
+
+def _extra_jobs(tree: Mapping[str, bytes]) -> dict[str, list[str]]:
+    """What the inventory's extra scrape jobs send to the centre (manifest ``extra_jobs``)."""
+    data = tree.get(MANIFEST)
+    if data is None:
+        return {}
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return {}  # file-parses reports it
+    jobs = doc.get("extra_jobs") if isinstance(doc, dict) else None
+    if not isinstance(jobs, dict):
+        return {}
+    return {
+        str(job): [str(n) for n in names] for job, names in jobs.items() if isinstance(names, list)
+    }
 
 
 def _federation_selectors(tree: Mapping[str, bytes]) -> list[str]:
@@ -210,8 +227,10 @@ def closure_gaps(tree: Mapping[str, bytes]) -> list[Gap]:
             return True
         return any(re.fullmatch(rx, metric) for rx in hosts.keep_regexes)
 
+    extra = _extra_jobs(tree)
+
     def produced(metric: str) -> bool:
-        return metric in hosts.records or _produced_by(hosts.jobs, metric)
+        return metric in hosts.records or _produced_by(hosts.jobs, metric, extra)
 
     gaps: set[Gap] = set()
     for use in uses(tree):

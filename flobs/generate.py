@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flobs.artifacts import fleet_artifacts, host_artifacts
+from flobs.artifacts.extensions import manifest_extra
 from flobs.errors import UsageError
 from flobs.inventory import load_fleet
 from flobs.model import Fleet
@@ -84,7 +85,10 @@ def generate(
     if selected is not None:
         tree = _keep_other_hosts(out, tree, selected)
     tree[MANIFEST] = build_manifest(
-        tree, inventory_name=fleet.source_name, inventory_sha256=fleet.source_sha256
+        tree,
+        inventory_name=fleet.source_name,
+        inventory_sha256=fleet.source_sha256,
+        extra=manifest_extra(fleet),
     )
     if check:
         changes = plan(out, tree)

@@ -8,9 +8,10 @@ never the raw YAML. Values here are already merged (built-in defaults < ``defaul
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
 
@@ -121,6 +122,23 @@ class Otelcol:
 
 
 @dataclass(frozen=True, slots=True)
+class ExtraScrapeJob:
+    """A scrape job the inventory adds to a host's local Prometheus (extensions)."""
+
+    name: str
+    # The complete scrape_config (job_name and flobs' limits filled in) as canonical JSON:
+    # the model stays immutable and hashable whatever shape the user's config has.
+    config_json: str
+    federate: tuple[str, ...]  # metric names or name regexes that must reach the centre
+    var_path: tuple[str, ...]  # inside vars, for error positions
+
+    @property
+    def config(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.config_json)
+        return loaded
+
+
+@dataclass(frozen=True, slots=True)
 class HostVars:
     scrape_interval: str
     scrape_timeout: str
@@ -134,6 +152,7 @@ class HostVars:
     local_prometheus: LocalPrometheus
     logs: Logs
     otelcol: Otelcol
+    extra_scrape_jobs: tuple[ExtraScrapeJob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,6 +339,63 @@ class Central:
     runbook_base_url: str
 
 
+@dataclass(frozen=True, slots=True)
+class UserFile:
+    """A file the inventory brings along (extensions), copied into OUT as the user wrote it."""
+
+    path: str  # where it goes in OUT
+    source: str  # where it came from, relative to the inventory
+    kind: Literal["rules", "rules-test", "dashboard"]
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PanelOverride:
+    dashboard: str  # uid
+    panel: str  # title as flobs ships it
+    disable: bool = False
+    title: str | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AlertOverride:
+    alert: str
+    disable: bool = False
+    for_: str | None = None
+    severity: str | None = None
+    threshold: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    """How `flobs validate` judges OUT (inventory `validation:`; carried in manifest.json)."""
+
+    disable: tuple[str, ...] = ()
+    ignore: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (glob, check ids; empty = all)
+    unmanaged: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Extensions:
+    user_files: tuple[UserFile, ...] = ()
+    panel_overrides: tuple[PanelOverride, ...] = ()
+    alert_overrides: tuple[AlertOverride, ...] = ()
+    validation: Validation = Validation()
+
+    def panel_override(self, dashboard: str, panel: str) -> PanelOverride | None:
+        for o in self.panel_overrides:
+            if o.dashboard == dashboard and o.panel == panel:
+                return o
+        return None
+
+    def alert_override(self, alert: str) -> AlertOverride | None:
+        for o in self.alert_overrides:
+            if o.alert == alert:
+                return o
+        return None
+
+
 @dataclass(frozen=True)  # no slots: `_by_name` caches in the instance dict
 class Fleet:
     api_version: str
@@ -329,6 +405,7 @@ class Fleet:
     groups: tuple[str, ...] = field(default=())
     source_name: str = "inventory.yaml"  # the inventory's file name, never an absolute path
     source_sha256: str = ""
+    extensions: Extensions = Extensions()
 
     @cached_property
     def _by_name(self) -> dict[str, Host]:

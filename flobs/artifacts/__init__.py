@@ -16,6 +16,7 @@ from flobs.artifacts import (
     central_rules,
     dashboards,
     exporters,
+    extensions,
     grafana_provisioning,
     otelcol,
     prometheus_local,
@@ -32,6 +33,7 @@ FLEET_MODULES: tuple[ModuleType, ...] = (
     central_rules,
     dashboards,
     grafana_provisioning,
+    extensions,
 )
 
 

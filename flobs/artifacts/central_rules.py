@@ -26,6 +26,7 @@ from typing import Any
 
 from flobs import versions
 from flobs.artifacts.common import yaml_file
+from flobs.artifacts.extensions import apply_alert_overrides
 from flobs.model import Fleet
 from flobs.promtime import seconds
 
@@ -446,58 +447,72 @@ def _up_alert(
 
 def alerts(fleet: Fleet) -> list[Alert]:
     a = fleet.central.alerts
+    ext = fleet.extensions
 
-    def dur(key: str) -> str:
-        return str(a.get(key))
+    # extensions.overrides.alerts: a per-alert `for`/threshold wins over central.alerts.
+    def dur(key: str, alert: str) -> str:
+        o = ext.alert_override(alert)
+        return o.for_ if o is not None and o.for_ is not None else str(a.get(key))
 
-    def num(key: str) -> float:
-        return float(a.get(key))
+    def num(key: str, alert: str) -> float:
+        o = ext.alert_override(alert)
+        return o.threshold if o is not None and o.threshold is not None else float(a.get(key))
 
-    return [
-        _host_down(fleet, dur("host_down_for")),
-        _hosts_missing(fleet, dur("host_down_for")),
-        _flintlockd_down(dur("flintlockd_down_for")),
-        _flintlockd_restarting(
-            num("flintlockd_restarts_threshold"), dur("flintlockd_restarts_window")
-        ),
-        _grpc_errors(num("grpc_error_ratio"), dur("grpc_error_for")),
-        _vmm_panic(dur("vmm_panic_for")),
-        _firecracker_stale(dur("firecracker_stale_after"), dur("firecracker_stale_for")),
-        _up_alert(
-            "FlintlockMetricsDown",
-            ["flintlock-metrics"],
-            dur("firecracker_stale_for"),
-            "flintlock-metrics on {{ $labels.host }} does not answer",
-            "The local Prometheus on {{ $labels.host }} cannot scrape flintlock-metrics, so "
-            "no microVM metrics of this host reach the centre (every Firecracker and Cloud "
-            "Hypervisor panel of the host is empty).",
-        ),
-        _up_alert(
-            "LogShipperDown",
-            ["promtail", "alloy"],
-            dur("agent_down_for"),
-            "The log shipper on {{ $labels.host }} is down",
-            "{{ $labels.job }} on {{ $labels.host }} does not answer its metrics scrape: "
-            "flintlockd's logs from this host stop reaching Loki (the journal keeps them "
-            "until the shipper catches up, within its max_age).",
-        ),
-        _up_alert(
-            "OtelCollectorDown",
-            ["otelcol"],
-            dur("agent_down_for"),
-            "The OpenTelemetry Collector on {{ $labels.host }} is down",
-            "The collector on {{ $labels.host }} does not answer its metrics scrape: "
-            "traces from flintlockd on this host are dropped.",
-        ),
-        _up_alert(
-            "HostExporterDown",
-            ["node", "process", "containerd"],
-            dur("agent_down_for"),
-            "{{ $labels.job }} exporter on {{ $labels.host }} is down",
-            "The local Prometheus on {{ $labels.host }} cannot scrape {{ $labels.job }}: host "
-            "pressure or flintlockd process panels and the restart alert go blind.",
-        ),
-    ]
+    return apply_alert_overrides(
+        fleet,
+        [
+            _host_down(fleet, dur("host_down_for", "FlobsHostDown")),
+            _hosts_missing(fleet, dur("host_down_for", "FlobsHostsMissing")),
+            _flintlockd_down(dur("flintlockd_down_for", "FlintlockdDown")),
+            _flintlockd_restarting(
+                num("flintlockd_restarts_threshold", "FlintlockdRestarting"),
+                str(a.get("flintlockd_restarts_window")),
+            ),
+            _grpc_errors(
+                num("grpc_error_ratio", "FlintlockdGrpcErrors"),
+                dur("grpc_error_for", "FlintlockdGrpcErrors"),
+            ),
+            _vmm_panic(dur("vmm_panic_for", "FirecrackerVmmPanic")),
+            _firecracker_stale(
+                str(a.get("firecracker_stale_after")),
+                dur("firecracker_stale_for", "FirecrackerMetricsStale"),
+            ),
+            _up_alert(
+                "FlintlockMetricsDown",
+                ["flintlock-metrics"],
+                dur("firecracker_stale_for", "FlintlockMetricsDown"),
+                "flintlock-metrics on {{ $labels.host }} does not answer",
+                "The local Prometheus on {{ $labels.host }} cannot scrape flintlock-metrics, so "
+                "no microVM metrics of this host reach the centre (every Firecracker and Cloud "
+                "Hypervisor panel of the host is empty).",
+            ),
+            _up_alert(
+                "LogShipperDown",
+                ["promtail", "alloy"],
+                dur("agent_down_for", "LogShipperDown"),
+                "The log shipper on {{ $labels.host }} is down",
+                "{{ $labels.job }} on {{ $labels.host }} does not answer its metrics scrape: "
+                "flintlockd's logs from this host stop reaching Loki (the journal keeps them "
+                "until the shipper catches up, within its max_age).",
+            ),
+            _up_alert(
+                "OtelCollectorDown",
+                ["otelcol"],
+                dur("agent_down_for", "OtelCollectorDown"),
+                "The OpenTelemetry Collector on {{ $labels.host }} is down",
+                "The collector on {{ $labels.host }} does not answer its metrics scrape: "
+                "traces from flintlockd on this host are dropped.",
+            ),
+            _up_alert(
+                "HostExporterDown",
+                ["node", "process", "containerd"],
+                dur("agent_down_for", "HostExporterDown"),
+                "{{ $labels.job }} exporter on {{ $labels.host }} is down",
+                "The local Prometheus on {{ $labels.host }} cannot scrape {{ $labels.job }}: host "
+                "pressure or flintlockd process panels and the restart alert go blind.",
+            ),
+        ],
+    )
 
 
 # --------------------------------------------------------------------------- rendering

@@ -6,6 +6,7 @@ from typing import Any
 
 from flobs import versions
 from flobs.artifacts.common import http_client_auth, scrape_address, yaml_file
+from flobs.artifacts.extensions import extra_scrape_configs
 from flobs.artifacts.series import federated_name_regex, local_rules
 from flobs.model import FileAuth, Fleet, Host
 
@@ -180,7 +181,8 @@ def config(fleet: Fleet, host: Host) -> dict[str, Any]:
             "external_labels": external_labels(fleet, host),
         },
         "rule_files": ["rules/*.yml"],
-        "scrape_configs": scrape_jobs(host),
+        # The inventory's own jobs (vars.extra_scrape_jobs) come after flobs' jobs.
+        "scrape_configs": [*scrape_jobs(host), *extra_scrape_configs(host)],
         **retention(v.local_prometheus.version, v.local_prometheus.retention),
     }
     central = fleet.central.prometheus

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flobs import promql
+from flobs.artifacts import extensions
 from flobs.model import Fleet, Host
 from flobs.promtime import seconds
 
@@ -221,6 +222,7 @@ def federation_match(fleet: Fleet) -> list[str]:
         '{__name__=~"microvm:.+"}',
         *FEDERATED_RAW,
         *fleet.central.prometheus.extra_match,
+        *extensions.federation_selectors(fleet),
     ]
     return list(dict.fromkeys(selectors))
 
@@ -237,6 +239,7 @@ def federated_name_regex(fleet: Fleet) -> str:
             matcher = sel.name_matcher()
             if matcher is not None and matcher[0] in ("=", "=~"):
                 names.append(matcher[1])  # metric names hold no regex metacharacters
+    names.extend(extensions.federated_names(fleet))
     return "|".join(dict.fromkeys(names))
 
 

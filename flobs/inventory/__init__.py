@@ -57,10 +57,13 @@ def load_fleet(path: Path, *, display_name: str | None = None) -> LoadResult:
                 )
             ]
         ) from err
-    return load_fleet_text(raw, shown, file_name=path.name)
+    return load_fleet_text(raw, shown, file_name=path.name, base_dir=path.parent)
 
 
-def load_fleet_text(raw: bytes, shown: str, *, file_name: str = "inventory.yaml") -> LoadResult:
+def load_fleet_text(
+    raw: bytes, shown: str, *, file_name: str = "inventory.yaml", base_dir: Path | None = None
+) -> LoadResult:
+    """``base_dir`` is the inventory's directory: extension files are relative to it."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -107,7 +110,11 @@ def load_fleet_text(raw: bytes, shown: str, *, file_name: str = "inventory.yaml"
         raise InputError(_dedupe(problems))
 
     fleet, found = build_fleet(
-        doc, source, file_name=file_name, digest=hashlib.sha256(raw).hexdigest()
+        doc,
+        source,
+        file_name=file_name,
+        digest=hashlib.sha256(raw).hexdigest(),
+        base_dir=base_dir,
     )
     errors = [p for p in found if p.severity is Severity.ERROR]
     if errors:

@@ -7,12 +7,16 @@ values that depend on each other, and secure defaults.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from flobs import versions
+from flobs.inventory.extensions import extra_jobs, load_extensions, static_targets
 from flobs.inventory.merge import BUILTIN, Layer, Merged, VarPath, merge_layers, overlay
 from flobs.inventory.schema_check import schema_default_vars
 from flobs.inventory.source import DocPath, Source
@@ -23,6 +27,7 @@ from flobs.model import (
     DatasourceRef,
     Endpoint,
     Exporter,
+    ExtraScrapeJob,
     FileAuth,
     Fleet,
     Flintlockd,
@@ -68,9 +73,10 @@ def parse_endpoint(text: str) -> Endpoint:
 
 
 class _Builder:
-    def __init__(self, doc: dict[str, Any], source: Source) -> None:
+    def __init__(self, doc: dict[str, Any], source: Source, base_dir: Path | None = None) -> None:
         self.doc = doc
         self.src = source
+        self.base_dir = base_dir
         self.problems: list[Problem] = []
 
     # -- problem helpers -------------------------------------------------------
@@ -166,9 +172,12 @@ class _Builder:
                 continue
             host = Host(name, addr, host_groups, tuple(sorted(labels.items())), hvars, i)
             self._check_host(host, merged, hpath)
+            self._check_extra_targets(host, merged, hpath)
             hosts.append(host)
 
         central = self._central(doc["central"])
+        extensions, found = load_extensions(doc, self.src, self.base_dir)
+        self.problems.extend(found)
         fleet = Fleet(
             doc["apiVersion"],
             doc["cluster"],
@@ -177,6 +186,7 @@ class _Builder:
             tuple(sorted(groups)),
             file_name,
             digest,
+            extensions,
         )
         if central is not None:
             self._check_fleet(fleet)
@@ -332,7 +342,50 @@ class _Builder:
                 allow_public=otel["allow_public"],
             ),
         )
+        extras = self._extra_jobs(m, hpath, v.get("extra_scrape_jobs") or {})
+        if extras:
+            hv = replace(hv, extra_scrape_jobs=extras)
         return None if len(self.problems) > before and _has_error(self.problems[before:]) else hv
+
+    def _extra_jobs(
+        self, m: Merged, hpath: DocPath, raw: dict[str, Any]
+    ) -> tuple[ExtraScrapeJob, ...]:
+        name = self.doc["hosts"][hpath[1]]["name"]
+        jobs, problems = extra_jobs(raw, name)
+        for var_path, message, hint in problems:
+            self.var_error(m, hpath, var_path, message, hint)
+        return tuple(
+            ExtraScrapeJob(
+                job,
+                json.dumps(config, sort_keys=True, ensure_ascii=False),
+                federate,
+                ("extra_scrape_jobs", job),
+            )
+            for job, config, federate in jobs
+        )
+
+    def _check_extra_targets(self, host: Host, m: Merged, hpath: DocPath) -> None:
+        """A local target of an extra job must not sit on a port another listener owns."""
+        taken = [(lst.owner, lst.endpoint) for lst in host.listeners()]
+        for job in host.vars.extra_scrape_jobs:
+            for target in static_targets(job.config):
+                ep = _target_endpoint(target)
+                if ep is None or not (ep.is_loopback or ep.is_wildcard or ep.host == host.address):
+                    continue
+                for owner, other in taken:
+                    if ep.port == other.port and _overlap(ep, other):
+                        self.var_error(
+                            m,
+                            hpath,
+                            (*job.var_path, "scrape"),
+                            f"host {host.name}: extra scrape job `{job.name}` target {target} "
+                            f"uses port {ep.port}, already taken by {owner} ({other})",
+                            "the exporter it scrapes needs a port no other process of the "
+                            "host listens on",
+                        )
+                        break
+                else:
+                    taken.append((f"extra_scrape_jobs.{job.name}", ep))
 
     def _check_host(self, host: Host, m: Merged, hpath: DocPath) -> None:
         v = host.vars
@@ -602,6 +655,15 @@ class _Builder:
                 )
 
 
+def _target_endpoint(target: str) -> Endpoint | None:
+    """A static target ``host:port`` as an endpoint; None without an explicit port."""
+    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:([0-9]+)|([^:\[\]]+):([0-9]+)", target)
+    if m is None:
+        return None
+    host = m.group(1) if m.group(1) is not None else m.group(3)
+    return Endpoint(host, int(m.group(2) or m.group(4)))
+
+
 def _overlap(a: Endpoint, b: Endpoint) -> bool:
     """Two listeners on one port clash unless both are bound to different specific IPs."""
     if a.is_wildcard or b.is_wildcard:
@@ -640,9 +702,15 @@ def _has_error(problems: list[Problem]) -> bool:
 
 
 def build_fleet(
-    doc: dict[str, Any], source: Source, *, file_name: str, digest: str
+    doc: dict[str, Any],
+    source: Source,
+    *,
+    file_name: str,
+    digest: str,
+    base_dir: Path | None = None,
 ) -> tuple[Fleet, list[Problem]]:
-    builder = _Builder(doc, source)
+    """``base_dir``: where the inventory lives, for the files ``extensions`` names."""
+    builder = _Builder(doc, source, base_dir)
     fleet = builder.build(file_name, digest)
     return fleet, builder.problems
 

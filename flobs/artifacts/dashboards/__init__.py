@@ -14,6 +14,7 @@ from typing import Any
 from flobs.artifacts.dashboards import fleet as fleet_dashboard
 from flobs.artifacts.dashboards import host, microvm
 from flobs.artifacts.dashboards.panels import DashboardSpec, View, build
+from flobs.artifacts.extensions import apply_panel_overrides
 from flobs.model import Fleet
 
 SPECS: tuple[Callable[[View], DashboardSpec], ...] = (
@@ -32,7 +33,7 @@ def specs(view: View | None = None) -> list[DashboardSpec]:
 def dashboards(fleet: Fleet) -> dict[str, dict[str, Any]]:
     """uid → dashboard JSON model for ``fleet``."""
     view = View.of(fleet)
-    return {s.uid: build(s, view) for s in specs(view)}
+    return {s.uid: build(apply_panel_overrides(fleet, s), view) for s in specs(view)}
 
 
 def dashboard_path(uid: str) -> str:
