@@ -43,7 +43,11 @@ def render(result: ValidateResult, fmt: str, *, base: str = "") -> str:
     if fmt == "junit":
         return render_junit(result)
     if fmt == "github":
-        return render_github(result.problems, base=base)
+        notices = "".join(
+            f"::notice title={_gh_property('flobs validate')}::{_gh_data(line)}\n"
+            for line in _tuning_lines(result)
+        )
+        return render_github(result.problems, base=base) + notices
     raise ValueError(f"unknown report format {fmt!r}")
 
 
@@ -94,8 +98,23 @@ def render_text(problems: Iterable[Problem], result: ValidateResult | None = Non
     if result is not None:
         summary += f" ({_plural(len(result.checks), 'check')} over {_plural(result.files, 'file')})"
     lines.append(summary)
+    if result is not None:
+        lines.extend(_tuning_lines(result))
     # Text is for terminals: make control characters visible instead of acting on them.
     return "\n".join(_visible(x) for x in lines) + "\n"
+
+
+def _tuning_lines(result: ValidateResult) -> list[str]:
+    """What was turned off, so a clean report cannot hide a disabled check."""
+    lines = []
+    for d in result.disabled:
+        lines.append(f"disabled: {d.id} (by {d.by})")
+    if result.suppressed:
+        lines.append(
+            f"suppressed: {_plural(result.suppressed, 'finding')} "
+            "(validation.ignore or # flobs: disable comments)"
+        )
+    return lines
 
 
 # Everything but tab: a newline inside a message would forge a line of the report.
@@ -141,6 +160,8 @@ def render_json(result: ValidateResult) -> str:
         "checks": [{"id": c.id, "title": c.title, "files": len(c.files)} for c in result.checks],
         "problems": [problem_dict(p) for p in result.problems],
         "notes": list(result.notes),
+        "disabled_checks": [{"id": d.id, "by": d.by} for d in result.disabled],
+        "suppressed": result.suppressed,
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
@@ -202,9 +223,23 @@ def render_junit(result: ValidateResult) -> str:
         suite.set("errors", "0")
         total += len(files)
         failed_total += failures
-    root.set("tests", str(total))
+    skipped = 0
+    if result.disabled:
+        # One skipped testcase per disabled check: CI UIs show it, nothing is hidden.
+        suite = ET.SubElement(root, "testsuite", name="disabled checks")
+        for d in result.disabled:
+            case = ET.SubElement(suite, "testcase", classname=_xml(d.id), name="(disabled)")
+            ET.SubElement(case, "skipped", message=_xml(f"disabled by {d.by}"))
+        suite.set("tests", str(len(result.disabled)))
+        suite.set("failures", "0")
+        suite.set("errors", "0")
+        suite.set("skipped", str(len(result.disabled)))
+        skipped = len(result.disabled)
+    root.set("tests", str(total + skipped))
     root.set("failures", str(failed_total))
     root.set("errors", "0")
+    if skipped:
+        root.set("skipped", str(skipped))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from flobs.checks import Check, CheckContext, ToolMode, all_checks
 from flobs.checks import kinds as k
@@ -35,6 +37,14 @@ class CheckRun:
 
 
 @dataclass(frozen=True)
+class DisabledCheck:
+    """A check that did not run, and who turned it off (listed in every report)."""
+
+    id: str
+    by: str  # "--disable" or "manifest.json (inventory validation.disable)"
+
+
+@dataclass(frozen=True)
 class ValidateResult:
     out: Path
     problems: tuple[Problem, ...]
@@ -42,6 +52,10 @@ class ValidateResult:
     notes: tuple[str, ...]
     files: int  # files in OUT
     strict: bool = False
+    disabled: tuple[DisabledCheck, ...] = ()
+    # Findings dropped by `validation.ignore` or a `# flobs: disable=…` comment; counted
+    # in every report so nothing is hidden silently.
+    suppressed: int = 0
 
     @property
     def errors(self) -> int:
@@ -63,7 +77,13 @@ def check_files(cls: type[Check], ctx: CheckContext) -> tuple[str, ...]:
 
 
 def validate(
-    out: Path, *, inventory: Path | None = None, tools: ToolMode = "auto", strict: bool = False
+    out: Path,
+    *,
+    inventory: Path | None = None,
+    tools: ToolMode = "auto",
+    strict: bool = False,
+    disable: tuple[str, ...] = (),
+    enable: tuple[str, ...] = (),
 ) -> ValidateResult:
     """Check the tree in ``out``; with ``inventory``, the checks that compare with it too.
 
@@ -77,7 +97,10 @@ def validate(
         )
     fleet = load_fleet(inventory).fleet if inventory is not None else None
     ctx = CheckContext(out=out, fleet=fleet, tools=tools)
-    checks = all_checks()
+    settings = Settings.of(ctx.manifest)
+    disabled = _disabled(settings, disable, enable)
+    off = {d.id for d in disabled}
+    checks = [c for c in all_checks() if c.ID not in off]
     if tools != "off":
         missing = [tool for tool in tools_needed(ctx) if find_tool(tool) is None]
         if missing and tools == "require":
@@ -98,10 +121,119 @@ def validate(
     found: set[Problem] = set()
     with _collector_paused():
         ran = _run_all(ctx, checks, found)
-    problems = sorted(found, key=_order)
+    kept = [p for p in found if not settings.suppresses(p, ctx)]
+    problems = sorted(kept, key=_order)
     return ValidateResult(
-        out, tuple(problems), tuple(ran), tuple(ctx.notes), len(ctx.files), strict
+        out,
+        tuple(problems),
+        tuple(ran),
+        tuple(ctx.notes),
+        len(ctx.files),
+        strict,
+        tuple(disabled),
+        len(found) - len(kept),
     )
+
+
+def _disabled(
+    settings: Settings, disable: tuple[str, ...], enable: tuple[str, ...]
+) -> list[DisabledCheck]:
+    known = {c.ID for c in all_checks()}
+    unknown = sorted({*disable, *enable} - known)
+    if unknown:
+        raise UsageError(
+            f"no check has id {', '.join(map(repr, unknown))}",
+            hint="`flobs validate --list-checks` lists the check ids",
+        )
+    out: dict[str, DisabledCheck] = {}
+    for check_id in settings.disable:
+        if check_id in known:  # an id from a newer flobs is not an error here
+            out[check_id] = DisabledCheck(check_id, "manifest.json (inventory validation.disable)")
+    for check_id in disable:
+        out[check_id] = DisabledCheck(check_id, "--disable")
+    for check_id in enable:
+        out.pop(check_id, None)
+    return [out[k] for k in sorted(out)]
+
+
+# `# flobs: disable=ID[,ID]` at the end of a line (that line) or alone on a line (the next
+# line); `# flobs: disable-file=ID[,ID]` anywhere (the whole file). Only in the files the
+# user owns (manifest `user_files`): flobs' own files have no business being tuned inline.
+_INLINE = re.compile(r"#\s*flobs:\s*(disable|disable-file)=([A-Za-z0-9_,.-]+)")
+
+
+@dataclass(frozen=True)
+class _Inline:
+    file_wide: frozenset[str]
+    by_line: dict[int, frozenset[str]]
+
+
+@dataclass
+class Settings:
+    """The validation settings a tree carries (manifest.json ``validation``)."""
+
+    disable: tuple[str, ...] = ()
+    ignore: tuple[tuple[str, frozenset[str]], ...] = ()
+    user_files: frozenset[str] = frozenset()
+    _inline: dict[str, _Inline] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, manifest: dict[str, Any] | None) -> Settings:
+        doc = manifest or {}
+        v = doc.get("validation")
+        v = v if isinstance(v, dict) else {}
+        ignore = tuple(
+            (str(r["path"]), frozenset(map(str, r.get("checks") or ())))
+            for r in v.get("ignore") or ()
+            if isinstance(r, dict) and isinstance(r.get("path"), str)
+        )
+        users = doc.get("user_files")
+        return cls(
+            tuple(map(str, v.get("disable") or ())),
+            ignore,
+            frozenset(users) if isinstance(users, dict) else frozenset(),
+        )
+
+    def suppresses(self, p: Problem, ctx: CheckContext) -> bool:
+        if p.file is None:
+            return False
+        for pattern, checks in self.ignore:
+            if (not checks or p.check_id in checks) and k.matches(p.file, pattern):
+                return True
+        if p.file in self.user_files and p.file.endswith((".yml", ".yaml")):
+            inline = self._inline_of(ctx, p.file)
+            if p.check_id in inline.file_wide:
+                return True
+            if p.line is not None and p.check_id in inline.by_line.get(p.line, frozenset()):
+                return True
+        return False
+
+    def _inline_of(self, ctx: CheckContext, path: str) -> _Inline:
+        if path not in self._inline:
+            try:
+                lines = (ctx.out / path).read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError):
+                lines = []
+            file_wide: set[str] = set()
+            by_line: dict[int, set[str]] = {}
+            pending: set[str] = set()  # from comment lines, for the next line of YAML
+            for n, line in enumerate(lines, 1):
+                standalone = line.lstrip().startswith("#") or not line.strip()
+                if not standalone and pending:
+                    by_line.setdefault(n, set()).update(pending)
+                    pending = set()
+                for m in _INLINE.finditer(line):
+                    ids = set(filter(None, m.group(2).split(",")))
+                    if m.group(1) == "disable-file":
+                        file_wide |= ids
+                    elif standalone:
+                        pending |= ids
+                    else:
+                        by_line.setdefault(n, set()).update(ids)
+            self._inline[path] = _Inline(
+                frozenset(file_wide), {n: frozenset(v) for n, v in by_line.items()}
+            )
+        return self._inline[path]
 
 
 @contextlib.contextmanager

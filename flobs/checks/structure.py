@@ -166,7 +166,8 @@ class ManifestFiles(Check):
     Why: a missing file means a host or the centre runs without its config; a file
     flobs did not write is not covered by `flobs generate --check` and will go stale.
     Example: `hosts/h1/rules/flobs-local.yml` deleted by hand (error), or an extra
-    `central/rules/mine.yml` (warning).
+    `central/rules/mine.yml` (warning; list such files in the inventory's
+    `validation.unmanaged` when they belong there on purpose).
     """
 
     ID = "manifest-files"
@@ -185,6 +186,10 @@ class ManifestFiles(Check):
             return
         listed: dict[str, Any] = manifest["files"]
         present = set(ctx.files)
+        # Files kept in OUT on purpose (inventory validation.unmanaged, via the manifest).
+        settings = manifest.get("validation")
+        unmanaged = settings.get("unmanaged") if isinstance(settings, dict) else None
+        allowed = tuple(str(g) for g in unmanaged) if isinstance(unmanaged, list) else ()
         for path in sorted(listed):
             if path not in present:
                 yield ctx.problem(
@@ -194,6 +199,8 @@ class ManifestFiles(Check):
                     hint="run `flobs generate` to restore it",
                 )
         for path in sorted(present - set(listed) - {MANIFEST}):
+            if allowed and k.matches(path, allowed):
+                continue
             yield ctx.problem(
                 self,
                 path,

@@ -39,6 +39,18 @@ def validate_command(
         "= a missing one is an error (exit 3), off = never run them.",
     ),
     strict: bool = typer.Option(False, "--strict", help="Warnings fail too (exit 1)."),
+    disable: list[str] = typer.Option(
+        [],
+        "--disable",
+        metavar="CHECK",
+        help="Do not run this check (repeatable). Listed as disabled in every report.",
+    ),
+    enable: list[str] = typer.Option(
+        [],
+        "--enable",
+        metavar="CHECK",
+        help="Run this check although the inventory's validation.disable turns it off.",
+    ),
     list_checks: bool = typer.Option(
         False, "--list-checks", help="Describe every check (id, what, why, an example)."
     ),
@@ -62,7 +74,14 @@ def validate_command(
     if tools not in TOOL_MODES:
         raise UsageError(f"--tools {tools!r} is not one of {', '.join(TOOL_MODES)}")
     mode: ToolMode = "auto" if tools == "auto" else "require" if tools == "require" else "off"
-    result = validate(out, inventory=inventory, tools=mode, strict=strict)
+    result = validate(
+        out,
+        inventory=inventory,
+        tools=mode,
+        strict=strict,
+        disable=tuple(disable),
+        enable=tuple(enable),
+    )
     for note in result.notes:
         err_console.print(f"note: {note}", markup=False)
     report = render(result, fmt, base=str(out))
