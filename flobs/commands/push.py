@@ -29,6 +29,7 @@ _ACTION_STYLE = {
     Action.CONFLICT: "bold red",
     Action.SKIPPED: "yellow",
     Action.FAILED: "bold red",
+    Action.DELETE: "magenta",
 }
 
 
@@ -92,6 +93,18 @@ def push_dashboards_command(
         "--force",
         help="Overwrite dashboards edited in Grafana (conflicts) and re-send datasource secrets.",
     ),
+    force_uid: list[str] = typer.Option(
+        [],
+        "--force-uid",
+        metavar="UID",
+        help="Like --force, for this dashboard only (repeatable).",
+    ),
+    prune: bool = typer.Option(
+        False,
+        "--prune",
+        help="Delete dashboards flobs pushed (its marker, this folder) that OUT no longer "
+        "has; never one flobs did not push. Try with --dry-run first.",
+    ),
     concurrency: int = typer.Option(
         4, "--concurrency", min=1, max=32, help="Dashboards pushed in parallel."
     ),
@@ -141,7 +154,12 @@ def push_dashboards_command(
     from flobs.grafana.datasources import read_datasources
     from flobs.grafana.push import load_dashboards
 
-    load_dashboards(out)
+    if not load_dashboards(out) and prune:
+        raise UsageError(
+            f"--prune with no dashboards in {out}/grafana/dashboards would delete every "
+            "dashboard flobs pushed",
+            hint="check OUT; run `flobs generate` first",
+        )
     specs = read_datasources(out) if datasources else []
     credentials = credentials_from_env(os.environ, token_env)
     if url.startswith("http://") and not _is_loopback_url(url):
@@ -158,7 +176,13 @@ def push_dashboards_command(
         minimum=PROGRESS_MIN_DASHBOARDS,
     )
     options = PushOptions(
-        folders=folders, dry_run=dry_run, force=force, concurrency=concurrency, progress=bar
+        folders=folders,
+        dry_run=dry_run,
+        force=force,
+        force_uids=frozenset(force_uid),
+        prune=prune,
+        concurrency=concurrency,
+        progress=bar,
     )
     extra = tuple(s for spec in specs for s in spec.secrets())
     with GrafanaClient(
@@ -220,7 +244,7 @@ def _report(result: PushResult, output_format: OutputFormat) -> None:
         for item in result.items:
             action = (
                 "would " + item.action.value
-                if result.dry_run and item.action in (Action.CREATE, Action.UPDATE)
+                if result.dry_run and item.action in (Action.CREATE, Action.UPDATE, Action.DELETE)
                 else item.action.value
             )
             # Titles and server messages are data, never rich markup.

@@ -279,6 +279,24 @@ class GrafanaClient:
     def put(self, path: str, body: Any) -> Any:
         return self.request("PUT", path, body=body).body
 
+    def delete(self, path: str) -> Any:
+        """DELETE is not retried blindly: a lost answer raises ``OutcomeUnknown``."""
+        return self.request("DELETE", path).body
+
+    def search_dashboards(self, **filters: str) -> list[dict[str, Any]]:
+        """Every ``dash-db`` hit of ``GET /api/search`` (``folderUIDs``, ``tag``, …), all pages."""
+        limit = 1000  # Grafana's default page size (grafana-api.md)
+        hits: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            params = {**filters, "type": "dash-db", "limit": str(limit), "page": str(page)}
+            body = self.get("/api/search", params=params)
+            batch = [h for h in body if isinstance(h, dict)] if isinstance(body, list) else []
+            hits.extend(batch)
+            if len(body if isinstance(body, list) else []) < limit:
+                return hits
+            page += 1
+
     def request(
         self,
         method: str,

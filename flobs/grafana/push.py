@@ -71,6 +71,7 @@ class Action(StrEnum):
     CONFLICT = "conflict"
     SKIPPED = "skipped"
     FAILED = "failed"
+    DELETE = "delete"  # --prune: an owned dashboard flobs no longer generates
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,8 @@ class PushOptions:
     folders: Sequence[FolderSpec]  # outermost first; dashboards go into the last
     dry_run: bool = False
     force: bool = False
+    force_uids: frozenset[str] = frozenset()  # --force-uid: overwrite/delete only these
+    prune: bool = False
     concurrency: int = 4
     progress: Callable[[int, int], None] | None = None
     warnings: list[str] = field(default_factory=list)
@@ -332,10 +335,22 @@ def _edited_in_grafana(remote: dict[str, Any]) -> str | None:
     return None
 
 
-def _with_marker(model: dict[str, Any]) -> dict[str, Any]:
+def _with_marker(model: dict[str, Any], folder: str) -> dict[str, Any]:
     out = {k: v for k, v in model.items() if k not in GRAFANA_OWNED_KEYS}
-    out[MARKER] = {"sha256": fingerprint(model), "by": f"flobs {__version__}"}
+    # `folder` names the set of dashboards this marker belongs to: --prune in one folder
+    # never deletes what another flobs tree pushed elsewhere.
+    out[MARKER] = {"sha256": fingerprint(model), "by": f"flobs {__version__}", "folder": folder}
     return out
+
+
+def ownership(remote: dict[str, Any], folder: str) -> str:
+    """``owned`` (ours, unedited), ``edited`` (ours, changed in Grafana) or ``foreign``."""
+    marker = remote.get(MARKER)
+    if not isinstance(marker, dict) or not isinstance(marker.get("sha256"), str):
+        return "foreign"
+    if marker.get("folder", folder) != folder:
+        return "foreign"  # pushed by flobs into another folder: another tree's
+    return "owned" if marker["sha256"] == fingerprint(remote) else "edited"
 
 
 # ---------------------------------------------------------------------------- the push
@@ -352,6 +367,9 @@ class DashboardPush:
     @property
     def target_folder(self) -> str:
         return self.options.folders[-1].uid
+
+    def forced(self, uid: str) -> bool:
+        return self.options.force or uid in self.options.force_uids
 
     # ---------------------------------------------------------------- health
     def check_health(self) -> str | None:
@@ -556,12 +574,16 @@ class DashboardPush:
             return result(Action.UNCHANGED, version=_int(model.get("version")))
         move = "" if same_folder else f"move from folder {remote_folder or 'root'!r}"
         edited = _edited_in_grafana(model)
-        if edited and not self.options.force:
+        if edited and not self.forced(local.uid):
             return result(Action.CONFLICT, f"{edited}; --force overwrites it", diff)
         detail = "; ".join(x for x in (move, "forced" if edited else "") if x)
         if self.options.dry_run:
             return result(Action.UPDATE, detail, diff)
         return self._save(local, model, result, diff=diff, detail=detail)
+
+    def get_dashboard(self, uid: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """(model, meta) of the dashboard ``uid`` in Grafana, or None when it has none."""
+        return self._get_dashboard(uid)
 
     def _get_dashboard(self, uid: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         try:
@@ -590,7 +612,7 @@ class DashboardPush:
         diff: Sequence[str] = (),
         detail: str = "",
     ) -> ItemResult:
-        dashboard = _with_marker(local.model)
+        dashboard = _with_marker(local.model, self.target_folder)
         dashboard["id"] = None
         stored_version = _int(remote.get("version")) if remote is not None else None
         if stored_version is not None:
@@ -598,7 +620,7 @@ class DashboardPush:
         body = {
             "dashboard": dashboard,
             "folderUid": self.target_folder,
-            "overwrite": self.options.force,
+            "overwrite": self.forced(local.uid),
             "message": SAVE_MESSAGE,
         }
         action = Action.CREATE if remote is None else Action.UPDATE
@@ -737,6 +759,10 @@ def push(
             )
         )
     items.extend(run.push_dashboards(dashboards))
+    if options.prune:
+        from flobs.grafana.prune import prune_dashboards
+
+        items.extend(prune_dashboards(run, {d.uid for d in dashboards}))
     return PushResult(
         client.base_url, version, options.dry_run, tuple(items), tuple(options.warnings)
     )

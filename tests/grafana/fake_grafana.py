@@ -304,12 +304,16 @@ class FakeGrafana:
                     return 200, self._folder_view(org, folder)
                 if method == "PUT":
                     return self._update_folder(org, uid, body, principal)
+                if method == "DELETE":
+                    return self._delete_folder(org, uid, principal)
             if method == "POST" and path == "/api/folders":
                 return self._create_folder(org, body, principal)
             if method == "POST" and path == "/api/dashboards/db":
                 return self._save_dashboard(org, body, principal)
             if method == "GET" and (m := re.fullmatch(r"/api/dashboards/uid/([^/]+)", path)):
                 return self._get_dashboard(org, m.group(1))
+            if method == "DELETE" and (m := re.fullmatch(r"/api/dashboards/uid/([^/]+)", path)):
+                return self._delete_dashboard(org, m.group(1), principal)
             if method == "POST" and path == "/api/datasources":
                 return self._create_datasource(org, body, principal)
             if m := re.fullmatch(r"/api/datasources/uid/([^/]+)", path):
@@ -330,7 +334,7 @@ class FakeGrafana:
         uids = set(query.get("dashboardUIDs", []))
         folder_uids = set(query.get("folderUIDs", []))
         hits: list[dict[str, Any]] = []
-        if kind in ("", "dash-folder"):
+        if kind in ("", "dash-folder") and not query.get("tag"):
             for (o, uid), f in sorted(self.folders.items()):
                 if o == org and text in f["title"].lower():
                     hits.append(
@@ -352,6 +356,9 @@ class FakeGrafana:
                 if (uids and uid not in uids) or (
                     folder_uids and entry["folderUid"] not in folder_uids
                 ):
+                    continue
+                # Several tag= parameters: a dashboard must carry every one of them.
+                if not set(query.get("tag", [])) <= set(d.get("tags") or []):
                     continue
                 hit = {
                     "id": d["id"],
@@ -425,6 +432,44 @@ class FakeGrafana:
             folder["title"] = body["title"]
         folder["version"] += 1
         return 200, self._folder_view(org, folder)
+
+    def _delete_dashboard(self, org: int, uid: str, who: Principal) -> tuple[int, Any]:
+        entry = self.dashboards.get((org, uid))
+        if entry is None:
+            return 404, {"message": "Dashboard not found"}
+        if who.role == "Viewer":
+            return 403, {"message": "Access denied to delete dashboard"}
+        if entry["provisioned"]:
+            return 400, {"message": "Dashboard cannot be deleted because it was provisioned"}
+        del self.dashboards[(org, uid)]
+        title = entry["dashboard"].get("title", "")
+        return 200, {
+            "title": title,
+            "message": f"Dashboard {title} deleted",
+            "id": entry["dashboard"]["id"],
+        }
+
+    def _delete_folder(self, org: int, uid: str, who: Principal) -> tuple[int, Any]:
+        """Grafana deletes what the folder holds too: its dashboards and subfolders."""
+        folder = self.folders.get((org, uid))
+        if folder is None:
+            return 404, {"status": "not-found", "message": "folder not found"}
+        if who.role == "Viewer":
+            return 403, {"message": "You'll need additional permissions to perform this action."}
+        doomed = {uid}
+        changed = True
+        while changed:
+            changed = False
+            for (o, child), f in self.folders.items():
+                if o == org and child not in doomed and f.get("parentUid") in doomed:
+                    doomed.add(child)
+                    changed = True
+        for key in [k for k, e in self.dashboards.items() if k[0] == org]:
+            if self.dashboards[key]["folderUid"] in doomed:
+                del self.dashboards[key]
+        for child in doomed:
+            del self.folders[(org, child)]
+        return 200, {"message": "Folder deleted", "id": folder["id"], "title": folder["title"]}
 
     def _get_dashboard(self, org: int, uid: str) -> tuple[int, Any]:
         entry = self.dashboards.get((org, uid))
