@@ -174,7 +174,7 @@ def handle_errors(func: F) -> F:
 def _register() -> None:
     # Imported for their side effect of adding commands to `app`, in pipeline order,
     # which is the order `flobs --help` lists them in.
-    for name in ("generate", "validate", "push", "verify", "simulate", "demo"):
+    for name in ("generate", "validate", "push", "pull", "verify", "simulate", "demo"):
         importlib.import_module(f"flobs.commands.{name}")
 
 

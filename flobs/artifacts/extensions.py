@@ -67,9 +67,14 @@ def apply_panel_overrides(fleet: Fleet, spec: DashboardSpec) -> DashboardSpec:
     if not any(o.dashboard == spec.uid for o in ext.panel_overrides):
         return spec
     rows = []
+    number = 0  # panels.build's numbering, kept for every panel that stays
     for row in spec.rows:
+        number += 1
+        row_id = number
         panels = []
         for panel in row.panels:
+            number += 1
+            panel = replace(panel, id=number)
             o = ext.panel_override(spec.uid, panel.title)
             if o is None:
                 panels.append(panel)
@@ -84,20 +89,26 @@ def apply_panel_overrides(fleet: Fleet, spec: DashboardSpec) -> DashboardSpec:
                 panel = replace(panel, thresholds=(*rest, (o.threshold, colour)))
             panels.append(panel)
         if panels:
-            rows.append(replace(row, panels=_fill_grid(tuple(panels), row.panels)))
+            rows.append(replace(row, panels=_fill_grid(tuple(panels), row.panels), id=row_id))
     return replace(spec, rows=tuple(rows))
 
 
 def _fill_grid(panels: tuple[Any, ...], original: Sequence[Any]) -> tuple[Any, ...]:
-    """A disabled panel leaves a gap; widen the last panel so the row fills whole lines."""
+    """A disabled panel leaves a gap in its grid line; widen that line's last panel."""
     if len(panels) == len(original):
         return panels
     grid = 24
-    used = sum(p.width for p in panels) % grid
-    if used == 0:
-        return panels
-    last = panels[-1]
-    return (*panels[:-1], replace(last, width=last.width + grid - used))
+    out: list[Any] = []
+    line = 0  # width used on the current grid line
+    for panel in panels:
+        if line and line + panel.width > grid:
+            out[-1] = replace(out[-1], width=out[-1].width + grid - line)
+            line = 0
+        out.append(panel)
+        line = (line + panel.width) % grid
+    if line:
+        out[-1] = replace(out[-1], width=out[-1].width + grid - line)
+    return tuple(out)
 
 
 def apply_alert_overrides(fleet: Fleet, alerts: list[Alert]) -> list[Alert]:
@@ -139,3 +150,25 @@ def manifest_extra(fleet: Fleet) -> dict[str, Any]:
             "unmanaged": list(v.unmanaged),
         }
     return extra
+
+
+def original_panel_titles() -> dict[str, dict[int, str]]:
+    """uid → panel id in the generated JSON → the panel's title as flobs ships it.
+
+    Overrides are keyed by the shipped title; a pulled edit must be keyed the same way,
+    even when an override renamed the panel. Ids do not move when a panel is disabled
+    (``apply_panel_overrides``), so the numbering of the shipped spec applies.
+    """
+    from flobs.artifacts.dashboards import specs
+
+    out: dict[str, dict[int, str]] = {}
+    for spec in specs():
+        ids: dict[int, str] = {}
+        number = 0
+        for row in spec.rows:
+            number += 1
+            for panel in row.panels:
+                number += 1
+                ids[number] = panel.title
+        out[spec.uid] = ids
+    return out

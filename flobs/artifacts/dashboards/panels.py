@@ -75,12 +75,16 @@ class PanelSpec:
     min: float | None = None
     max: float | None = None
     links: tuple[tuple[str, str], ...] = ()  # (title, url) data links
+    # Set by overrides (artifacts.extensions): a disabled panel must not renumber the
+    # others, or a dashboard edited in Grafana could not be matched panel by panel.
+    id: int | None = None
 
 
 @dataclass(frozen=True)
 class RowSpec:
     title: str
     panels: tuple[PanelSpec, ...]
+    id: int | None = None  # see PanelSpec.id
 
 
 @dataclass(frozen=True)
@@ -368,10 +372,10 @@ def build(spec: DashboardSpec, view: View) -> dict[str, Any]:
     for row in spec.rows:
         if sum(p.width for p in row.panels) % GRID_WIDTH:
             raise ValueError(f"{spec.uid}: row {row.title!r} does not fill whole grid lines")
-        panel_id += 1
+        panel_id = row.id if row.id is not None else panel_id + 1
         board = board.with_row(dash_b.Row(row.title).id(panel_id))
         for panel in row.panels:
-            panel_id += 1
+            panel_id = panel.id if panel.id is not None else panel_id + 1
             board = board.with_panel(_panel(view, panel, panel_id))
     # JSONEncoder knows the SDK's models; a round trip gives plain, sortable data.
     plain: dict[str, Any] = json.loads(json.dumps(board.build(), cls=JSONEncoder))

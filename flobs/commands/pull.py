@@ -1,0 +1,182 @@
+"""`flobs pull-dashboards`: show and bring home dashboard edits made in Grafana."""
+
+from __future__ import annotations
+
+import json
+import os
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+
+from flobs import yamlio
+from flobs.cli import app, err_console, handle_errors, out_console
+from flobs.errors import ExitCode, SystemFailure, UsageError
+from flobs.grafana.client import GrafanaClient, RetryPolicy, credentials_from_env
+from flobs.grafana.pull import PullResult, PullState, pull
+from flobs.grafana.push import DashboardPush, PushOptions, folder_chain, load_dashboards
+
+
+class PullFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@app.command("pull-dashboards")
+@handle_errors
+def pull_dashboards_command(
+    out: Path = typer.Argument(
+        ..., help="The generated tree (flobs generate -o OUT).", file_okay=False
+    ),
+    grafana_url: str | None = typer.Option(
+        None, "--grafana-url", help="Grafana base URL; default: central.grafana.url of -i."
+    ),
+    inventory: Path | None = typer.Option(
+        None,
+        "-i",
+        "--inventory",
+        dir_okay=False,
+        help="The inventory OUT came from: where --write puts files, and how flobs' panel "
+        "titles are keyed in overrides.",
+    ),
+    folder_uid: str | None = typer.Option(
+        None, "--folder-uid", help="The folder push-dashboards pushes into."
+    ),
+    org_id: int | None = typer.Option(None, "--org-id", min=1, help="Grafana organisation."),
+    token_env: str = typer.Option(
+        "GRAFANA_TOKEN", "--token-env", help="Environment variable holding the token."
+    ),
+    write: bool = typer.Option(
+        False,
+        "--write",
+        help="Write edited user dashboards over their source files and edits of flobs' "
+        "dashboards that overrides cannot express as extra dashboards (needs -i).",
+    ),
+    patch_out: Path | None = typer.Option(
+        None,
+        "--patch-out",
+        dir_okay=False,
+        help="Write the overrides patch (YAML, for the inventory's extensions:) to this file.",
+    ),
+    ca_file: Path | None = typer.Option(
+        None, "--ca-file", dir_okay=False, exists=True, help="PEM CA bundle for Grafana's TLS."
+    ),
+    timeout: float = typer.Option(10.0, "--timeout", min=0.1, max=600, help="Seconds per request."),
+    output_format: PullFormat = typer.Option(PullFormat.text, "--format", help="text or json."),
+) -> None:
+    """Compare OUT's dashboards with Grafana's and bring UI edits home: user dashboards
+    back to their files, flobs' as an overrides patch (or an extra dashboard).
+
+    Exit codes: 0 nothing to pull, or written with --write · 1 edits found and not
+    written · 2 bad usage · 3 Grafana unreachable or credentials refused.
+    """
+    from flobs.commands.push import _defaults
+
+    if write and inventory is None:
+        raise UsageError("--write needs -i INVENTORY: files are written next to it")
+    url, folder, title = _defaults(inventory, grafana_url, folder_uid, None)
+    dashboards = load_dashboards(out)
+    user_sources: dict[str, str] = {}
+    titles: dict[str, dict[int, str]] = {}
+    dashboards_dir: Path | None = None
+    if inventory is not None:
+        from flobs.artifacts.extensions import original_panel_titles
+        from flobs.inventory import load_fleet
+
+        fleet = load_fleet(inventory).fleet
+        titles = original_panel_titles()
+        user_sources = {
+            f.path: f.source for f in fleet.extensions.user_files if f.kind == "dashboard"
+        }
+        raw_dir = _dashboards_dir(inventory)
+        dashboards_dir = inventory.parent / raw_dir if raw_dir else None
+    credentials = credentials_from_env(os.environ, token_env)
+    with GrafanaClient(
+        url,
+        credentials,
+        org_id=org_id,
+        timeout=timeout,
+        ca_file=ca_file,
+        retry=RetryPolicy(),
+    ) as client:
+        run = DashboardPush(client, PushOptions(folders=folder_chain(folder, title), dry_run=True))
+        result = pull(
+            client, dashboards, user_sources=user_sources, original_titles=titles, run=run
+        )
+    written = _write(result, inventory, dashboards_dir, patch_out) if write or patch_out else []
+    _report(result, output_format, written)
+    if result.edited and not write:
+        raise typer.Exit(int(ExitCode.FINDINGS))
+
+
+def _dashboards_dir(inventory: Path) -> str | None:
+    doc = yamlio.load(inventory.read_text(encoding="utf-8"))
+    ext = doc.get("extensions") if isinstance(doc, dict) else None
+    value = ext.get("dashboards_dir") if isinstance(ext, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _write(
+    result: PullResult, inventory: Path | None, dashboards_dir: Path | None, patch: Path | None
+) -> list[str]:
+    written: list[str] = []
+    files: dict[Path, bytes] = {}
+    for item in result.edited:
+        if item.write is None or inventory is None:
+            continue
+        rel, model = item.write
+        if rel.endswith("-edited.json"):
+            if dashboards_dir is None:
+                raise UsageError(
+                    f"dashboard {item.uid}: the edit needs an extra dashboard, but the "
+                    "inventory has no extensions.dashboards_dir",
+                    hint="set extensions.dashboards_dir: dashboards and run again",
+                )
+            target = dashboards_dir / rel
+        else:
+            target = inventory.parent / rel
+        files[target] = (json.dumps(model, indent=2, sort_keys=True) + "\n").encode()
+    if patch is not None and result.overrides_patch():
+        header = "Overrides pulled from Grafana: merge into the inventory's extensions:."
+        files[patch] = yamlio.dump(result.overrides_patch(), header=header).encode()
+    for target, data in files.items():
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(target.name + ".flobs-tmp")
+            tmp.write_bytes(data)
+            tmp.replace(target)  # atomic: a reader never sees half a file
+        except OSError as err:
+            raise SystemFailure(f"cannot write {target}: {err.strerror}") from err
+        written.append(str(target))
+    return written
+
+
+def _report(result: PullResult, fmt: PullFormat, written: list[str]) -> None:
+    if fmt is PullFormat.json:
+        doc = {
+            "grafana": result.grafana_url,
+            "items": [i.to_json() for i in result.items],
+            "overrides_patch": result.overrides_patch(),
+            "written": written,
+        }
+        out_console.file.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        return
+    write = out_console.file.write
+    for item in result.items:
+        write(f"{item.state.value:<9} {item.uid}  {item.title}\n")
+        if item.state is PullState.EDITED:
+            for line in item.diff:
+                write(f"    {line}\n")
+            for reason in item.not_expressible:
+                write(f"    not expressible as overrides: {reason}\n")
+    patch = result.overrides_patch()
+    if patch:
+        write("\n# overrides patch for the inventory:\n")
+        write(yamlio.dump(patch))
+    for path in written:
+        err_console.print(f"wrote {path}", markup=False)
+    counts = {s: sum(i.state is s for i in result.items) for s in PullState}
+    err_console.print(
+        ", ".join(f"{n} {s.value}" for s, n in counts.items() if n) or "no dashboards",
+        markup=False,
+    )
