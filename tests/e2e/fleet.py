@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +46,7 @@ def factory(
         *,
         mode: Mode = "federation",
         extra_match: tuple[str, ...] = (),
+        extra_defaults: dict[str, Any] | None = None,
         seed: int = 11,
         labels: dict[str, str] | None = None,
     ) -> LiveFleet:
@@ -66,6 +68,8 @@ def factory(
             doc["hosts"][0]["labels"] = labels
         if extra_match:
             doc["central"]["prometheus"]["extra_match"] = list(extra_match)
+        if extra_defaults:  # e.g. vars.extra_scrape_jobs for every host
+            doc["defaults"].update(extra_defaults)
         inventory = workdir / "inventory.yaml"
         write_inventory(doc, inventory)
         live = start_fleet(inventory, workdir, seed=seed)
