@@ -146,6 +146,24 @@ def test_threshold_override_moves_the_red_step(tmp_path: Path) -> None:
     assert steps[-1] == {"color": "red", "value": 0.2}
 
 
+def test_alert_threshold_override_moves_alert_and_red_line() -> None:
+    text = EXAMPLE.read_text(encoding="utf-8").replace(
+        "      FlobsHostDown: {for: 10m}\n",
+        "      FlobsHostDown: {for: 10m}\n      FlintlockdGrpcErrors: {threshold: 0.25}\n",
+    )
+    fleet = load_fleet_text(text.encode(), "inv.yaml", base_dir=EXAMPLE.parent).fleet
+    from flobs.artifacts.central_rules import alert_rules
+    from flobs.artifacts.dashboards import dashboards
+
+    rule = next(
+        r for r in alert_rules(fleet)["groups"][0]["rules"] if r["alert"] == "FlintlockdGrpcErrors"
+    )
+    assert rule["expr"].endswith("> 0.25")
+    board = dashboards(fleet)["flobs-fleet"]
+    panel = next(p for p in board["panels"] if p["title"] == "gRPC server error ratio by method")
+    assert panel["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == 0.25
+
+
 def test_alert_overrides(ext_out: Path) -> None:
     rules = _yaml(ext_out / "central/rules/flobs-alerts.yml")["groups"][0]["rules"]
     by_name = {r["alert"]: r for r in rules}

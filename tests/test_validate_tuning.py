@@ -118,24 +118,33 @@ def test_unmanaged_paths_are_not_manifest_files(inv: Path, tmp_path: Path) -> No
 
 RATE_RULE = """
       - record: job:fc_rx:rate5m{comment}
-        expr: rate(firecracker_net_rx_bytes_count[5m])
+        expr: rate(firecracker_net_rx_bytes_count[5m]){same_line}
 """
 
 
 @pytest.mark.parametrize(
     ("comment", "code"),
     [
-        ("", 1),
+        (("", ""), 1),
         # One finding located at the line, one about the file as a whole (no line).
-        ("\n        # flobs: disable=firecracker-no-rate\n# flobs: disable-file=xref-closure", 0),
+        (
+            (
+                "\n        # flobs: disable=firecracker-no-rate\n# flobs: disable-file=xref-closure",
+                "",
+            ),
+            0,
+        ),
+        (("\n# flobs: disable-file=xref-closure", "  # flobs: disable=firecracker-no-rate"), 0),
+        # A comment for another check, or on another line, suppresses nothing here.
+        (("\n# flobs: disable-file=xref-closure", "  # flobs: disable=promql-parse"), 1),
     ],
 )
 def test_inline_disable_comment_in_a_user_rules_file(
-    inv: Path, tmp_path: Path, comment: str, code: int
+    inv: Path, tmp_path: Path, comment: tuple[str, str], code: int
 ) -> None:
     rules = inv.parent / "rules" / "storage.yml"
     text = rules.read_text(encoding="utf-8").replace(
-        "    rules:\n", "    rules:" + RATE_RULE.format(comment=comment), 1
+        "    rules:\n", "    rules:" + RATE_RULE.format(comment=comment[0], same_line=comment[1]), 1
     )
     rules.write_text(text, encoding="utf-8")
     out = _gen(inv, tmp_path)
@@ -143,6 +152,8 @@ def test_inline_disable_comment_in_a_user_rules_file(
     assert result.code == code, result.stdout
     if code:
         assert "firecracker-no-rate" in result.stdout
+        line = "7:15" if comment[0] else "6:15"  # the disable-file line comes first
+        assert f"  {line}     error    firecracker-no-rate" in result.stdout
     else:
         assert result.stdout.splitlines()[-1] == (
             "suppressed: 2 findings (validation.ignore or # flobs: disable comments)"

@@ -116,9 +116,12 @@ class View:
         from flobs.artifacts.central_rules import host_up_selector
 
         g = fleet.central.grafana
+        # The red line is the alert's threshold, also when an override moved it.
+        o = fleet.extensions.alert_override("FlintlockdGrpcErrors")
+        ratio = o.threshold if o is not None and o.threshold is not None else None
         return cls(
             host_up=host_up_selector(fleet),
-            grpc_error_ratio=float(fleet.central.alerts.get("grpc_error_ratio")),
+            grpc_error_ratio=ratio or float(fleet.central.alerts.get("grpc_error_ratio")),
             prometheus_uid=g.prometheus.uid,
             prometheus_name=g.prometheus.name,
             loki_uid=g.loki.uid,
