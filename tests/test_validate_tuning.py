@@ -129,7 +129,8 @@ RATE_RULE = """
         # One finding located at the line, one about the file as a whole (no line).
         (
             (
-                "\n        # flobs: disable=firecracker-no-rate\n# flobs: disable-file=xref-closure",
+                "\n        # flobs: disable=firecracker-no-rate"
+                "\n# flobs: disable-file=xref-closure",
                 "",
             ),
             0,
