@@ -123,6 +123,7 @@ def _rule_files(ld: _Loader, entries: list[dict[str, Any]]) -> list[UserFile]:
 
     files: list[UserFile] = []
     names: dict[str, int] = {}
+    tests: dict[str, DocPath] = {}
     for i, entry in enumerate(entries):
         where: DocPath = ("extensions", "rule_files", i, "path")
         stem = _stem(entry["path"])
@@ -174,9 +175,20 @@ def _rule_files(ld: _Loader, entries: list[dict[str, Any]]) -> list[UserFile]:
         # Copied byte for byte: the user's comments (and `# flobs: disable=…`) stay.
         files.append(UserFile(target, entry["path"], "rules", text.encode("utf-8")))
         for j, test_rel in enumerate(entry.get("tests") or []):
-            test = _rules_test(ld, test_rel, ("extensions", "rule_files", i, "tests", j), stem)
-            if test is not None:
-                files.append(test)
+            at: DocPath = ("extensions", "rule_files", i, "tests", j)
+            test = _rules_test(ld, test_rel, at, stem)
+            if test is None:
+                continue
+            if test.path in tests:
+                ld.error(
+                    at,
+                    f"a test file named {PurePosixPath(test_rel).name!r} is already listed "
+                    f"at {yamlio.format_path(tests[test.path])}",
+                    "test files are copied by file name; rename one",
+                )
+                continue
+            tests[test.path] = at
+            files.append(test)
     return files
 
 
@@ -528,8 +540,28 @@ def extra_jobs(
                 )
             )
             continue
+        bad_names = [n for n in spec.get("federate") or () if not _is_regex(n)]
+        for n in bad_names:
+            problems.append(
+                (
+                    (*at, "federate"),
+                    f"host {host_name}: extra scrape job `{name}`: federate entry {n!r} is "
+                    "not a valid regular expression",
+                    "write a metric name or a name regex like storage_agent_.+",
+                )
+            )
+        if bad_names:
+            continue
         jobs.append((name, config, tuple(spec.get("federate") or ())))
     return jobs, problems
+
+
+def _is_regex(text: str) -> bool:
+    try:
+        re.compile(text)
+    except re.error:
+        return False
+    return True
 
 
 def static_targets(config: dict[str, Any]) -> list[str]:
