@@ -9,6 +9,12 @@ faults per route. Where Grafana versions differ a test chooses:
   without ``overwrite`` is refused);
 * ``name_exists_check``: same title in the same folder → 412 ``name-exists`` (≤ 11.2).
 
+Beyond the push routes it serves what ``--prune`` needs: ``DELETE /api/dashboards/uid/:uid``
+(400 for a provisioned dashboard), ``DELETE /api/folders/:uid`` (taking the folder's
+dashboards and subfolders with it, as Grafana does) and ``tag=`` filters on
+``/api/search``. Manager annotations are not modelled: they exist only on Grafana 12's
+app-platform ``/apis`` resources, which flobs does not use (docs/push-dashboards.md).
+
 Faults (:class:`Fault`) are queued per ``(method, path)`` and consumed one per matching
 request: a status (with any body and headers such as ``Retry-After``), latency, a
 connection reset, a body that stalls half-way, and ``land=True`` to apply the request

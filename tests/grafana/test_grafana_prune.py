@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from flobs.grafana.push import MARKER, Action
 from tests.grafana.fake_grafana import FakeGrafana, Fault
 from tests.grafana.grafana_cases import dashboard
@@ -152,3 +154,37 @@ def test_fake_folder_delete_takes_its_dashboards(fake_grafana: FakeGrafana) -> N
         assert answer["message"] == "Folder deleted"
         assert client.search_dashboards() == []
     assert fake_grafana.folders == {}
+
+
+def test_provisioned_dashboard_is_left_to_its_file(
+    fake_grafana: FakeGrafana, make_out: Callable[..., Path]
+) -> None:
+    out = _setup(fake_grafana, make_out)
+    model = fake_grafana.dashboard("stale1")["dashboard"]
+    fake_grafana.add_dashboard(model, "flobs-flintlock", provisioned=True)
+    result = run(fake_grafana, out, prune=True)
+    assert actions(result) == {
+        "a": Action.UNCHANGED,
+        "b": Action.UNCHANGED,
+        "stale2": Action.DELETE,
+    }
+    assert [r.path for r in fake_grafana.writes()] == ["/api/dashboards/uid/stale2"]
+
+
+def test_fake_delete_routes_answer_like_grafana(fake_grafana: FakeGrafana) -> None:
+    from flobs.grafana.client import Credentials, GrafanaClient, GrafanaHTTPError
+    from tests.grafana.grafana_cases import TOKEN
+
+    fake_grafana.add_dashboard(dashboard("p"), provisioned=True)
+    fake_grafana.add_dashboard(dashboard("q", tags=["flobs", "x"]))
+    with GrafanaClient(fake_grafana.url, Credentials(token=TOKEN)) as client:
+        assert [h["uid"] for h in client.search_dashboards(tag="x")] == ["q"]
+        assert client.delete("/api/dashboards/uid/q") == {
+            "title": "Flintlock q",
+            "message": "Dashboard Flintlock q deleted",
+            "id": 102,  # p got 101, q 102
+        }
+        for path, status in (("/api/dashboards/uid/p", 400), ("/api/dashboards/uid/q", 404)):
+            with pytest.raises(GrafanaHTTPError) as info:
+                client.delete(path)
+            assert info.value.status == status
