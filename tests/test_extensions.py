@@ -8,6 +8,7 @@ three overrides (a panel title, a disabled panel, an alert's `for`).
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from flobs.closure import closure_gaps
 from flobs.errors import InputError
 from flobs.generate import generate
 from flobs.inventory import load_fleet_text
-from tests.conftest import REPO, require_tool
+from tests.conftest import REPO, require_major, require_tool
 from tests.helpers import run_flobs
 
 EXAMPLE = REPO / "examples" / "extensions" / "inventory.yaml"
@@ -52,6 +53,7 @@ def test_extra_jobs_merge_by_precedence_and_get_limits(ext_out: Path) -> None:
         "label_value_length_limit": 1024,
         "sample_limit": 2000,  # the user's own limit wins
         "static_configs": [{"targets": ["127.0.0.1:9500"]}],
+        "keep_dropped_targets": 100,  # flobs adds it for every job on Prometheus >= 2.47
     }
     assert lab1["smartctl"]["sample_limit"] == 10000  # flobs' default limit
     assert lab1["smartctl"]["scrape_interval"] == "60s"
@@ -215,22 +217,37 @@ def test_validate_strict_passes_with_promtool(ext_out: Path) -> None:
     ), result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("promtool", ["/usr/bin/promtool", str(REPO / ".tools/bin/promtool")])
-def test_promtool_2_and_3_accept_the_tree(ext_out: Path, promtool: str) -> None:
-    if not Path(promtool).exists():
-        require_tool(f"promtool ({promtool})")
-    configs = sorted(str(p) for p in ext_out.glob("hosts/*/prometheus.yml"))
+def _for_prometheus_2(tmp_path: Path) -> Path:
+    """examples/extensions for hosts and a centre on Debian's Prometheus 2.42."""
+    shutil.copytree(EXAMPLE.parent, tmp_path / "inv")
+    inv = tmp_path / "inv" / "inventory.yaml"
+    text = inv.read_text(encoding="utf-8")
+    text = text.replace(
+        "  local_prometheus:\n    listen: 0.0.0.0:9091\n",
+        '  local_prometheus:\n    listen: 0.0.0.0:9091\n    version: "2.42"\n',
+    ).replace("    listen: 0.0.0.0:9090\n", '    listen: 0.0.0.0:9090\n    version: "2.42"\n')
+    inv.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    generate(inv, out)
+    return out
+
+
+@pytest.mark.parametrize("major", [2, 3])
+def test_promtool_2_and_3_accept_the_tree(ext_out: Path, tmp_path: Path, major: int) -> None:
+    promtool = require_major("promtool", major)
+    out = ext_out if major == 3 else _for_prometheus_2(tmp_path)  # 3.x is the default
+    configs = sorted(str(p) for p in out.glob("hosts/*/prometheus.yml"))
     check = subprocess.run(
-        [promtool, "check", "config", *configs, str(ext_out / "central/prometheus.yml")],
+        [promtool, "check", "config", *configs, str(out / "central/prometheus.yml")],
         capture_output=True,
         text=True,
         check=False,
     )
     assert check.returncode == 0, check.stdout + check.stderr
-    tests = sorted(str(p.relative_to(ext_out)) for p in ext_out.glob("central/tests/*.yml"))
+    tests = sorted(str(p.relative_to(out)) for p in out.glob("central/tests/*.yml"))
     run = subprocess.run(
         [promtool, "test", "rules", *tests],
-        cwd=ext_out,
+        cwd=out,
         capture_output=True,
         text=True,
         check=False,
