@@ -353,6 +353,7 @@ def test_tool_checks_report_the_tools_output(
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setenv("FLOBS_TOOLS_PATH", "")  # nor the checkout's .tools/bin
     # Missing tool: silent in auto mode, an error when tools are required.
     assert list(cls().check(CheckContext(out, fleet, tools="auto"))) == []
     with pytest.raises(ToolFailure, match="not on PATH"):
