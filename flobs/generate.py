@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flobs.artifacts import fleet_artifacts, host_artifacts
 from flobs.artifacts.extensions import manifest_extra
-from flobs.errors import UsageError
+from flobs.errors import InputError, UsageError
 from flobs.inventory import load_fleet
 from flobs.model import Fleet
 from flobs.output import MANIFEST, ChangeSet, Tree, build_manifest, plan, read_manifest, write_tree
@@ -68,8 +68,15 @@ def generate(
     progress: Progress | None = None,
     write_progress: Callable[[int], None] | None = None,
     inventory_display: str | None = None,
+    strict: bool = False,
 ) -> GenerateResult:
     loaded = load_fleet(inventory, display_name=inventory_display)
+    if strict and loaded.warnings:
+        raise InputError(
+            loaded.warnings,
+            f"{len(loaded.warnings)} warning{'s' if len(loaded.warnings) != 1 else ''} "
+            "in the input, errors with --strict",
+        )
     fleet = loaded.fleet
     selected: set[str] | None = None
     if hosts:

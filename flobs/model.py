@@ -56,6 +56,12 @@ class FileAuth:
     cert_file: str | None = None
     key_file: str | None = None
     insecure_skip_verify: bool = False
+    server_name: str | None = None  # tls_config.server_name: the name the certificate has
+
+    @property
+    def sends_credentials(self) -> bool:
+        """A bearer token or basic-auth password goes with every request."""
+        return bool(self.bearer_token_file or self.username)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +93,27 @@ class Exporter:
     allow_public: bool
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
+    # How the local Prometheus verifies the exporter's certificate (a private CA).
+    tls_ca_file: str | None = None
+    tls_server_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    """A Prometheus web config (exporter-toolkit): TLS and basic auth for a listener."""
+
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    client_ca_file: str | None = None
+    # user -> bcrypt hash, read by the inventory loader from files the user keeps
+    basic_auth_users: tuple[tuple[str, str], ...] = ()
+    # What the local Prometheus scrapes itself with when users are required.
+    self_username: str | None = None
+    self_password_file: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +121,8 @@ class LocalPrometheus:
     listen: Endpoint
     retention: str
     version: str  # the Prometheus version deployed on the host, e.g. "2.42"
+    storage_path: str = "/var/lib/prometheus/metrics2"
+    web: WebConfig | None = None  # None: plain HTTP, no authentication
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +309,9 @@ class CentralPrometheus:
     remote_write: RemoteWrite | None
     extra_match: tuple[str, ...]  # user additions to the federation allow-list
     retention: str
+    storage_path: str = "/var/lib/prometheus/metrics2"
+    # How the federate job reaches the hosts: CA, client cert, server name, basic auth.
+    federation_auth: FileAuth = field(default_factory=FileAuth)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from types import ModuleType
 
 from flobs.artifacts import (
     alloy,
+    ansible,
     central,
     central_rules,
     dashboards,
@@ -21,19 +22,29 @@ from flobs.artifacts import (
     otelcol,
     prometheus_local,
     promtail,
+    units,
 )
 from flobs.model import Fleet, Host
 
 HostArtifact = Callable[[Fleet, Host], dict[str, bytes]]
 FleetArtifact = Callable[[Fleet], dict[str, bytes]]
 
-HOST_MODULES: tuple[ModuleType, ...] = (prometheus_local, exporters, promtail, alloy, otelcol)
+HOST_MODULES: tuple[ModuleType, ...] = (
+    prometheus_local,
+    exporters,
+    promtail,
+    alloy,
+    otelcol,
+    units,
+)
 FLEET_MODULES: tuple[ModuleType, ...] = (
     central,
     central_rules,
     dashboards,
     grafana_provisioning,
     extensions,
+    units,
+    ansible,
 )
 
 

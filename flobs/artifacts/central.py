@@ -6,10 +6,10 @@ import re
 from typing import Any
 
 from flobs import versions
-from flobs.artifacts.common import json_file, scrape_address, yaml_file
+from flobs.artifacts.common import http_client_auth, json_file, scrape_address, yaml_file
 from flobs.artifacts.prometheus_local import retention
 from flobs.artifacts.series import federation_match
-from flobs.model import Fleet, Host
+from flobs.model import FileAuth, Fleet, Host
 
 
 def target_file_name(host: Host) -> str:
@@ -30,6 +30,25 @@ def targets(fleet: Fleet) -> dict[str, list[dict[str, Any]]]:
     return dict(sorted(files.items()))
 
 
+def federate_transport(fleet: Fleet) -> dict[str, Any]:
+    """scheme, tls_config and basic_auth matching the hosts' web configs.
+
+    The inventory loader has made sure every host serves the same scheme and lets
+    the federation user in, so one job fits all of them.
+    """
+    auth = fleet.central.prometheus.federation_auth
+    tls = any(
+        h.vars.local_prometheus.web is not None and h.vars.local_prometheus.web.tls
+        for h in fleet.hosts
+    )
+    if not tls:
+        # TLS settings would be ignored over http; only the credential goes along.
+        auth = FileAuth(username=auth.username, password_file=auth.password_file)
+    out: dict[str, Any] = {"scheme": "https"} if tls else {}
+    out.update(http_client_auth(auth))
+    return out
+
+
 def config(fleet: Fleet) -> dict[str, Any]:
     p = fleet.central.prometheus
     jobs: list[dict[str, Any]] = []
@@ -43,6 +62,7 @@ def config(fleet: Fleet) -> dict[str, Any]:
                 "params": {"match[]": federation_match(fleet)},
                 "file_sd_configs": [{"files": ["targets/*.json"], "refresh_interval": "1m"}],
                 "sample_limit": 200000,
+                **federate_transport(fleet),
             }
         )
     jobs.append(

@@ -76,6 +76,8 @@ def http_client_auth(auth: FileAuth, *, bearer: str = "authorization") -> dict[s
     for key in ("ca_file", "cert_file", "key_file"):
         if getattr(auth, key):
             tls[key] = getattr(auth, key)
+    if auth.server_name:
+        tls["server_name"] = auth.server_name
     if auth.insecure_skip_verify:
         tls["insecure_skip_verify"] = True
     if tls:

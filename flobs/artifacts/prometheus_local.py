@@ -99,7 +99,14 @@ def scrape_jobs(host: Host) -> list[dict[str, Any]]:
     if v.node_exporter.enabled:
         extra: dict[str, Any] = {}
         if v.node_exporter.tls_cert_file:
-            extra = {"scheme": "https", "tls_config": {"insecure_skip_verify": False}}
+            tls: dict[str, Any] = {"insecure_skip_verify": False}
+            # A private CA must be named, or the scrape fails with "x509: certificate
+            # signed by unknown authority" (issue 14).
+            if v.node_exporter.tls_ca_file:
+                tls["ca_file"] = v.node_exporter.tls_ca_file
+            if v.node_exporter.tls_server_name:
+                tls["server_name"] = v.node_exporter.tls_server_name
+            extra = {"scheme": "https", "tls_config": tls}
         jobs.append(
             _job(
                 "node",
@@ -136,7 +143,13 @@ def scrape_jobs(host: Host) -> list[dict[str, Any]]:
             _job("otelcol", scrape_address(v.otelcol.metrics_endpoint), host, sample_limit=5000)
         )
     jobs.append(
-        _job("prometheus", scrape_address(v.local_prometheus.listen), host, sample_limit=20000)
+        _job(
+            "prometheus",
+            scrape_address(v.local_prometheus.listen),
+            host,
+            sample_limit=20000,
+            extra=_self_scrape(host),
+        )
     )
     return jobs
 
@@ -157,6 +170,46 @@ def retention(version: str, time: str) -> dict[str, Any]:
     if versions.retention_in_config(version):
         return {"storage": {"tsdb": {"retention": {"time": time}}}}
     return {}
+
+
+def _self_scrape(host: Host) -> dict[str, Any]:
+    """The local Prometheus scrapes itself through its own web config."""
+    web = host.vars.local_prometheus.web
+    if web is None:
+        return {}
+    extra: dict[str, Any] = {}
+    if web.tls:
+        # Over loopback, to a certificate issued for the host's address: the name cannot
+        # match, and no other machine is on this path, so only here is it not verified.
+        extra["scheme"] = "https"
+        extra["tls_config"] = {"insecure_skip_verify": True}
+    if web.self_username:
+        extra["basic_auth"] = {
+            "username": web.self_username,
+            "password_file": web.self_password_file,
+        }
+    return extra
+
+
+def web_config(host: Host) -> dict[str, Any] | None:
+    """``--web.config.file`` for the local Prometheus (exporter-toolkit format)."""
+    web = host.vars.local_prometheus.web
+    if web is None:
+        return None
+    doc: dict[str, Any] = {}
+    if web.tls:
+        tls: dict[str, Any] = {
+            "cert_file": web.tls_cert_file,
+            "key_file": web.tls_key_file,
+            "min_version": "TLS12",
+        }
+        if web.client_ca_file:
+            tls["client_ca_file"] = web.client_ca_file
+            tls["client_auth_type"] = "RequireAndVerifyClientCert"
+        doc["tls_server_config"] = tls
+    if web.basic_auth_users:
+        doc["basic_auth_users"] = dict(web.basic_auth_users)
+    return doc
 
 
 def _auth(auth: FileAuth) -> dict[str, Any]:
@@ -231,7 +284,7 @@ def rules(host: Host) -> dict[str, Any]:
 def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
     base = f"hosts/{host.name}"
     for_version = versions.header_line(host.vars.local_prometheus.version)
-    return {
+    files = {
         f"{base}/prometheus.yml": yaml_file(
             fleet,
             f"Local Prometheus for Flintlock host {host.name}.\n{for_version}",
@@ -244,3 +297,12 @@ def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
             rules(host),
         ),
     }
+    web = web_config(host)
+    if web is not None:
+        files[f"{base}/prometheus-web.yml"] = yaml_file(
+            fleet,
+            f"Web config (--web.config.file) of the local Prometheus on {host.name}:\n"
+            "TLS and the users the centre federates with (bcrypt hashes).",
+            web,
+        )
+    return files

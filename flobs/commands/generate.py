@@ -36,6 +36,12 @@ def generate_command(
         "(repeatable); other hosts' files are left as they are.",
     ),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Print nothing on success."),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="Inventory warnings (e.g. a credential sent over plain http) are errors: "
+        "exit 2, nothing written.",
+    ),
 ) -> None:
     """Render every host's and the central configs from the inventory into OUT."""
     with ProgressBar("rendering hosts", enabled=not quiet, minimum=PROGRESS_MIN_HOSTS) as bar:
@@ -46,6 +52,7 @@ def generate_command(
             hosts=host or None,
             progress=bar,
             inventory_display=str(inventory),
+            strict=strict,
         )
     for warning in result.warnings:
         err_console.print(warning.render(), markup=False)

@@ -63,7 +63,8 @@ def load_fleet(path: Path, *, display_name: str | None = None) -> LoadResult:
 def load_fleet_text(
     raw: bytes, shown: str, *, file_name: str = "inventory.yaml", base_dir: Path | None = None
 ) -> LoadResult:
-    """``base_dir`` is the inventory's directory: extension files are relative to it."""
+    """``base_dir`` is the inventory's directory: files it names (extensions, bcrypt
+    hashes) are relative to it."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -41,9 +41,15 @@ from flobs.model import (
     Otelcol,
     RemoteWrite,
     Traces,
+    WebConfig,
 )
 from flobs.problems import Problem, Severity
 from flobs.promtime import parse_duration
+
+# A bcrypt hash as exporter-toolkit's basic_auth_users takes it ($2a$/$2b$/$2y$, cost, 53 chars).
+BCRYPT_HASH = re.compile(r"\$2[aby]?\$[0-9]{2}\$[./A-Za-z0-9]{53}")
+# Where the local Prometheus listens when nothing needs to reach it (remote_write mode).
+REMOTE_WRITE_LOCAL_LISTEN = "127.0.0.1:9091"
 
 # Labels flobs sets itself, or that Prometheus owns.
 RESERVED_LABELS = frozenset({"cluster", "host", "job", "instance"})
@@ -274,6 +280,13 @@ class _Builder:
         ne, pe = v["node_exporter"], v["process_exporter"]
         logs, otel = v["logs"], v["otelcol"]
         tls = ne.get("tls") or {}
+        lp = v["local_prometheus"]
+        listen_path: VarPath = ("local_prometheus", "listen")
+        if m.is_builtin(listen_path) and self._mode() == "remote_write":
+            # Nothing reaches a local Prometheus that pushes: keep it off the network.
+            local_listen = parse_endpoint(REMOTE_WRITE_LOCAL_LISTEN)
+        else:
+            local_listen = ep(listen_path)
         if otel["memory_spike_limit_mib"] >= otel["memory_limit_mib"]:
             self.var_error(
                 m,
@@ -307,6 +320,8 @@ class _Builder:
                 allow_public=ne["allow_public"],
                 tls_cert_file=tls.get("cert_file"),
                 tls_key_file=tls.get("key_file"),
+                tls_ca_file=tls.get("ca_file"),
+                tls_server_name=tls.get("server_name"),
             ),
             process_exporter=Exporter(
                 enabled=pe["enabled"],
@@ -316,9 +331,11 @@ class _Builder:
             ),
             containerd_metrics_endpoint=opt_ep(("containerd", "metrics_endpoint")),
             local_prometheus=LocalPrometheus(
-                listen=ep(("local_prometheus", "listen")),
+                listen=local_listen,
                 retention=dur(("local_prometheus", "retention")),
                 version=prom_version(("local_prometheus", "version")),
+                storage_path=lp["storage_path"],
+                web=self._web_config(m, hpath, lp.get("web")),
             ),
             logs=Logs(
                 agent=logs["agent"],
@@ -386,6 +403,72 @@ class _Builder:
                         break
                 else:
                     taken.append((f"extra_scrape_jobs.{job.name}", ep))
+
+    def _mode(self) -> str:
+        mode: str = self.doc["central"]["prometheus"].get("mode", "federation")
+        return mode
+
+    def _web_config(
+        self, m: Merged, hpath: DocPath, raw: Mapping[str, Any] | None
+    ) -> WebConfig | None:
+        if not raw:
+            return None
+        tls = raw.get("tls") or {}
+        users: list[tuple[str, str]] = []
+        for user, hash_file in sorted((raw.get("basic_auth_users") or {}).items()):
+            var_path = ("local_prometheus", "web", "basic_auth_users", user)
+            path = (self.base_dir or Path.cwd()) / hash_file
+            try:
+                text = path.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as err:
+                reason = err.strerror if isinstance(err, OSError) else "not UTF-8 text"
+                self.var_error(
+                    m,
+                    hpath,
+                    var_path,
+                    f"cannot read the password hash of `{user}` from {hash_file}: {reason}",
+                    "write it with `htpasswd -nBC 10 '' | tr -d ':\\n'` (paths are relative "
+                    "to the inventory)",
+                )
+                continue
+            # Never echo the content: it could be the password itself pasted by mistake.
+            if not BCRYPT_HASH.fullmatch(text):
+                self.var_error(
+                    m,
+                    hpath,
+                    var_path,
+                    f"{hash_file} does not hold a bcrypt hash (the password of `{user}`)",
+                    "Prometheus' web config takes bcrypt hashes only: "
+                    "`htpasswd -nBC 10 '' | tr -d ':\\n'`",
+                )
+                continue
+            users.append((user, text))
+        self_scrape = raw.get("self_scrape") or {}
+        if raw.get("basic_auth_users") and not self_scrape:
+            self.var_error(
+                m,
+                hpath,
+                ("local_prometheus", "web", "basic_auth_users"),
+                "with basic_auth_users the local Prometheus needs a credential to scrape "
+                "itself (job `prometheus`), or its `up` is 0",
+                "set vars.local_prometheus.web.self_scrape {username, password_file}",
+            )
+        elif self_scrape and self_scrape["username"] not in (raw.get("basic_auth_users") or {}):
+            self.var_error(
+                m,
+                hpath,
+                ("local_prometheus", "web", "self_scrape", "username"),
+                f"self_scrape user `{self_scrape['username']}` is not in basic_auth_users",
+                "use one of the users the web config lets in",
+            )
+        return WebConfig(
+            tls_cert_file=tls.get("cert_file"),
+            tls_key_file=tls.get("key_file"),
+            client_ca_file=tls.get("client_ca_file"),
+            basic_auth_users=tuple(users),
+            self_username=self_scrape.get("username"),
+            self_password_file=self_scrape.get("password_file"),
+        )
 
     def _check_host(self, host: Host, m: Merged, hpath: DocPath) -> None:
         v = host.vars
@@ -504,6 +587,8 @@ class _Builder:
             remote_write=rw,
             extra_match=tuple(p.get("extra_match") or ()),
             retention=p.get("retention", "30d"),
+            storage_path=p.get("storage_path", "/var/lib/prometheus/metrics2"),
+            federation_auth=_file_auth(p.get("federation") or {}),
         )
         self._check_selectors(prometheus.extra_match)
 
@@ -590,6 +675,7 @@ class _Builder:
                     "Grafana URL is plain http; the API token would cross the network unencrypted",
                     "use https://",
                 )
+        self._warn_plaintext_credentials(loki, traces, rw)
         insecure: list[DocPath] = [("central", "loki"), ("central", "traces")]
         if rw is not None:
             insecure.append(("central", "prometheus", "remote_write"))
@@ -613,6 +699,39 @@ class _Builder:
                 "https://github.com/liquidmetal-dev/flobs/blob/main/docs/runbooks",
             ),
         )
+
+    def _warn_plaintext_credentials(
+        self, loki: Loki, traces: Traces, rw: RemoteWrite | None
+    ) -> None:
+        """Every URL flobs sends a credential to, judged the same way as Grafana's:
+        plain http to anything but this machine carries it readable on the network."""
+        urls: list[tuple[DocPath, str, FileAuth, str]] = [
+            (("central", "loki", "url"), loki.url, loki.auth, "Loki"),
+        ]
+        if rw is not None:
+            urls.append(
+                (("central", "prometheus", "remote_write", "url"), rw.url, rw.auth, "remote_write")
+            )
+        for where, url, auth, what in urls:
+            if auth.sends_credentials and urlsplit(url).scheme == "http" and not _is_local_url(url):
+                self.warn(
+                    where,
+                    f"{what} URL is plain http; its "
+                    f"{'bearer token' if auth.bearer_token_file else 'basic-auth password'} "
+                    "would cross the network unencrypted",
+                    "use https:// (and ca_file for a private CA)",
+                )
+        otlp_host = re.sub(r"^[a-z]+://", "", traces.otlp_endpoint).rsplit(":", 1)[0]
+        if (
+            traces.insecure
+            and traces.auth.sends_credentials
+            and not _is_local_url(f"http://{otlp_host}")
+        ):
+            self.warn(
+                ("central", "traces", "insecure"),
+                "credentials sent over plaintext OTLP (traces.insecure is true)",
+                "turn insecure off and give a ca_file",
+            )
 
     def _check_selectors(self, selectors: tuple[str, ...]) -> None:
         import promql_parser
@@ -643,6 +762,7 @@ class _Builder:
     def _check_fleet(self, fleet: Fleet) -> None:
         if fleet.central.prometheus.mode != "federation":
             return
+        self._check_federation_auth(fleet)
         for host in fleet.hosts:
             listen = host.vars.local_prometheus.listen
             if not listen.is_wildcard and listen.host not in (host.address,):
@@ -653,6 +773,59 @@ class _Builder:
                     "make local_prometheus.listen 0.0.0.0:<port> or <address>:<port>, "
                     "or use central.prometheus.mode: remote_write",
                 )
+
+    def _check_federation_auth(self, fleet: Fleet) -> None:
+        """The centre's one federate job must speak what every host's listener expects."""
+        auth = fleet.central.prometheus.federation_auth
+        where: DocPath = ("central", "prometheus", "federation")
+        tls_hosts = [h for h in fleet.hosts if _web(h).tls]
+        plain_hosts = [h for h in fleet.hosts if not _web(h).tls]
+        if tls_hosts and plain_hosts:
+            self.error(
+                ("hosts", plain_hosts[0].index, "name"),
+                f"host {plain_hosts[0].name} serves plain HTTP but {tls_hosts[0].name} serves "
+                "TLS; the centre federates every host with one scheme",
+                "set vars.local_prometheus.web.tls for every host (in `defaults`)",
+            )
+        for host in fleet.hosts:
+            users = dict(_web(host).basic_auth_users)
+            if users and auth.username is None:
+                self.error(
+                    ("hosts", host.index, "name"),
+                    f"host {host.name}: its local Prometheus requires basic auth, but the "
+                    "centre's federate job sends none",
+                    "set central.prometheus.federation.basic_auth {username, password_file}",
+                )
+                break
+            if users and auth.username not in users:
+                self.error(
+                    (*where, "basic_auth", "username"),
+                    f"host {host.name} has no basic-auth user `{auth.username}` "
+                    f"(it has {', '.join(sorted(users))})",
+                    "add it to vars.local_prometheus.web.basic_auth_users",
+                )
+                break
+        if auth.username and plain_hosts and not tls_hosts:
+            local = all(_is_local_url(f"http://{h.address}") for h in plain_hosts)
+            if not local:
+                self.warn(
+                    (*where, "basic_auth"),
+                    "the federate job sends a basic-auth password over plain http; it "
+                    "would cross the network unencrypted",
+                    "serve TLS on the hosts (vars.local_prometheus.web.tls) and set "
+                    "central.prometheus.federation.ca_file",
+                )
+        for key in ("ca_file", "server_name", "cert_file", "key_file"):
+            if getattr(auth, key) and not tls_hosts:
+                self.warn(
+                    (*where, key),
+                    f"federation.{key} is set but no host serves TLS, so it is not used",
+                    "set vars.local_prometheus.web.tls, or remove it",
+                )
+
+
+def _web(host: Host) -> WebConfig:
+    return host.vars.local_prometheus.web or WebConfig()
 
 
 def _target_endpoint(target: str) -> Endpoint | None:
@@ -682,6 +855,7 @@ def _file_auth(raw: Mapping[str, Any]) -> FileAuth:
         cert_file=raw.get("cert_file"),
         key_file=raw.get("key_file"),
         insecure_skip_verify=bool(raw.get("insecure_skip_verify", False)),
+        server_name=raw.get("server_name"),
     )
 
 
@@ -709,7 +883,8 @@ def build_fleet(
     digest: str,
     base_dir: Path | None = None,
 ) -> tuple[Fleet, list[Problem]]:
-    """``base_dir``: where the inventory lives, for the files ``extensions`` names."""
+    """``base_dir``: where the inventory lives, for the files it names (``extensions``,
+    bcrypt hashes); relative paths resolve against it (the working directory if None)."""
     builder = _Builder(doc, source, base_dir)
     fleet = builder.build(file_name, digest)
     return fleet, builder.problems

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -355,6 +356,9 @@ def _start_all(
                     str(base / "exporters" / "process-exporter.yml"),
                 ],
             )
+        web = []
+        if v.local_prometheus.web is not None:  # TLS / basic auth, as the unit runs it
+            web = [f"--web.config.file={base / 'prometheus-web.yml'}"]
         sup.start(
             live.local_prometheus_name(host),
             [
@@ -363,14 +367,13 @@ def _start_all(
                 f"--web.listen-address={v.local_prometheus.listen}",
                 f"--storage.tsdb.path={data / host.name}",
                 f"--storage.tsdb.retention.time={v.local_prometheus.retention}",
+                *web,
                 "--log.level=warn",
             ],
         )
     say(f"starting {len(fleet.hosts)} local Prometheus servers")
     for host in fleet.hosts:
-        sup.wait_ready(
-            live.local_prometheus_name(host), f"http://{host.vars.local_prometheus.listen}/-/ready"
-        )
+        sup.wait_ready(live.local_prometheus_name(host), **_local_ready(fleet, host))
     if p.mode == "federation":
         say(f"starting the central Prometheus on {p.listen}")
         sup.start(
@@ -384,6 +387,23 @@ def _start_all(
             ],
         )
         sup.wait_ready("prometheus-central", f"{p.url.rstrip('/')}/-/ready")
+
+
+def _local_ready(fleet: Fleet, host: Host) -> dict[str, Any]:
+    """How to ask a local Prometheus whether it is ready: as the centre federates it."""
+    web = host.vars.local_prometheus.web
+    listen = host.vars.local_prometheus.listen
+    if web is None:
+        return {"url": f"http://{listen}/-/ready"}
+    fed = fleet.central.prometheus.federation_auth
+    out: dict[str, Any] = {
+        "url": f"{'https' if web.tls else 'http'}://{host.federation_target}/-/ready",
+        "verify": ssl.create_default_context(cafile=fed.ca_file),
+    }
+    if fed.username and fed.password_file:
+        password = Path(fed.password_file).read_text(encoding="utf-8").strip()
+        out["auth"] = (fed.username, password)
+    return out
 
 
 @dataclass(frozen=True)

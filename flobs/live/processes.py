@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import ssl
 import subprocess
 import time
 from collections.abc import Sequence
@@ -93,9 +94,17 @@ class Supervisor:
         return child
 
     def wait_ready(
-        self, name: str, url: str, *, timeout: float = 30.0, expect: str | None = None
+        self,
+        name: str,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        expect: str | None = None,
+        verify: ssl.SSLContext | bool = True,
+        auth: tuple[str, str] | None = None,
     ) -> None:
-        """Poll ``url`` until it answers 200 (and contains ``expect``)."""
+        """Poll ``url`` until it answers 200 (and contains ``expect``); ``verify`` is the
+        TLS context for an https URL, ``auth`` basic-auth credentials."""
         child = self.children[name]
         deadline = time.monotonic() + timeout
         last = ""
@@ -104,7 +113,7 @@ class Supervisor:
             if code is not None:
                 raise ToolFailure(child.argv, code, child.tail())
             try:
-                resp = httpio.get(url, timeout=2.0)
+                resp = _probe(url, verify, auth)
                 if resp.status == 200 and (expect is None or expect in resp.text):
                     return
                 last = f"HTTP {resp.status}"
@@ -159,3 +168,12 @@ def _stop_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
     except subprocess.TimeoutExpired:
         _signal_group(proc, signal.SIGKILL)
         proc.wait(timeout=timeout)
+
+
+def _probe(url: str, verify: ssl.SSLContext | bool, auth: tuple[str, str] | None) -> httpio.Answer:
+    """One readiness GET, over TLS verified with ``verify`` and with basic auth if given."""
+    if verify is True and auth is None:
+        return httpio.get(url, timeout=2.0)
+    headers = httpio.basic(*auth) if auth else None
+    with httpx.Client(transport=httpio.BoundedTransport(verify=verify), trust_env=False) as client:
+        return httpio.fetch(client, "GET", url, timeout=2.0, max_bytes=1 << 20, headers=headers)

@@ -1,0 +1,216 @@
+"""The Ansible handoff: ``deploy/ansible/`` places OUT's files on the machines.
+
+flobs does not deploy; fleets of this size are deployed with Ansible already. The
+inventory has the flobs host names and addresses; the playbook copies each file to
+its place in the layout (``flobs.layout``, documented in docs/deploy.md), validates it
+there with the real tool before it replaces the old one, installs the units, and
+reloads or restarts only the services whose files changed (handlers).
+
+Files are found on the controller with ``is file`` and ``fileglob``, so one playbook
+serves every host whatever it runs. Secrets are never copied: configs name files
+(password_file, credentials_file, key_file) that the operator puts on the machine.
+
+Variables (inventory ``all.vars``; override with ``-e``):
+  flobs_root               prefix for every destination ("" on real machines)
+  flobs_manage_services    false: install files only, never call systemctl
+  flobs_become             false: do not sudo (a run as root, or into a test root)
+  flobs_promtool / flobs_otelcol / flobs_amtool   the validating tools on the machine
+"""
+
+from __future__ import annotations
+
+import posixpath
+from typing import Any
+from urllib.parse import urlsplit
+
+from flobs import layout, yamlio
+from flobs.artifacts.common import header
+from flobs.model import Fleet
+
+CENTRAL_HOST = "flobs-central"  # the centre's name in the Ansible inventory
+HOSTS_GROUP = "flobs_hosts"
+CENTRAL_GROUP = "flobs_central"
+ANSIBLE_DIR = "deploy/ansible"
+# OUT seen from the playbook: deploy/ansible/ is two levels down.
+OUT_FROM_PLAYBOOK = "{{ playbook_dir }}/../.."
+
+DEFAULT_VARS = {
+    "flobs_root": "",
+    "flobs_manage_services": True,
+    "flobs_become": True,
+    "flobs_promtool": "promtool",
+    "flobs_otelcol": layout.BIN[layout.OTELCOL_UNIT],
+    "flobs_amtool": "amtool",
+}
+
+
+def central_address(fleet: Fleet) -> str:
+    p = fleet.central.prometheus
+    if not p.listen.is_wildcard:
+        return p.listen.host
+    return urlsplit(p.url).hostname or "localhost"
+
+
+def inventory(fleet: Fleet) -> dict[str, Any]:
+    return {
+        "all": {
+            "vars": dict(DEFAULT_VARS),
+            "children": {
+                HOSTS_GROUP: {
+                    "hosts": {h.name: {"ansible_host": h.address} for h in fleet.hosts},
+                },
+                CENTRAL_GROUP: {"hosts": {CENTRAL_HOST: {"ansible_host": central_address(fleet)}}},
+            },
+        }
+    }
+
+
+def _handler_name(unit: str, action: str) -> str:
+    return f"{action} {unit}"
+
+
+def _copy_tasks(side: layout.Side, src_dir: str) -> tuple[list[dict[str, Any]], set[str]]:
+    """One copy task per placement, and the handler names they notify."""
+    tasks: list[dict[str, Any]] = []
+    notified: set[str] = set()
+    for p in layout.PLACEMENTS:
+        if p.side != side:
+            continue
+        notify: list[str] = []
+        if p.source.startswith("systemd/"):
+            notify.append("systemd daemon-reload")
+        if p.unit is not None and p.on_change != "none":
+            notify.append(_handler_name(p.unit, p.on_change))
+        notified.update(notify)
+        copy: dict[str, Any] = {"dest": "", "src": "", "mode": "0644"}
+        if p.validate:
+            copy["validate"] = p.validate
+        task: dict[str, Any] = {"name": f"{p.dest} ({p.unit or 'file_sd'})"}
+        if "*" in p.source:
+            dest_dir = posixpath.dirname(p.dest)
+            copy["src"] = "{{ item }}"
+            copy["dest"] = "{{ flobs_root }}" + dest_dir + "/{{ item | basename }}"
+            task["ansible.builtin.copy"] = copy
+            task["with_fileglob"] = [f"{src_dir}/{p.source}"]
+        else:
+            copy["src"] = f"{src_dir}/{p.source}"
+            copy["dest"] = "{{ flobs_root }}" + p.dest
+            task["ansible.builtin.copy"] = copy
+            task["when"] = _present(p.source)
+        if notify:
+            task["notify"] = notify
+        tasks.append(task)
+    return tasks, notified
+
+
+def _present(source: str) -> str:
+    """A condition, evaluated on the controller: OUT has this file (or glob) for the machine."""
+    if "*" in source:
+        return f"query('ansible.builtin.fileglob', src_dir ~ '/{source}') | length > 0"
+    return f"(src_dir ~ '/{source}') is file"
+
+
+def _directory_tasks(side: layout.Side) -> list[dict[str, Any]]:
+    """One task per destination directory, run only when a file that needs it exists
+    (no alloy/ on a Promtail host)."""
+    out: dict[str, list[str]] = {}
+    for p in layout.PLACEMENTS:
+        if p.side == side:
+            out.setdefault(posixpath.dirname(p.dest), []).append(_present(p.source))
+    return [
+        {
+            "name": f"directory {path}",
+            "ansible.builtin.file": {
+                "path": "{{ flobs_root }}" + path,
+                "state": "directory",
+                "mode": "0755",
+            },
+            "when": " or ".join(f"({c})" for c in conditions),
+        }
+        for path, conditions in sorted(out.items())
+    ]
+
+
+def _handlers(notified: set[str], side: layout.Side) -> list[dict[str, Any]]:
+    handlers: list[dict[str, Any]] = []
+    if "systemd daemon-reload" in notified:
+        handlers.append(
+            {
+                "name": "systemd daemon-reload",
+                "ansible.builtin.systemd": {"daemon_reload": True},
+                "when": "flobs_manage_services | bool",
+            }
+        )
+    # Restarts before reloads: a restarted service has read its new config already.
+    for action, state in (("restart", "restarted"), ("reload", "reloaded")):
+        units = sorted({p.unit for p in layout.PLACEMENTS if p.side == side and p.unit is not None})
+        for unit in units:
+            name = _handler_name(unit, action)
+            if name in notified:
+                handlers.append(
+                    {
+                        "name": name,
+                        "ansible.builtin.systemd": {"name": unit, "state": state},
+                        "when": "flobs_manage_services | bool",
+                    }
+                )
+    return handlers
+
+
+def _play(name: str, group: str, side: layout.Side, src_dir: str) -> dict[str, Any]:
+    copies, notified = _copy_tasks(side, src_dir)
+    units = sorted({p.unit for p in layout.PLACEMENTS if p.side == side and p.unit is not None})
+    start = {
+        "name": "services with a unit or drop-in from flobs are enabled and running",
+        "ansible.builtin.systemd": {"name": "{{ item }}", "enabled": True, "state": "started"},
+        "loop": units,
+        "when": [
+            "flobs_manage_services | bool",
+            "(src_dir ~ '/systemd/' ~ item) is file or "
+            "(src_dir ~ '/systemd/' ~ item ~ '.d/" + layout.DROP_IN + "') is file",
+        ],
+    }
+    return {
+        "name": name,
+        "hosts": group,
+        "become": "{{ flobs_become | bool }}",
+        "gather_facts": False,
+        "vars": {"src_dir": src_dir},
+        "tasks": [*_directory_tasks(side), *copies, start],
+        "handlers": _handlers(notified, side),
+    }
+
+
+def playbook() -> list[dict[str, Any]]:
+    return [
+        _play(
+            "Flintlock hosts: configs, units and drop-ins from flobs",
+            HOSTS_GROUP,
+            "host",
+            f"{OUT_FROM_PLAYBOOK}/hosts/{{{{ inventory_hostname }}}}",
+        ),
+        _play(
+            "The centre: central Prometheus (and Alertmanager) from flobs",
+            CENTRAL_GROUP,
+            "central",
+            f"{OUT_FROM_PLAYBOOK}/central",
+        ),
+    ]
+
+
+def fleet_files(fleet: Fleet) -> dict[str, bytes]:
+    def doc(what: str, data: Any) -> bytes:
+        return yamlio.dump(data, header=header(fleet, what)).encode("utf-8")
+
+    return {
+        f"{ANSIBLE_DIR}/inventory.yml": doc(
+            "Ansible inventory: the flobs hosts (same names and addresses) and the centre.",
+            inventory(fleet),
+        ),
+        f"{ANSIBLE_DIR}/playbook.yml": doc(
+            "Places OUT's files on each machine as docs/deploy.md says, validating each\n"
+            "with the real tool first, and reloads only what changed. Run from anywhere:\n"
+            "  ansible-playbook -i deploy/ansible/inventory.yml deploy/ansible/playbook.yml",
+            playbook(),
+        ),
+    }

@@ -1,0 +1,249 @@
+"""Run artifacts: the systemd units (or drop-ins) that start each process with its flags.
+
+Every flag comes from the inventory and points at the documented host layout
+(``flobs.layout``). Debian's packaged services (prometheus, prometheus-node-exporter,
+prometheus-process-exporter, prometheus-alertmanager) keep their unit, user and
+hardening; a drop-in replaces only ``ExecStart``. Processes no Debian package ships
+(the collector, Promtail, Alloy) get a unit of their own with a dynamic user.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from flobs import layout
+from flobs.artifacts.common import header
+from flobs.versions import retention_in_config
+from flobs.model import Fleet, Host
+
+# systemd's own hardening that does not get in these programs' way: they read
+# configs and /proc, write only their data directory, and never need new privileges.
+HARDENING = (
+    ("NoNewPrivileges", "yes"),
+    ("ProtectSystem", "full"),
+    ("ProtectHome", "read-only"),
+    ("PrivateTmp", "yes"),
+)
+# For units of our own: the data directories are named, so everything else is read-only.
+STRICT_HARDENING = (
+    ("NoNewPrivileges", "yes"),
+    ("ProtectSystem", "strict"),
+    ("ProtectHome", "read-only"),
+    ("PrivateTmp", "yes"),
+    ("ProtectKernelTunables", "yes"),
+    ("ProtectControlGroups", "yes"),
+    ("RestrictSUIDSGID", "yes"),
+)
+_PLAIN_ARG = re.compile(r"[A-Za-z0-9_./:=@+,\[\]-]+")
+
+
+def quote(arg: str) -> str:
+    """One ExecStart argument, as systemd splits and expands it back to ``arg``.
+
+    systemd expands ``%`` specifiers and ``$VAR`` in command lines (systemd.service
+    "Command lines"), so both are doubled; anything beyond plain characters is
+    double-quoted with C escapes.
+    """
+    escaped = arg.replace("%", "%%").replace("$", "$$")
+    if _PLAIN_ARG.fullmatch(escaped):
+        return escaped
+    out = []
+    for ch in escaped:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def exec_start(argv: Sequence[str]) -> str:
+    return " \\\n    ".join(quote(a) for a in argv)
+
+
+def _comment(fleet: Fleet, what: str) -> str:
+    return "".join(f"# {line}".rstrip() + "\n" for line in header(fleet, what).splitlines())
+
+
+def drop_in(fleet: Fleet, what: str, argv: Sequence[str]) -> bytes:
+    """Replace a packaged unit's ExecStart (the empty assignment clears the package's)."""
+    lines = [_comment(fleet, what), "[Service]\n", "ExecStart=\n"]
+    lines.append(f"ExecStart={exec_start(argv)}\n")
+    lines += [f"{k}={v}\n" for k, v in HARDENING]
+    return "".join(lines).encode("utf-8")
+
+
+def own_unit(
+    fleet: Fleet,
+    what: str,
+    description: str,
+    argv: Sequence[str],
+    *,
+    service: Sequence[tuple[str, str]] = (),
+) -> bytes:
+    lines = [
+        _comment(fleet, what),
+        "[Unit]\n",
+        f"Description={description.replace('%', '%%')}\n",
+        "Wants=network-online.target\n",
+        "After=network-online.target\n",
+        "\n[Service]\n",
+        f"ExecStart={exec_start(argv)}\n",
+        "Restart=on-failure\n",
+        # No package creates a user for these: systemd makes one per start.
+        "DynamicUser=yes\n",
+    ]
+    lines += [f"{k}={v}\n" for k, v in service]
+    lines += [f"{k}={v}\n" for k, v in STRICT_HARDENING]
+    lines += ["\n[Install]\n", "WantedBy=multi-user.target\n"]
+    return "".join(lines).encode("utf-8")
+
+
+def local_prometheus_argv(host: Host) -> list[str]:
+    p = host.vars.local_prometheus
+    argv = [
+        layout.BIN[layout.PROMETHEUS_UNIT],
+        f"--config.file={layout.HOST_PROMETHEUS_CONFIG}",
+        f"--web.listen-address={p.listen}",
+        f"--storage.tsdb.path={p.storage_path}",
+    ]
+    if not retention_in_config(p.version):
+        argv.append(f"--storage.tsdb.retention.time={p.retention}")
+    if p.web is not None:
+        argv.append(f"--web.config.file={layout.HOST_PROMETHEUS_WEB}")
+    return argv
+
+
+def central_prometheus_argv(fleet: Fleet) -> list[str]:
+    p = fleet.central.prometheus
+    argv = [
+        layout.BIN[layout.PROMETHEUS_UNIT],
+        f"--config.file={layout.CENTRAL_PROMETHEUS_CONFIG}",
+        f"--web.listen-address={p.listen}",
+        f"--storage.tsdb.path={p.storage_path}",
+    ]
+    if not retention_in_config(p.version):
+        argv.append(f"--storage.tsdb.retention.time={p.retention}")
+    return argv
+
+
+def _state_directory(path: str) -> tuple[str, str]:
+    """A writable data directory for a dynamic user: systemd creates and owns it
+    under /var/lib (StateDirectory); elsewhere it must exist and be named writable."""
+    if path.startswith("/var/lib/") and path.strip("/").count("/") >= 2:
+        return ("StateDirectory", path.removeprefix("/var/lib/").rstrip("/"))
+    return ("ReadWritePaths", path)
+
+
+# journald/file sources: the journal needs systemd-journal, /var/log files adm.
+JOURNAL_READER = ("SupplementaryGroups", "systemd-journal adm")
+
+
+def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
+    v = host.vars
+    base = f"hosts/{host.name}/"
+    files: dict[str, bytes] = {}
+
+    def put(unit: str, data: bytes) -> None:
+        files[base + layout.unit_source(unit)] = data
+
+    put(
+        layout.PROMETHEUS_UNIT,
+        drop_in(
+            fleet,
+            f"Local Prometheus of {host.name}: flobs' config, listen address, storage and "
+            "retention.\nA drop-in for Debian's prometheus.service (user prometheus).",
+            local_prometheus_argv(host),
+        ),
+    )
+    if v.node_exporter.enabled:
+        put(
+            layout.NODE_EXPORTER_UNIT,
+            drop_in(
+                fleet,
+                f"node_exporter of {host.name}; a drop-in for Debian's "
+                "prometheus-node-exporter.service.",
+                [
+                    layout.BIN[layout.NODE_EXPORTER_UNIT],
+                    f"--web.listen-address={v.node_exporter.endpoint}",
+                    f"--web.config.file={layout.NODE_EXPORTER_WEB}",
+                ],
+            ),
+        )
+    if v.process_exporter.enabled:
+        put(
+            layout.PROCESS_EXPORTER_UNIT,
+            drop_in(
+                fleet,
+                f"process-exporter of {host.name}; a drop-in for Debian's "
+                "prometheus-process-exporter.service.",
+                [
+                    layout.BIN[layout.PROCESS_EXPORTER_UNIT],
+                    f"-web.listen-address={v.process_exporter.endpoint}",
+                    f"-config.path={layout.PROCESS_EXPORTER_CONFIG}",
+                ],
+            ),
+        )
+    if v.otelcol.enabled:
+        service = [
+            # OTLP header values (${env:VAR} in the config) come from this file, which
+            # the operator writes; "-" lets the collector start without one.
+            ("EnvironmentFile", f"-{layout.OTELCOL_ENV}"),
+            JOURNAL_READER,
+        ]
+        if v.otelcol.logs_pipeline:
+            service.append(_state_directory(v.logs.positions_dir))
+        put(
+            layout.OTELCOL_UNIT,
+            own_unit(
+                fleet,
+                f"OpenTelemetry Collector of {host.name}.",
+                f"OpenTelemetry Collector for Flintlock host {host.name} (flobs)",
+                [layout.BIN[layout.OTELCOL_UNIT], f"--config={layout.OTELCOL_CONFIG}"],
+                service=service,
+            ),
+        )
+    agent = host.log_agent
+    if agent == "promtail":
+        put(
+            layout.PROMTAIL_UNIT,
+            own_unit(
+                fleet,
+                f"Promtail of {host.name}.",
+                f"Promtail shipping flintlockd logs of {host.name} (flobs)",
+                [layout.BIN[layout.PROMTAIL_UNIT], f"-config.file={layout.PROMTAIL_CONFIG}"],
+                service=[JOURNAL_READER, _state_directory(v.logs.positions_dir)],
+            ),
+        )
+    elif agent == "alloy":
+        put(
+            layout.ALLOY_UNIT,
+            own_unit(
+                fleet,
+                f"Grafana Alloy of {host.name}: its listen address and data directory are "
+                "flags, not config.",
+                f"Grafana Alloy shipping flintlockd logs of {host.name} (flobs)",
+                [
+                    layout.BIN[layout.ALLOY_UNIT],
+                    "run",
+                    f"--server.http.listen-addr={v.logs.listen}",
+                    f"--storage.path={v.logs.positions_dir}",
+                    layout.ALLOY_CONFIG,
+                ],
+                service=[JOURNAL_READER, _state_directory(v.logs.positions_dir)],
+            ),
+        )
+    return files
+
+
+def fleet_files(fleet: Fleet) -> dict[str, bytes]:
+    return {
+        "central/" + layout.unit_source(layout.PROMETHEUS_UNIT): drop_in(
+            fleet,
+            "Central Prometheus: flobs' config, listen address, storage and retention.\n"
+            "A drop-in for Debian's prometheus.service (user prometheus).",
+            central_prometheus_argv(fleet),
+        )
+    }
