@@ -1,0 +1,193 @@
+"""deploy/ansible/: syntax, a check run, and a real run into a temporary root that
+places every file where docs/deploy.md says; a second run changes nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flobs import yamlio
+from flobs.generate import generate
+from tests.conftest import EXAMPLE_INVENTORY, REPO, require_tool
+
+pytestmark = pytest.mark.tools
+
+# One host with Promtail, one with Alloy, and the centre: every row of the layout.
+LIMIT = "fl-eu1-a-01,fl-eu1-b-03,flobs-central"
+
+
+def _ansible_playbook() -> str:
+    found = shutil.which("ansible-playbook", path=str(Path(sys.executable).parent))
+    return found or require_tool("ansible-playbook")
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ansible") / "out"
+    generate(EXAMPLE_INVENTORY, out)
+    return out
+
+
+def _run(
+    out: Path,
+    root: Path,
+    *extra: str,
+    tools: dict[str, str] | None = None,
+    limit: str = LIMIT,
+) -> subprocess.CompletedProcess[str]:
+    ansible_dir = out / "deploy" / "ansible"
+    extra_vars = {
+        "flobs_root": f"{root}/{{{{ inventory_hostname }}}}",
+        "flobs_manage_services": False,
+        "flobs_become": False,
+        "ansible_python_interpreter": sys.executable,
+        **(tools or {}),
+    }
+    env = {
+        **os.environ,
+        "ANSIBLE_HOME": str(root.parent / "ansible-home"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCALHOST_WARNING": "0",
+        "ANSIBLE_FORKS": "3",
+    }
+    return subprocess.run(
+        [
+            _ansible_playbook(),
+            "-i",
+            str(ansible_dir / "inventory.yml"),
+            str(ansible_dir / "playbook.yml"),
+            "--connection=local",
+            "--limit",
+            limit,
+            "-e",
+            json.dumps(extra_vars),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=600,
+    )
+
+
+def _recap(stdout: str) -> dict[str, dict[str, int]]:
+    out = {}
+    for m in re.finditer(r"^(\S+)\s+:\s+(.*)$", stdout, re.M):
+        out[m[1]] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m[2])}
+    return out
+
+
+def _validating_tools() -> dict[str, str]:
+    return {
+        "flobs_promtool": require_tool("promtool"),
+        "flobs_otelcol": require_tool("otelcol-contrib", "otelcol"),
+    }
+
+
+def test_inventory_has_the_flobs_names_and_addresses(out: Path) -> None:
+    inv = yamlio.load((out / "deploy/ansible/inventory.yml").read_text())
+    hosts = inv["all"]["children"]["flobs_hosts"]["hosts"]
+    assert hosts == {
+        "fl-eu1-a-01": {"ansible_host": "10.10.0.11"},
+        "fl-eu1-a-02": {"ansible_host": "10.10.0.12"},
+        "fl-eu1-a-03": {"ansible_host": "10.10.0.13"},
+        "fl-eu1-b-01": {"ansible_host": "10.10.1.11"},
+        "fl-eu1-b-02": {"ansible_host": "10.10.1.12"},
+        "fl-eu1-b-03": {"ansible_host": "10.10.1.13"},
+    }
+    assert inv["all"]["children"]["flobs_central"]["hosts"] == {
+        "flobs-central": {"ansible_host": "prometheus.eu1.example.internal"}
+    }
+
+
+def test_playbook_passes_syntax_check(out: Path, tmp_path: Path) -> None:
+    r = _run(out, tmp_path / "root", "--syntax-check")
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_check_mode_reports_changes_and_writes_nothing(out: Path, tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    r = _run(out, root, "--check", "--diff", tools=_validating_tools())
+    assert r.returncode == 0, r.stdout + r.stderr
+    recap = _recap(r.stdout)
+    assert recap["fl-eu1-a-01"]["changed"] > 0 and recap["fl-eu1-a-01"]["failed"] == 0
+    assert not root.exists() or not any(p.is_file() for p in root.rglob("*"))
+
+
+def _doc_rows() -> list[tuple[re.Pattern[str], str]]:
+    """docs/deploy.md's layout table: (regex over OUT paths, destination template)."""
+    rows = []
+    text = (REPO / "docs" / "deploy.md").read_text()
+    table = text.split("| file in OUT | placed at |", 1)[1].split("\n\n", 1)[0]
+    for line in table.splitlines()[2:]:
+        cells = [c.strip().strip("`") for c in line.strip("|").split("|")]
+        source, dest = cells[0], cells[1]
+        regex = re.escape(source)
+        regex = regex.replace(re.escape("<host>"), "(?P<host>[^/]+)")
+        regex = regex.replace(re.escape("<name>"), "(?P<name>[^/]+)")
+        rows.append((re.compile(regex + r"\Z"), dest))
+    return rows
+
+
+def _expected_placement(out: Path, machines: set[str]) -> dict[str, bytes]:
+    """Where docs/deploy.md says each of OUT's files goes: '<machine><dest>' → bytes."""
+    rows = _doc_rows()
+    expected: dict[str, bytes] = {}
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        rel = path.relative_to(out).as_posix()
+        for regex, dest in rows:
+            m = regex.match(rel)
+            if m:
+                machine = m.groupdict().get("host") or "flobs-central"
+                if machine in machines:
+                    name = m.groupdict().get("name")
+                    where = dest.replace("<name>", name) if name else dest
+                    expected[machine + where] = path.read_bytes()
+                break
+    return expected
+
+
+def test_real_run_places_every_file_where_the_doc_says_then_changes_nothing(
+    out: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "root"
+    tools = _validating_tools()
+    first = _run(out, root, tools=tools)
+    assert first.returncode == 0, first.stdout + first.stderr
+    placed = {
+        p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()
+    }
+    expected = _expected_placement(out, set(LIMIT.split(",")))
+    assert sorted(placed) == sorted(expected)
+    assert placed == expected
+    # The table is not vacuous: units, configs, rules and targets all went somewhere.
+    assert "fl-eu1-b-03/etc/flobs/alloy/config.alloy" in placed
+    assert "fl-eu1-a-01/etc/systemd/system/flobs-promtail.service" in placed
+    assert "flobs-central/etc/flobs/central/targets/eu1-a.json" in placed
+    assert len(placed) == 28  # 11 per host, 6 on the centre
+    second = _run(out, root, tools=tools)
+    assert second.returncode == 0, second.stdout + second.stderr
+    recap = _recap(second.stdout)
+    assert set(recap) == set(LIMIT.split(","))
+    assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), recap
+
+
+def test_a_file_the_real_tool_rejects_is_not_placed(out: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "out"
+    shutil.copytree(out, bad)
+    rules = bad / "hosts/fl-eu1-a-01/rules/flobs-local.yml"
+    rules.write_text(rules.read_text().replace("expr: ", "expr: sum(", 1))
+    root = tmp_path / "root"
+    r = _run(bad, root, tools=_validating_tools(), limit="fl-eu1-a-01")
+    assert r.returncode != 0
+    assert "failed to validate" in r.stdout + r.stderr
+    assert "unclosed left parenthesis" in r.stdout + r.stderr
+    assert not (root / "fl-eu1-a-01/etc/flobs/prometheus/rules/flobs-local.yml").exists()
