@@ -15,6 +15,7 @@ Variables (inventory ``all.vars``; override with ``-e``):
   flobs_manage_services    false: install files only, never call systemctl
   flobs_become             false: do not sudo (a run as root, or into a test root)
   flobs_promtool / flobs_otelcol / flobs_amtool   the validating tools on the machine
+  flobs_prometheus_version (per machine)   the Prometheus version its files are for
 """
 
 from __future__ import annotations
@@ -57,9 +58,23 @@ def inventory(fleet: Fleet) -> dict[str, Any]:
             "vars": dict(DEFAULT_VARS),
             "children": {
                 HOSTS_GROUP: {
-                    "hosts": {h.name: {"ansible_host": h.address} for h in fleet.hosts},
+                    "hosts": {
+                        h.name: {
+                            "ansible_host": h.address,
+                            # which promtool (major) can check this machine's files
+                            "flobs_prometheus_version": h.vars.local_prometheus.version,
+                        }
+                        for h in fleet.hosts
+                    },
                 },
-                CENTRAL_GROUP: {"hosts": {CENTRAL_HOST: {"ansible_host": central_address(fleet)}}},
+                CENTRAL_GROUP: {
+                    "hosts": {
+                        CENTRAL_HOST: {
+                            "ansible_host": central_address(fleet),
+                            "flobs_prometheus_version": fleet.central.prometheus.version,
+                        }
+                    }
+                },
             },
         }
     }

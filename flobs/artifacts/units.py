@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from flobs import layout
 from flobs.artifacts.common import header
-from flobs.versions import retention_in_config
 from flobs.model import Fleet, Host
+from flobs.versions import retention_in_config
 
 # systemd's own hardening that does not get in these programs' way: they read
 # configs and /proc, write only their data directory, and never need new privileges.

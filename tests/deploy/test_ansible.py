@@ -15,12 +15,13 @@ import pytest
 
 from flobs import yamlio
 from flobs.generate import generate
-from tests.conftest import EXAMPLE_INVENTORY, REPO, require_tool
+from tests.conftest import EXAMPLE_INVENTORY, REPO, require_major, require_tool
 
 pytestmark = pytest.mark.tools
 
-# One host with Promtail, one with Alloy, and the centre: every row of the layout.
-LIMIT = "fl-eu1-a-01,fl-eu1-b-03,flobs-central"
+# Promtail hosts on Prometheus 3 and 2, one with Alloy, and the centre: every row of
+# the layout, and each promtool major.
+LIMIT = "fl-eu1-a-01,fl-eu1-a-02,fl-eu1-b-03,flobs-central"
 
 
 def _ansible_playbook() -> str:
@@ -87,7 +88,11 @@ def _recap(stdout: str) -> dict[str, dict[str, int]]:
 
 def _validating_tools() -> dict[str, str]:
     return {
-        "flobs_promtool": require_tool("promtool"),
+        # Each machine's files are checked by the promtool of its Prometheus' major.
+        "promtool2": require_major("promtool", 2),
+        "promtool3": require_major("promtool", 3),
+        "flobs_promtool": "{{ promtool2 if flobs_prometheus_version is version('3', '<') "
+        "else promtool3 }}",
         "flobs_otelcol": require_tool("otelcol-contrib", "otelcol"),
     }
 
@@ -95,16 +100,20 @@ def _validating_tools() -> dict[str, str]:
 def test_inventory_has_the_flobs_names_and_addresses(out: Path) -> None:
     inv = yamlio.load((out / "deploy/ansible/inventory.yml").read_text())
     hosts = inv["all"]["children"]["flobs_hosts"]["hosts"]
-    assert hosts == {
-        "fl-eu1-a-01": {"ansible_host": "10.10.0.11"},
-        "fl-eu1-a-02": {"ansible_host": "10.10.0.12"},
-        "fl-eu1-a-03": {"ansible_host": "10.10.0.13"},
-        "fl-eu1-b-01": {"ansible_host": "10.10.1.11"},
-        "fl-eu1-b-02": {"ansible_host": "10.10.1.12"},
-        "fl-eu1-b-03": {"ansible_host": "10.10.1.13"},
+    assert {name: h["ansible_host"] for name, h in hosts.items()} == {
+        "fl-eu1-a-01": "10.10.0.11",
+        "fl-eu1-a-02": "10.10.0.12",
+        "fl-eu1-a-03": "10.10.0.13",
+        "fl-eu1-b-01": "10.10.1.11",
+        "fl-eu1-b-02": "10.10.1.12",
+        "fl-eu1-b-03": "10.10.1.13",
     }
+    assert hosts["fl-eu1-a-01"]["flobs_prometheus_version"] == "3.13"
     assert inv["all"]["children"]["flobs_central"]["hosts"] == {
-        "flobs-central": {"ansible_host": "prometheus.eu1.example.internal"}
+        "flobs-central": {
+            "ansible_host": "prometheus.eu1.example.internal",
+            "flobs_prometheus_version": "3.13",
+        }
     }
 
 
@@ -172,7 +181,10 @@ def test_real_run_places_every_file_where_the_doc_says_then_changes_nothing(
     assert "fl-eu1-b-03/etc/flobs/alloy/config.alloy" in placed
     assert "fl-eu1-a-01/etc/systemd/system/flobs-promtail.service" in placed
     assert "flobs-central/etc/flobs/central/targets/eu1-a.json" in placed
-    assert len(placed) == 28  # 11 per host, 6 on the centre
+    drop_in = "etc/systemd/system/prometheus.service.d/flobs.conf"
+    assert b"--storage.tsdb.retention.time=15d" in placed[f"fl-eu1-a-02/{drop_in}"]
+    assert b"--storage.tsdb.retention" not in placed[f"fl-eu1-a-01/{drop_in}"]
+    assert len(placed) == 39  # 11 per host, 6 on the centre
     second = _run(out, root, tools=tools)
     assert second.returncode == 0, second.stdout + second.stderr
     recap = _recap(second.stdout)

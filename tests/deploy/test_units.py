@@ -10,8 +10,8 @@ import pytest
 
 from flobs import layout
 from flobs.artifacts.units import quote
-from flobs.versions import retention_in_config
 from flobs.generate import generate
+from flobs.versions import retention_in_config
 from tests.conftest import EXAMPLE_INVENTORY, require_tool
 from tests.deploy.sysroot import SYSTEM_UNITS, make_root
 
@@ -88,19 +88,17 @@ def _exec_start(data: bytes) -> list[str]:
     return lines
 
 
-def test_local_prometheus_listens_on_its_inventory_port_with_retention(
-    example_out: Path,
-) -> None:
+def test_local_prometheus_listens_on_its_inventory_port(example_out: Path) -> None:
     drop_in = (
         example_out / "hosts/fl-eu1-b-03/systemd/prometheus.service.d/flobs.conf"
     ).read_bytes()
     assert drop_in.decode().count("ExecStart=\n") == 1  # clears the package's ExecStart
+    # Prometheus 3.13 (the default) reads retention from prometheus.yml: no flag.
     assert _exec_start(drop_in) == [
         "/usr/bin/prometheus",
         "--config.file=/etc/flobs/prometheus/prometheus.yml",
         "--web.listen-address=0.0.0.0:9191",  # the host's own override, not 9090
         "--storage.tsdb.path=/var/lib/prometheus/metrics2",
-        "--storage.tsdb.retention.time=15d",
     ]
     central = (example_out / "central/systemd/prometheus.service.d/flobs.conf").read_bytes()
     assert _exec_start(central) == [
@@ -108,11 +106,10 @@ def test_local_prometheus_listens_on_its_inventory_port_with_retention(
         "--config.file=/etc/flobs/central/prometheus.yml",
         "--web.listen-address=0.0.0.0:9090",
         "--storage.tsdb.path=/var/lib/prometheus/metrics2",
-        "--storage.tsdb.retention.time=30d",
     ]
 
 
-def test_retention_flag_only_where_the_config_file_cannot_hold_it(tmp_path: Path) -> None:
+def test_retention_is_a_flag_where_the_config_file_cannot_hold_it(tmp_path: Path) -> None:
     assert not retention_in_config("2.42")
     assert not retention_in_config("3.7.2")
     assert retention_in_config("3.8")
@@ -120,7 +117,7 @@ def test_retention_flag_only_where_the_config_file_cannot_hold_it(tmp_path: Path
     inv.write_text(
         EXAMPLE_INVENTORY.read_text().replace(
             "    listen: 0.0.0.0:9091          # the central federates from <address>:9091",
-            "    listen: 0.0.0.0:9091\n    retention: 9d\n    version: '3.8'",
+            "    listen: 0.0.0.0:9091\n    retention: 9d\n    version: '2.42'",
         )
     )
     out = tmp_path / "out"
@@ -128,7 +125,8 @@ def test_retention_flag_only_where_the_config_file_cannot_hold_it(tmp_path: Path
     argv = _exec_start(
         (out / "hosts/fl-eu1-a-01/systemd/prometheus.service.d/flobs.conf").read_bytes()
     )
-    assert not any("retention" in a for a in argv)
+    assert argv[-1] == "--storage.tsdb.retention.time=9d"
+    assert "retention" not in (out / "hosts/fl-eu1-a-01/prometheus.yml").read_text()
 
 
 @pytest.mark.parametrize(
