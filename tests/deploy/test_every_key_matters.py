@@ -1,0 +1,257 @@
+"""No inventory key is accepted and then ignored.
+
+The test walks schemas/inventory.schema.json: for every leaf key it sets a value other
+than the default (derived from the schema, or given below) and proves that the
+generated tree changes. Keys that only decide what is accepted (``allow_public``) must
+turn a rejected inventory into an accepted one instead. A key added to the schema
+without a way to show its effect fails here: give it an entry in EXPLICIT.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flobs import yamlio
+from flobs.errors import InputError
+from flobs.generate import render_tree
+from flobs.inventory import load_fleet
+from tests.conftest import REPO
+from tests.deploy.certs import write_bcrypt
+
+SCHEMA = json.loads((REPO / "schemas" / "inventory.schema.json").read_text())
+BASE: dict[str, Any] = {
+    "apiVersion": "flobs/v1",
+    "cluster": "c",
+    "hosts": [{"name": "h1", "address": "10.0.0.1"}],
+    "central": {
+        "prometheus": {"url": "https://prom.c:9090"},
+        "loki": {"url": "https://loki.c/loki/api/v1/push"},
+        "traces": {"otlp_endpoint": "tempo.c:4317"},
+        "grafana": {"url": "https://grafana.c"},
+    },
+}
+Setting = dict[str, Any]  # dotted key path ("vars.…" or "central.…") → value
+
+RW = {
+    "central.prometheus.mode": "remote_write",
+    "central.prometheus.remote_write.url": "https://s.c/w",
+}
+TLS_HOSTS = {
+    "vars.local_prometheus.web.tls.cert_file": "/c.pem",
+    "vars.local_prometheus.web.tls.key_file": "/c.key",
+}
+USERS = {
+    "vars.local_prometheus.web.basic_auth_users": {"u": "u.bcrypt", "v": "v.bcrypt"},
+    "vars.local_prometheus.web.self_scrape.username": "u",
+    "vars.local_prometheus.web.self_scrape.password_file": "/u.pw",
+    "central.prometheus.federation.basic_auth.username": "u",
+    "central.prometheus.federation.basic_auth.password_file": "/u.pw",
+}
+
+
+def _auth(prefix: str, context: Setting | None = None) -> dict[str, tuple[Any, Setting]]:
+    """The shared client-auth keys of a section (value, context)."""
+    ctx = context or {}
+    basic = {f"{prefix}.basic_auth.username": "a", f"{prefix}.basic_auth.password_file": "/a"}
+    return {
+        f"{prefix}.bearer_token_file": ("/token", ctx),
+        f"{prefix}.basic_auth.username": ("b", {**ctx, **basic}),
+        f"{prefix}.basic_auth.password_file": ("/b", {**ctx, **basic}),
+        f"{prefix}.ca_file": ("/ca.pem", ctx),
+        f"{prefix}.cert_file": ("/cl.pem", ctx),
+        f"{prefix}.key_file": ("/cl.key", ctx),
+    }
+
+
+NE_TLS = {"vars.node_exporter.tls.cert_file": "/n.pem", "vars.node_exporter.tls.key_file": "/n.key"}
+# Keys whose other value cannot be derived from the schema, or that only matter together
+# with other settings (the context, set on both sides of the comparison).
+EXPLICIT: dict[str, tuple[Any, Setting]] = {
+    "vars.providers": (["cloud-hypervisor"], {}),
+    "vars.containerd.metrics_endpoint": ("127.0.0.1:1338", {}),
+    "vars.node_exporter.tls.cert_file": ("/n2.pem", NE_TLS),
+    "vars.node_exporter.tls.key_file": ("/n2.key", NE_TLS),
+    "vars.node_exporter.tls.ca_file": ("/ca.pem", NE_TLS),
+    "vars.node_exporter.tls.server_name": ("ne.c", NE_TLS),
+    "vars.local_prometheus.version": ("2.42", {}),
+    "vars.local_prometheus.web.tls.cert_file": ("/d.pem", TLS_HOSTS),
+    "vars.local_prometheus.web.tls.key_file": ("/d.key", TLS_HOSTS),
+    "vars.local_prometheus.web.tls.client_ca_file": ("/ca.pem", TLS_HOSTS),
+    "vars.local_prometheus.web.basic_auth_users": (
+        {"u": "u.bcrypt"},
+        USERS,
+    ),
+    "vars.local_prometheus.web.self_scrape.username": ("v", USERS),
+    "vars.local_prometheus.web.self_scrape.password_file": ("/v.pw", USERS),
+    "vars.logs.path": ("/var/log/other.log", {"vars.logs.source": "file"}),
+    "vars.otelcol.sampling_percentage": (50, {}),
+    "central.prometheus.url": ("https://prom2.c:9090", {}),
+    "central.prometheus.version": ("2.42", {}),
+    "central.prometheus.mode": (
+        "remote_write",
+        {"central.prometheus.remote_write.url": "https://s.c/w"},
+    ),
+    "central.prometheus.remote_write.url": ("https://s2.c/w", RW),
+    **_auth("central.prometheus.remote_write", RW),
+    "central.prometheus.remote_write.insecure_skip_verify": (True, RW),
+    "central.prometheus.remote_write.queue.max_samples_per_send": (2001, RW),
+    "central.prometheus.remote_write.queue.capacity": (10001, RW),
+    "central.prometheus.remote_write.queue.max_shards": (51, RW),
+    "central.prometheus.extra_match": (["node_load1"], {}),
+    "central.prometheus.federation.ca_file": ("/ca.pem", TLS_HOSTS),
+    "central.prometheus.federation.server_name": ("h.c", TLS_HOSTS),
+    "central.prometheus.federation.cert_file": ("/f.pem", TLS_HOSTS),
+    "central.prometheus.federation.key_file": ("/f.key", TLS_HOSTS),
+    "central.prometheus.federation.basic_auth.username": ("v", USERS),
+    "central.prometheus.federation.basic_auth.password_file": ("/v.pw", USERS),
+    "central.loki.url": ("https://loki2.c/loki/api/v1/push", {}),
+    "central.loki.query_url": ("https://lq.c", {}),
+    "central.loki.tenant": ("t1", {}),
+    **_auth("central.loki"),
+    "central.traces.otlp_endpoint": ("tempo2.c:4317", {}),
+    **_auth("central.traces"),
+    "central.traces.headers_from_env": ({"X-Scope-OrgID": "TENANT"}, {}),
+    "central.traces.query_url": ("https://tq.c", {}),
+    "central.grafana.datasources.prometheus.url": ("https://p.c", {}),
+    "central.grafana.datasources.loki.url": ("https://l.c", {}),
+    "central.grafana.datasources.tempo.url": ("https://t.c", {}),
+    "central.alerts": ({"host_down_for": "7m"}, {}),
+}
+# Keys that decide only what is accepted: with the context alone the inventory is
+# rejected, with the key too it is accepted.
+GATES: dict[str, Setting] = {
+    "vars.node_exporter.allow_public": {"vars.node_exporter.endpoint": "0.0.0.0:9100"},
+    "vars.process_exporter.allow_public": {"vars.process_exporter.endpoint": "0.0.0.0:9256"},
+    "vars.logs.allow_public": {"vars.logs.listen": "0.0.0.0:9080"},
+    "vars.otelcol.allow_public": {"vars.otelcol.grpc_endpoint": "0.0.0.0:4317"},
+}
+# Keys whose value is checked against the rest of the host (port collisions): a clash
+# with node_exporter's port is rejected, which proves the key is read.
+REJECTS: dict[str, Any] = {
+    "vars.flintlockd.grpc_endpoint": "127.0.0.1:9100",
+    "vars.flintlockd.http_endpoint": "127.0.0.1:9100",
+}
+# Keys read by a command rather than written into a file.
+USED_BY_COMMANDS = {
+    "central.grafana.url": "`flobs push` talks to this Grafana",
+    "vars.providers": "`flobs simulate` / `flobs demo` serve microVMs of these providers",
+}
+
+
+def _leaves(node: dict[str, Any], path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    if node.get("$ref", "").endswith("/vars"):
+        node = SCHEMA["$defs"]["vars"]
+    props = node.get("properties")
+    if node.get("type") == "object" and props and "default" not in node:
+        for key, sub in props.items():
+            yield from _leaves(sub, f"{path}.{key}")
+    else:
+        yield path, node
+
+
+LEAVES = dict(
+    [
+        *_leaves(SCHEMA["$defs"]["vars"], "vars"),
+        *_leaves(SCHEMA["properties"]["central"], "central"),
+    ]
+)
+
+
+def _derived(path: str, node: dict[str, Any], port: int) -> Any:
+    """Another valid value than the default, from the schema alone (or None)."""
+    if "default" not in node:
+        return None
+    default = node["default"]
+    refs = {node.get("$ref", "")} | {a.get("$ref", "") for a in node.get("anyOf", [])}
+    if isinstance(default, bool):
+        return not default
+    if "enum" in node:
+        return next(v for v in node["enum"] if v != default)
+    if isinstance(default, int):
+        return default + 1
+    if "#/$defs/endpoint" in refs and isinstance(default, str):
+        return default.rsplit(":", 1)[0] + f":{port}"
+    if "#/$defs/duration" in refs:
+        m = re.fullmatch(r"([0-9]+)([a-z]+)", default)
+        assert m, (path, default)
+        return f"{int(m[1]) - 1}{m[2]}"
+    if isinstance(default, str):
+        return default + "x"
+    return None
+
+
+def _inventory(settings: Setting) -> dict[str, Any]:
+    doc = copy.deepcopy(BASE)
+    for dotted, value in settings.items():
+        parts = dotted.split(".")
+        node = doc.setdefault("defaults", {}) if parts[0] == "vars" else doc["central"]
+        for part in parts[1:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return doc
+
+
+def _tree(tmp_path: Path, settings: Setting) -> dict[str, bytes]:
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(yamlio.dump(_inventory(settings)))
+    tree = render_tree(load_fleet(inv).fleet)
+    return {path: data for path, data in tree.items()}
+
+
+@pytest.fixture(scope="module")
+def hashes(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("keys")
+    write_bcrypt(d / "u.bcrypt", "u")
+    write_bcrypt(d / "v.bcrypt", "v")
+    return d
+
+
+def test_every_schema_key_is_covered() -> None:
+    covered = set(EXPLICIT) | set(GATES) | set(USED_BY_COMMANDS) | set(REJECTS)
+    uncovered = [
+        path
+        for path, node in LEAVES.items()
+        if path not in covered and _derived(path, node, 20000) is None
+    ]
+    assert uncovered == [], "give these keys an EXPLICIT value in this test"
+    assert covered <= set(LEAVES), covered - set(LEAVES)
+
+
+@pytest.mark.parametrize(
+    "path", sorted(set(LEAVES) - set(GATES) - set(USED_BY_COMMANDS) - set(REJECTS))
+)
+def test_key_changes_the_output(path: str, hashes: Path) -> None:
+    if path in EXPLICIT:
+        value, context = EXPLICIT[path]
+    else:
+        port = 20000 + sorted(LEAVES).index(path)
+        value, context = _derived(path, LEAVES[path], port), {}
+    base = _tree(hashes, context)
+    changed = _tree(hashes, {**context, path: value})
+    assert base != changed, f"{path}: {value!r} is accepted but changes no generated file"
+
+
+@pytest.mark.parametrize("path", sorted(GATES))
+def test_gate_key_changes_what_is_accepted(path: str, hashes: Path) -> None:
+    with pytest.raises(InputError):
+        _tree(hashes, GATES[path])
+    _tree(hashes, {**GATES[path], path: True})
+
+
+@pytest.mark.parametrize("path", sorted(REJECTS))
+def test_checked_key_can_be_rejected(path: str, hashes: Path) -> None:
+    _tree(hashes, {})
+    with pytest.raises(InputError) as err:
+        _tree(hashes, {path: REJECTS[path]})
+    assert [p.message for p in err.value.problems] == [
+        f"host h1: node_exporter.endpoint (127.0.0.1:9100) uses port 9100, already taken by "
+        f"{path.removeprefix('vars.')} (127.0.0.1:9100) "
+        "(built-in default of vars.node_exporter.endpoint)"
+    ]
