@@ -32,6 +32,7 @@ DASHBOARD_PROVIDERS = (
     "grafana/provisioning/dashboards/*.yml",
 )
 NODE_EXPORTER_WEB = "hosts/*/exporters/node_exporter-web.yml"
+PROMETHEUS_WEB = "hosts/*/prometheus-web.yml"  # the same exporter-toolkit format
 PROCESS_EXPORTER = "hosts/*/exporters/process-exporter.yml"
 PROMTAIL = "hosts/*/promtail.yml"
 ALLOY = "hosts/*/config.alloy"

@@ -24,7 +24,7 @@ SCHEMAS: tuple[tuple[tuple[str, ...], str], ...] = (
     (k.DASHBOARDS, "grafana-dashboard.schema.json"),
     (k.DATASOURCES, "grafana-datasources.schema.json"),
     (k.DASHBOARD_PROVIDERS, "grafana-dashboard-providers.schema.json"),
-    ((k.NODE_EXPORTER_WEB,), "node-exporter-web.schema.json"),
+    ((k.NODE_EXPORTER_WEB, k.PROMETHEUS_WEB), "node-exporter-web.schema.json"),
     ((k.PROCESS_EXPORTER,), "process-exporter.schema.json"),
 )
 PARSED_SUFFIXES = (".yml", ".yaml", ".json")

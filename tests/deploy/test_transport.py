@@ -4,6 +4,7 @@ that would cross the network in plain HTTP."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from flobs.errors import InputError
 from flobs.generate import generate
 from flobs.inventory import load_fleet
 from flobs.problems import Problem
+from flobs.validate import validate
+from tests.checks.conftest import rehash
 from tests.conftest import require_tool
 from tests.deploy.certs import make_ca, make_server_cert, write_bcrypt
 from tests.helpers import run_flobs
@@ -331,3 +334,26 @@ def test_remote_write_mode_keeps_the_local_prometheus_on_loopback(tmp_path: Path
         )
     )
     assert str(load_fleet(inv).fleet.hosts[0].vars.local_prometheus.listen) == "0.0.0.0:9099"
+
+
+def test_validate_checks_the_local_web_config_against_its_schema(
+    example_out: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(example_out, out)
+    rel = "hosts/fl-eu1-a-01/prometheus-web.yml"
+    (out / rel).write_text(
+        "tls_server_config: {cert_file: /c, key_file: /k}\nbasic_auth_user: {}\n"
+    )
+    rehash(out)
+    result = validate(out, tools="off")
+    assert [(p.file, p.line, p.col, p.check_id, p.message) for p in result.problems] == [
+        (
+            rel,
+            None,  # the schema check places root-level findings at the file
+            None,
+            "schema",
+            "Additional properties are not allowed ('basic_auth_user' was unexpected) "
+            "(schema node-exporter-web.schema.json)",
+        )
+    ]
