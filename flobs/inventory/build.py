@@ -760,6 +760,16 @@ class _Builder:
                 )
 
     def _check_fleet(self, fleet: Fleet) -> None:
+        from flobs.artifacts.ansible import CENTRAL_HOST
+
+        for host in fleet.hosts:
+            if host.name == CENTRAL_HOST:
+                self.error(
+                    ("hosts", host.index, "name"),
+                    f"host name `{CENTRAL_HOST}` is the centre's name in "
+                    "deploy/ansible/inventory.yml",
+                    "rename the host",
+                )
         if fleet.central.prometheus.mode != "federation":
             return
         self._check_federation_auth(fleet)

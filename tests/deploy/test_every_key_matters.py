@@ -101,6 +101,7 @@ EXPLICIT: dict[str, tuple[Any, Setting]] = {
     "central.prometheus.remote_write.url": ("https://s2.c/w", RW),
     **_auth("central.prometheus.remote_write", RW),
     "central.prometheus.remote_write.insecure_skip_verify": (True, RW),
+    "central.prometheus.remote_write.server_name": ("store.c", RW),
     "central.prometheus.remote_write.queue.max_samples_per_send": (2001, RW),
     "central.prometheus.remote_write.queue.capacity": (10001, RW),
     "central.prometheus.remote_write.queue.max_shards": (51, RW),

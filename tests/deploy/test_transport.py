@@ -357,3 +357,31 @@ def test_validate_checks_the_local_web_config_against_its_schema(
             "(schema node-exporter-web.schema.json)",
         )
     ]
+
+
+def test_remote_write_tls_names_the_server(tmp_path: Path) -> None:
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(
+        RW.replace("http://", "https://").replace(
+            "bearer_token_file: /etc/flobs/token}",
+            "bearer_token_file: /etc/flobs/token, ca_file: /ca.pem, server_name: store.t}",
+        )
+    )
+    out = tmp_path / "out"
+    generate(inv, out)
+    (rw,) = _yaml(out / "hosts/h1/prometheus.yml")["remote_write"]
+    assert rw["tls_config"] == {"ca_file": "/ca.pem", "server_name": "store.t"}
+    assert rw["authorization"] == {"type": "Bearer", "credentials_file": "/etc/flobs/token"}
+
+
+def test_a_host_cannot_take_the_centres_ansible_name(tmp_path: Path) -> None:
+    inv = tmp_path / "inventory.yaml"
+    inv.write_text(RW.replace("http://", "https://").replace("name: h1", "name: flobs-central"))
+    assert _problems(inv) == [
+        (
+            4,
+            12,
+            "$.hosts[0].name",
+            "host name `flobs-central` is the centre's name in deploy/ansible/inventory.yml",
+        )
+    ]
