@@ -92,6 +92,10 @@ EXPLICIT: dict[str, tuple[Any, Setting]] = {
     "vars.local_prometheus.web.self_scrape.password_file": ("/v.pw", USERS),
     "vars.logs.path": ("/var/log/other.log", {"vars.logs.source": "file"}),
     "vars.otelcol.sampling_percentage": (50, {}),
+    "vars.extra_scrape_jobs": (
+        {"mine": {"scrape": {"static_configs": [{"targets": ["127.0.0.1:9999"]}]}}},
+        {},
+    ),
     "central.prometheus.url": ("https://prom2.c:9090", {}),
     "central.prometheus.version": ("2.42", {}),
     "central.prometheus.mode": (
