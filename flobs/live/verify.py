@@ -123,12 +123,47 @@ def _by_host(samples: list[Any]) -> dict[str, float]:
     return out
 
 
+_METRIC_NAME = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*$")
+# Flobs recording series are few per host, but share their labels across names.
+NAMES_PER_QUERY = 25
+
+
+def freshness_query(names: list[str]) -> str:
+    """Age in seconds, per host, of the newest sample of any of ``names``.
+
+    ``timestamp()`` gives a sample's own time only when its argument is a plain vector
+    selector; around any other expression (``label_replace``, a function, an
+    aggregation) it returns the evaluation time, so the age would always read 0 on
+    Prometheus. And it drops the metric name, so one selector matching several names
+    fails with duplicate label sets on Prometheus 2.x. So: one selector per name, each
+    reduced to one sample per host, labelled apart so the outer ``max`` can see them all.
+    The same shape works on Prometheus 2.42, 3.x and VictoriaMetrics.
+    """
+    parts = [
+        f'label_replace(max by (host) (timestamp({{__name__="{name}"}})), '
+        f'"flobs_series", "{i}", "", "")'
+        for i, name in enumerate(names)
+    ]
+    return f"time() - max by (host) ({' or '.join(parts)})"
+
+
+def newest_ages(api: PrometheusAPI, names: list[str]) -> dict[str, float]:
+    """host → age of its newest sample among ``names`` (real sample timestamps)."""
+    ages: dict[str, float] = {}
+    for start in range(0, len(names), NAMES_PER_QUERY):
+        chunk = names[start : start + NAMES_PER_QUERY]
+        for host, age in _by_host(api.query(freshness_query(chunk))).items():
+            ages[host] = min(age, ages.get(host, age))
+    return ages
+
+
 def check_hosts(fleet: Fleet, api: PrometheusAPI, report: VerifyReport) -> None:
     mode = fleet.central.prometheus.mode
     counts = _by_host(api.query(f"count by (host) ({FLOBS_SERIES})"))
-    # timestamp() drops the metric name, so keep it in a label to avoid duplicates.
-    named = f'label_replace({FLOBS_SERIES}, "flobs_series", "$1", "__name__", "(.+)")'
-    ages = _by_host(api.query(f"time() - max by (host) (timestamp({named}))"))
+    listed = api.query(f"count by (__name__) ({FLOBS_SERIES})")
+    # Only well-formed names go back into a query (the answer is the server's word).
+    names = sorted({n for s in listed if _METRIC_NAME.match(n := s.labels.get("__name__", ""))})
+    ages = newest_ages(api, names)
     if mode == "federation":
         ups = _by_host(api.query('max by (host) (up{job="federate"})'))
     else:

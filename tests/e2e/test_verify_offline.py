@@ -54,6 +54,8 @@ def healthy(query: str, hosts: list[str]) -> dict[str, Any]:
     """What a centre holding every host answers to verify's host queries."""
     if query.startswith("count by (host)"):
         return vector(*(({"host": h}, 40) for h in hosts))
+    if query.startswith("count by (__name__)"):
+        return vector(({"__name__": "host:a"}, 2), ({"__name__": "microvm:b"}, 2))
     if query.startswith("time() - max by (host)"):
         return vector(*(({"host": h}, 1.5) for h in hosts))
     if query.startswith("max by (host)"):
@@ -276,3 +278,23 @@ def test_credentials_over_remote_plain_http_are_flagged() -> None:
     assert not PrometheusAPI.from_env("http://prom.example:9090", {}).credentials_in_plaintext
     basic = {"FLOBS_PROMETHEUS_USERNAME": "u", "FLOBS_PROMETHEUS_PASSWORD": "p"}
     assert PrometheusAPI.from_env("http://prom.example", basic).credentials_in_plaintext
+
+
+def test_freshness_is_asked_per_name_and_only_for_well_formed_names(fleet: Fleet) -> None:
+    seen: list[str] = []
+
+    def answer(q: str) -> tuple[int, Any]:
+        seen.append(q)
+        if q.startswith("count by (__name__)"):
+            return 200, vector(({"__name__": "host:a"}, 2), ({"__name__": 'x"} or vector(1'}, 1))
+        if q.startswith("time() - max by (host)"):
+            return 200, vector(({"host": "t-1"}, 2.5), ({"host": "t-2"}, 3.5))
+        return 200, healthy(q, ["t-1", "t-2"])
+
+    report = verify(fleet, api_with(answer))
+    fresh = [q for q in seen if q.startswith("time() -")]
+    assert fresh == [
+        'time() - max by (host) (label_replace(max by (host) (timestamp({__name__="host:a"})), '
+        '"flobs_series", "0", "", ""))'
+    ]
+    assert [(h.name, h.age_seconds) for h in report.hosts] == [("t-1", 2.5), ("t-2", 3.5)]
