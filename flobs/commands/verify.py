@@ -65,18 +65,16 @@ def render_text(
     rules = [q for q in report.queries if q.kind != "panel"]
     if rules:
         errors = [q for q in rules if q.outcome == "error"]
-        firing = [q for q in rules if q.kind == "alert" and q.outcome == "data"]
         empty = [q for q in rules if q.kind == "recording" and q.outcome == "no data"]
         yield (
             f"rules: {len(rules)} expressions, {len(errors)} errors, "
-            f"{len(empty)} recording rules without data, {len(firing)} alerts firing\n"
+            f"{len(empty)} recording rules without data\n"
         )
         for q in errors:
             yield f"  error    {q.source} / {q.title}: {q.detail}\n           expr: {q.expr}\n"
         for q in empty:
             yield f"  no data  {q.source} / {q.title}\n"
-        for q in firing:
-            yield f"  firing   {q.source} / {q.title}\n"
+    yield from render_alerts(report)
     for note in report.notes:
         yield f"note: {note}\n"
     if report.ok:
@@ -89,6 +87,32 @@ def render_text(
         if report.query_errors:
             why.append(f"{len(report.query_errors)} query error(s)")
         yield f"result: FAILED ({'; '.join(why)})\n"
+
+
+def render_alerts(report: VerifyReport) -> Iterator[str]:
+    seen = report.alerts
+    if seen is None:
+        return
+    firing = [a for a in seen.alerts if a.state == "firing"]
+    pending = [a for a in seen.alerts if a.state == "pending"]
+    yield f"alerts: {len(firing)} firing, {len(pending)} pending (from the {seen.source})\n"
+    for a in seen.alerts[:MAX_LISTED]:
+        line = f"  {a.state:<8} {a.describe()}"
+        if a.active_since:
+            line += f" since {a.active_since}"
+        if a.state == "firing" and seen.alertmanagers:
+            line += (
+                f" -> {', '.join(a.delivered_to)}"
+                if a.delivered_to
+                else " -> in no Alertmanager yet"
+            )
+        yield line + "\n"
+    if len(seen.alerts) > MAX_LISTED:
+        yield f"  … and {len(seen.alerts) - MAX_LISTED} more\n"
+    if seen.alertmanagers:
+        yield f"alertmanagers: {', '.join(seen.alertmanagers)}\n"
+    for note in seen.notes:
+        yield f"note: {note}\n"
 
 
 @app.command("verify")

@@ -239,6 +239,10 @@ class PrometheusAPI:
             )
         )
 
+    def get_json(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """A GET of another API endpoint (``/api/v1/alerts`` …): its whole JSON envelope."""
+        return self._get(path, params or {})
+
     def federation_errors(self) -> dict[str, str]:
         """host → lastError of the central's federate targets (Prometheus only; best effort)."""
         try:

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import yaml
 
+from flobs.live.alerts import AlertsSeen, alerts_seen
 from flobs.live.prometheus_api import PrometheusAPI, QueryFailed
 from flobs.model import Fleet
 from flobs.promql import grafana_variables, substitute
@@ -66,6 +67,7 @@ class VerifyReport:
     unexpected_hosts: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     queries: list[QueryCheck] = field(default_factory=list)
+    alerts: AlertsSeen | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -430,7 +432,8 @@ def check_rule(
             name,
             expr,
             "data" if has_data else "no data",
-            "firing or pending" if has_data else "not firing",
+            # Whether it is pending or firing, and about what, is in report.alerts.
+            "pending or firing" if has_data else "not active",
         )
     return QueryCheck(kind, source, name, expr, "data" if has_data else "no data")
 
@@ -489,6 +492,8 @@ def verify(
         stale_after=default_stale_after(fleet) if stale_after is None else stale_after,
     )
     check_hosts(fleet, api, report)
+    if not hosts_only:
+        report.alerts = alerts_seen(api)
     if out is not None and not hosts_only:
         check_queries(fleet, api, out, report, panel_hosts=panel_hosts)
     return report

@@ -49,6 +49,11 @@ def test_verify_passes_for_every_host(fleet3: LiveFleet) -> None:
     rules = [q for q in report["queries"] if q["kind"] == "recording"]
     assert rules, "central recording rules were run"
     assert {q["outcome"] for q in rules} <= {"data", "no data"}
+    # Alerts come from the alerts API, each pending or firing, never both at once.
+    assert report["alerts"]["source"] == "alerts API"
+    for alert in report["alerts"]["alerts"]:
+        assert alert["state"] in ("firing", "pending"), alert
+        assert alert["labels"].get("host") in (None, "e2e-1", "e2e-2", "e2e-3"), alert
     # The text report says the same, for people.
     text = run_flobs("verify", "-i", inventory_of(fleet3), "--prometheus", fleet3.central_url)
     assert text.code == 0, text.stdout + text.stderr
