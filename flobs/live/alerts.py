@@ -26,6 +26,7 @@ from flobs.errors import RemoteError
 from flobs.live.prometheus_api import PrometheusAPI, QueryFailed
 
 AlertState = Literal["firing", "pending"]
+_STATES: dict[str, AlertState] = {"firing": "firing", "pending": "pending"}
 # Labels that are bookkeeping, not what the alert is about.
 NOT_IDENTIFYING = frozenset({"alertname", "alertstate", "__name__"})
 MAX_ALERTMANAGER_BYTES = 16 * 1024 * 1024
@@ -72,8 +73,8 @@ def _from_api(body: Mapping[str, Any]) -> list[ActiveAlert] | None:
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("labels"), dict):
             continue
-        state = item.get("state")
-        if state not in ("firing", "pending"):
+        state = _STATES.get(str(item.get("state")))
+        if state is None:
             continue  # "inactive" is not active; anything else is not an answer we know
         labels = item["labels"]
         out.append(
@@ -90,8 +91,8 @@ def _from_api(body: Mapping[str, Any]) -> list[ActiveAlert] | None:
 def _from_series(api: PrometheusAPI) -> list[ActiveAlert]:
     out = []
     for s in api.query('ALERTS{alertstate=~"firing|pending"}'):
-        state = s.labels.get("alertstate")
-        if state == "firing" or state == "pending":  # narrows the type, unlike `in`
+        state = _STATES.get(s.labels.get("alertstate", ""))
+        if state is not None:
             out.append(ActiveAlert(s.labels.get("alertname", "?"), state, _identifying(s.labels)))
     return out
 
