@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import tempfile
 import threading
@@ -22,18 +21,15 @@ from flobs.live.verify import VerifyReport
 def panels_by_dashboard(
     report: VerifyReport,
 ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
-    """(dashboard → panels with data, dashboard → panels without); a panel has data
-    when any of its queries has data for any host."""
-    has_data: dict[str, dict[str, bool]] = {}
-    for q in report.queries:
-        if q.kind != "panel":
-            continue
-        panel = re.sub(r" \[[^\]]*\]$", "", q.title)  # one panel, several targets
-        seen = has_data.setdefault(q.source, {})
-        seen[panel] = seen.get(panel, False) or q.outcome in ("data", "partial")
-    with_data = {d: [p for p, ok in ps.items() if ok] for d, ps in has_data.items()}
-    without = {d: [p for p, ok in ps.items() if not ok] for d, ps in has_data.items()}
-    return ({d: p for d, p in with_data.items() if p}, {d: p for d, p in without.items() if p})
+    """(dashboard → panels with data or partial data, dashboard → panels without)."""
+    with_data: dict[str, list[str]] = {}
+    without: dict[str, list[str]] = {}
+    for p in report.panels:
+        if p.outcome in ("data", "partial"):
+            with_data.setdefault(p.dashboard, []).append(p.title)
+        elif p.outcome == "no data":
+            without.setdefault(p.dashboard, []).append(p.title)
+    return with_data, without
 
 
 @app.command("demo")
@@ -106,12 +102,12 @@ def demo_command(
             )
             for dashboard, titles in without.items():
                 out_console.file.write(f"  {dashboard}: {', '.join(titles)}\n")
-            count_with = sum(len(t) for t in with_data.values())
-            count_without = sum(len(t) for t in without.values())
+            counts = report.panel_counts()
             out_console.file.write(
                 f"\ndemo: {len(report.hosts) - len(report.failed_hosts)}/{len(report.hosts)} "
                 f"hosts present after {result.waited_seconds:.0f}s; "
-                f"{count_with} panels with data, {count_without} without\n"
+                f"{counts.data} panels with data, {counts.partial} partial, "
+                f"{counts.no_data} without\n"
                 f"demo: central ({chosen}): {result.central_url}\n"
                 f"demo: inventory {result.inventory}, generated files {result.out}"
                 + (" (removed on exit; keep them with --workdir DIR)" if temp else "")

@@ -40,28 +40,21 @@ def render_text(
         yield f"warning: {w}\n"
     if len(report.warnings) > MAX_LISTED:
         yield f"warning: … and {len(report.warnings) - MAX_LISTED} more\n"
-    panels = [q for q in report.queries if q.kind == "panel"]
-    if panels:
-        data = report.panels("data")
-        partial = report.panels("partial")
-        empty = report.panels("no data")
-        skipped = report.panels("skipped")
-        errors = [q for q in panels if q.outcome == "error"]
-        yield (
-            f"panels: {len(data)} with data, {len(partial)} partial, {len(empty)} without "
-            f"data, {len(errors)} errors, {len(skipped)} skipped (not Prometheus)\n"
-        )
-        for q in panels if list_panels else []:
-            if q.outcome in ("data", "partial") and not verbose:
+    if report.panels:
+        yield panel_summary(report) + "\n"
+        for p in report.panels if list_panels else []:
+            if p.outcome == "data" and not verbose:
                 continue
-            line = f"  {q.outcome:<8} {q.source} / {q.title}"
-            if q.detail:
-                line += f": {q.detail}"
-            if q.hosts_without_data and q.outcome == "partial":
-                line += f" ({', '.join(q.hosts_without_data[:MAX_LISTED])})"
+            line = f"  {p.outcome:<8} {p.dashboard} / {p.title}"
+            if p.hosts_without_data and p.outcome == "partial":
+                line += f" (no data for {', '.join(p.hosts_without_data[:MAX_LISTED])})"
             yield line + "\n"
-            if q.outcome == "error":
-                yield f"           expr: {q.expr}\n"
+            for q in p.queries:
+                ref = q.title[len(p.title) :].strip() or "query"
+                detail = f": {q.detail}" if q.detail else ""
+                yield f"           {ref} {q.outcome}{detail}\n"
+                if q.outcome == "error":
+                    yield f"             expr: {q.expr}\n"
     rules = [q for q in report.queries if q.kind != "panel"]
     if rules:
         errors = [q for q in rules if q.outcome == "error"]
@@ -87,6 +80,15 @@ def render_text(
         if report.query_errors:
             why.append(f"{len(report.query_errors)} query error(s)")
         yield f"result: FAILED ({'; '.join(why)})\n"
+
+
+def panel_summary(report: VerifyReport) -> str:
+    """The one panel line, the same numbers as the JSON summary and the demo line."""
+    c = report.panel_counts()
+    return (
+        f"panels: {c.total} ({c.data} with data, {c.partial} partial, {c.no_data} without "
+        f"data, {c.errors} errors, {c.skipped} skipped: not Prometheus)"
+    )
 
 
 def render_alerts(report: VerifyReport) -> Iterator[str]:

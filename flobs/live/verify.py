@@ -34,6 +34,9 @@ from flobs.promtime import seconds
 
 FLOBS_SERIES = '{__name__=~"host:.+|microvm:.+"}'
 
+# schemas/verify-report.schema.json; bump when a field is removed or changes meaning.
+REPORT_VERSION = 1
+
 HostState = Literal["present", "missing", "stale", "unreachable"]
 Outcome = Literal["data", "partial", "no data", "error", "skipped"]
 
@@ -58,6 +61,49 @@ class QueryCheck:
     hosts_without_data: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class PanelCheck:
+    """One dashboard panel: data when every query has data (for every host it runs
+    for), no data when none has, partial in between; error when any query fails;
+    skipped when none of its queries is a Prometheus query."""
+
+    dashboard: str
+    title: str
+    outcome: Outcome
+    queries: tuple[QueryCheck, ...]
+    hosts_without_data: tuple[str, ...] = ()
+
+
+def panel_check(dashboard: str, title: str, queries: list[QueryCheck]) -> PanelCheck:
+    run = [q for q in queries if q.outcome != "skipped"]
+    outcomes = {q.outcome for q in run}
+    outcome: Outcome
+    if not run:
+        outcome = "skipped"
+    elif "error" in outcomes:
+        outcome = "error"
+    elif outcomes == {"data"}:
+        outcome = "data"
+    elif outcomes == {"no data"}:
+        outcome = "no data"
+    else:
+        outcome = "partial"
+    without = sorted({h for q in run for h in q.hosts_without_data})
+    return PanelCheck(dashboard, title, outcome, tuple(queries), tuple(without))
+
+
+@dataclass(frozen=True)
+class PanelCounts:
+    """The panel numbers every output shows (text, JSON, the demo line)."""
+
+    total: int
+    data: int
+    partial: int
+    no_data: int
+    errors: int
+    skipped: int
+
+
 @dataclass
 class VerifyReport:
     prometheus: str
@@ -66,7 +112,8 @@ class VerifyReport:
     hosts: list[HostStatus] = field(default_factory=list)
     unexpected_hosts: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    queries: list[QueryCheck] = field(default_factory=list)
+    panels: list[PanelCheck] = field(default_factory=list)
+    queries: list[QueryCheck] = field(default_factory=list)  # central rule expressions
     alerts: AlertsSeen | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -76,24 +123,36 @@ class VerifyReport:
 
     @property
     def query_errors(self) -> list[QueryCheck]:
-        return [q for q in self.queries if q.outcome == "error"]
+        panel_queries = [q for p in self.panels for q in p.queries]
+        return [q for q in panel_queries + self.queries if q.outcome == "error"]
 
     @property
     def ok(self) -> bool:
         return not self.failed_hosts and not self.query_errors
 
-    def panels(self, *outcomes: Outcome) -> list[QueryCheck]:
-        return [q for q in self.queries if q.kind == "panel" and q.outcome in outcomes]
+    def panels_with(self, *outcomes: Outcome) -> list[PanelCheck]:
+        return [p for p in self.panels if p.outcome in outcomes]
+
+    def panel_counts(self) -> PanelCounts:
+        by = [p.outcome for p in self.panels]
+        return PanelCounts(
+            len(by),
+            by.count("data"),
+            by.count("partial"),
+            by.count("no data"),
+            by.count("error"),
+            by.count("skipped"),
+        )
 
     def to_json(self) -> str:
-        doc = asdict(self)
+        doc = {"report_version": REPORT_VERSION, "generator": "flobs", **asdict(self)}
         doc["ok"] = self.ok
+        counts = self.panel_counts()
         doc["summary"] = {
             "hosts": len(self.hosts),
             "present": len(self.hosts) - len(self.failed_hosts),
             "query_errors": len(self.query_errors),
-            "panels_with_data": len(self.panels("data", "partial")),
-            "panels_without_data": len(self.panels("no data")),
+            "panels": asdict(counts),
         }
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
@@ -232,7 +291,9 @@ class TemplateVar:
 @dataclass(frozen=True)
 class _Target:
     dashboard: str
-    panel: str
+    panel: str  # title [refId]
+    panel_key: tuple[str, int]  # (dashboard file, panel's place in it): one panel, many targets
+    panel_title: str
     expr: str
     datasource: str  # "prometheus" | "loki" | "tempo" | other type/uid
     variables: tuple[TemplateVar, ...]
@@ -350,18 +411,27 @@ def dashboard_targets(out: Path, fleet: Fleet) -> Iterator[_Target]:
         dashboard = doc.get("dashboard", doc) if isinstance(doc, dict) else {}
         title = str(dashboard.get("title") or path.stem)
         variables, ds_vars = _template(dashboard)
-        for panel in _iter_panels(dashboard.get("panels") or []):
+        for place, panel in enumerate(_iter_panels(dashboard.get("panels") or [])):
+            panel_title = str(panel.get("title") or f"panel {panel.get('id')}")
             for target in panel.get("targets") or []:
+                if not isinstance(target, dict):
+                    continue
                 expr = target.get("expr") or ""
                 ds = target.get("datasource") or panel.get("datasource")
                 kind = _datasource_kind(ds, fleet, ds_vars)
                 if not expr and kind == "prometheus":
                     continue
                 ref = target.get("refId")
-                label = str(panel.get("title") or f"panel {panel.get('id')}")
-                if ref:
-                    label += f" [{ref}]"
-                yield _Target(title, label, str(expr or target.get("query") or ""), kind, variables)
+                label = panel_title + (f" [{ref}]" if ref else "")
+                yield _Target(
+                    title,
+                    label,
+                    (path.name, place),
+                    panel_title,
+                    str(expr or target.get("query") or ""),
+                    kind,
+                    variables,
+                )
 
 
 def rule_expressions(out: Path) -> Iterator[tuple[str, str, str, Literal["recording", "alert"]]]:
@@ -470,9 +540,15 @@ def check_queries(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         values = pool.map(lambda k: resolve_variables(api, fleet, dashboards[k[0]], k[1]), keys)
         resolved: Resolved = dict(zip(keys, values, strict=True))
-        panel_checks = list(pool.map(lambda t: check_panel(api, sampled, t, resolved), targets))
+        target_checks = list(pool.map(lambda t: check_panel(api, sampled, t, resolved), targets))
         rule_checks = list(pool.map(lambda r: check_rule(api, *r), rules))
-    report.queries.extend(panel_checks)
+    grouped: dict[tuple[str, int], list[tuple[_Target, QueryCheck]]] = {}
+    for target, checked in zip(targets, target_checks, strict=True):
+        grouped.setdefault(target.panel_key, []).append((target, checked))
+    report.panels = [
+        panel_check(pairs[0][0].dashboard, pairs[0][0].panel_title, [c for _, c in pairs])
+        for pairs in grouped.values()
+    ]
     report.queries.extend(rule_checks)
 
 

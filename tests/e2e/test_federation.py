@@ -9,8 +9,10 @@ import time
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 
+from flobs import resources
 from flobs.live.demo import LiveFleet
 from flobs.live.prometheus_api import PrometheusAPI
 from flobs.sim.flintlockd import GrpcTraffic
@@ -34,6 +36,7 @@ def test_verify_passes_for_every_host(fleet3: LiveFleet) -> None:
     r = run_flobs("verify", "-i", inventory_of(fleet3), "--out", fleet3.out, "--format", "json")
     assert r.code == 0, r.stdout + r.stderr
     report = json.loads(r.stdout)
+    jsonschema.validate(report, resources.schema("verify-report.schema.json"))
     assert report["ok"] is True
     assert report["mode"] == "federation"
     assert [(h["name"], h["state"]) for h in report["hosts"]] == [
@@ -58,6 +61,7 @@ def test_verify_passes_for_every_host(fleet3: LiveFleet) -> None:
     text = run_flobs("verify", "-i", inventory_of(fleet3), "--prometheus", fleet3.central_url)
     assert text.code == 0, text.stdout + text.stderr
     assert "hosts: 3/3 present" in text.stdout
+    assert report["summary"]["panels"]["total"] == len(report["panels"]) > 0
     assert text.stdout.rstrip().endswith("result: OK")
 
 

@@ -15,8 +15,10 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import jsonschema
 import pytest
 
+from flobs import resources
 from flobs.inventory import load_fleet
 from flobs.live.demo import demo_inventory, write_inventory
 from flobs.live.prometheus_api import PrometheusAPI
@@ -116,7 +118,10 @@ def _write_out(tmp_path: Path) -> Path:
             {
                 "title": "Fleet",
                 "datasource": {"uid": "${ds}"},
-                "targets": [{"refId": "A", "expr": "sum(host:ok)"}],
+                "targets": [
+                    {"refId": "A", "expr": "sum(host:ok)"},
+                    {"refId": "B", "expr": "sum(host:none)"},
+                ],
             },
             {
                 "type": "row",
@@ -165,8 +170,29 @@ def test_panels_rows_variables_and_rules(fleet: Fleet, tmp_path: Path) -> None:
         return 200, healthy(q, ["t-1", "t-2"])
 
     report = verify(fleet, api_with(answer), out=out)
-    by_title = {q.title: q for q in report.queries}
+    # Panels are counted as panels, each with its queries under it.
+    assert [(p.title, p.outcome, [q.title for q in p.queries]) for p in report.panels] == [
+        ("Fleet", "partial", ["Fleet [A]", "Fleet [B]"]),
+        ("Per host", "partial", ["Per host [A]"]),
+        ("Broken", "error", ["Broken [B]"]),
+        ("Logs", "skipped", ["Logs [A]"]),
+    ]
+    assert report.panels[1].hosts_without_data == ("t-2",)
+    counts = report.panel_counts()
+    assert (counts.total, counts.data, counts.partial, counts.no_data) == (4, 0, 2, 0)
+    assert (counts.errors, counts.skipped) == (1, 1)
+    assert json.loads(report.to_json())["summary"]["panels"] == {
+        "total": 4,
+        "data": 0,
+        "partial": 2,
+        "no_data": 0,
+        "errors": 1,
+        "skipped": 1,
+    }
+    by_title = {q.title: q for p in report.panels for q in p.queries}
+    by_title.update({q.title: q for q in report.queries})
     assert by_title["Fleet [A]"].outcome == "data"
+    assert by_title["Fleet [B]"].outcome == "no data"
     per_host = by_title["Per host [A]"]
     assert per_host.outcome == "partial"  # t-2's namespace query has no data
     assert per_host.hosts_without_data == ("t-2",)
@@ -298,3 +324,81 @@ def test_freshness_is_asked_per_name_and_only_for_well_formed_names(fleet: Fleet
         '"flobs_series", "0", "", ""))'
     ]
     assert [(h.name, h.age_seconds) for h in report.hosts] == [("t-1", 2.5), ("t-2", 3.5)]
+
+
+class _Answering(BaseHTTPRequestHandler):
+    """A Prometheus API on a real socket, answering with ``answer(query)``."""
+
+    answer: ClassVar[Any] = None
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        query = parse_qs(url.query).get("query", [""])[0]
+        if url.path != "/api/v1/query":
+            status, body = 404, {"status": "error", "errorType": "not_found", "error": url.path}
+        else:
+            status, body = type(self).answer(query)
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+
+@pytest.fixture
+def answering_server() -> Iterator[type[_Answering]]:
+    handler = type("Handler", (_Answering,), {})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    handler.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
+    yield handler
+    server.shutdown()
+    server.server_close()
+
+
+def test_text_and_json_give_the_same_panel_numbers(
+    inventory: Path, tmp_path: Path, answering_server: type[_Answering]
+) -> None:
+    out = _write_out(tmp_path)
+
+    def answer(q: str) -> tuple[int, Any]:
+        if q == "sum(host:bad":
+            return 400, {"status": "error", "errorType": "bad_data", "error": "unclosed paren"}
+        if q == "sum(host:ok)":
+            return 200, vector(({}, 3))
+        return 200, healthy(q, ["t-1", "t-2"])
+
+    answering_server.answer = staticmethod(answer)
+    url = answering_server.url  # type: ignore[attr-defined]
+    args = ("verify", "-i", inventory, "--prometheus", url, "--out", out)
+    text = run_flobs(*args)
+    as_json = run_flobs(*args, "--format", "json")
+    assert (text.code, as_json.code) == (1, 1), text.stderr + as_json.stderr
+    doc = json.loads(as_json.stdout)
+    jsonschema.validate(doc, resources.schema("verify-report.schema.json"))
+    assert doc["summary"]["panels"] == {
+        "total": 4,
+        "data": 0,
+        "partial": 1,
+        "no_data": 1,
+        "errors": 1,
+        "skipped": 1,
+    }
+    assert (
+        "panels: 4 (0 with data, 1 partial, 1 without data, 1 errors, 1 skipped: not Prometheus)\n"
+        "  partial  D / Fleet\n"
+        "           [A] data\n"
+        "           [B] no data\n"
+        "  no data  D / Per host\n"
+        "           [A] no data: no data for any host\n"
+        "  error    D / Broken\n"
+        "           [B] error: bad_data: unclosed paren\n"
+        "             expr: sum(host:bad\n"
+        "  skipped  D / Logs\n"
+        "           [A] skipped: loki datasource\n"
+    ) in text.stdout, text.stdout
