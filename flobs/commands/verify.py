@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 from flobs.cli import app, err_console, handle_errors, out_console
-from flobs.errors import ExitCode, UsageError
+from flobs.errors import ExitCode, RemoteError, UsageError
 from flobs.inventory import load_fleet
 from flobs.live.prometheus_api import PrometheusAPI
-from flobs.live.verify import PANEL_HOSTS, VerifyReport, verify
+from flobs.live.verify import PANEL_HOSTS, VerifyReport, verify, verify_until
 from flobs.promtime import parse_duration
 
 MAX_LISTED = 25
@@ -163,22 +163,25 @@ def verify_command(
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="List every host and panel.")
     ] = False,
+    wait: Annotated[
+        str | None,
+        typer.Option(
+            "--wait",
+            metavar="DURATION",
+            help="Re-run until everything passes or DURATION has passed (e.g. 2m, for CI "
+            "right after a deploy); progress goes to stderr on a terminal.",
+        ),
+    ] = None,
 ) -> None:
     """Check that every inventory host's data reaches the centre and the queries work.
 
     Exit 0 when every host is present and no query fails; 1 when a host is missing or
-    stale or a query fails; 3 when Prometheus cannot be reached.
+    stale or a query fails; 2 on bad usage; 3 when Prometheus cannot be reached.
     """
     if output_format not in ("text", "json"):
         raise UsageError(f"--format {output_format!r}: choose text or json")
-    stale: float | None = None
-    if stale_after is not None:
-        ms = parse_duration(stale_after)
-        if ms is None:
-            raise UsageError(
-                f"--stale-after {stale_after!r} is not a duration", hint="write it like 90s or 5m"
-            )
-        stale = ms / 1000
+    stale = _duration("--stale-after", stale_after)
+    wait_seconds = _duration("--wait", wait)
     if out is not None and not (out / "manifest.json").is_file():
         raise UsageError(
             f"--out {out} is not a flobs output tree (no manifest.json)",
@@ -195,9 +198,18 @@ def verify_command(
                 "the network unencrypted; use https://",
                 markup=False,
             )
-        report = verify(
-            loaded.fleet, api, out=out, stale_after=stale, panel_hosts=panel_hosts or None
-        )
+
+        def run() -> VerifyReport:
+            return verify(
+                loaded.fleet, api, out=out, stale_after=stale, panel_hosts=panel_hosts or None
+            )
+
+        if wait_seconds is None:
+            report = run()
+        else:
+            report = verify_until(
+                run, wait_seconds, progress=_wait_progress if err_console.is_terminal else None
+            )
     if output_format == "json":
         out_console.file.write(report.to_json())
     else:
@@ -205,3 +217,25 @@ def verify_command(
             out_console.file.write(line)
     if not report.ok:
         raise typer.Exit(int(ExitCode.FINDINGS))
+
+
+def _duration(option: str, value: str | None) -> float | None:
+    if value is None:
+        return None
+    ms = parse_duration(value)
+    if ms is None:
+        raise UsageError(f"{option} {value!r} is not a duration", hint="write it like 90s or 5m")
+    return ms / 1000
+
+
+def _wait_progress(
+    attempt: int, report: VerifyReport | None, error: RemoteError | None, left: float
+) -> None:
+    if report is None:
+        why = f"not answering ({error})" if error else "no answer"
+    else:
+        present = len(report.hosts) - len(report.failed_hosts)
+        why = f"{present}/{len(report.hosts)} hosts present"
+        if report.query_errors:
+            why += f", {len(report.query_errors)} query errors"
+    err_console.print(f"verify: attempt {attempt}: {why}; {left:.0f}s left", markup=False)

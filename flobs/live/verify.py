@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
+from flobs.errors import RemoteError
 from flobs.live.alerts import AlertsSeen, alerts_seen
 from flobs.live.prometheus_api import PrometheusAPI, QueryFailed
 from flobs.model import Fleet
@@ -550,6 +552,47 @@ def check_queries(
         for pairs in grouped.values()
     ]
     report.queries.extend(rule_checks)
+
+
+Progress = Callable[[int, "VerifyReport | None", "RemoteError | None", float], None]
+
+
+def verify_until(
+    run: Callable[[], VerifyReport],
+    seconds: float,
+    *,
+    interval: float = 2.0,
+    progress: Progress | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> VerifyReport:
+    """Run ``run`` until its report is ok or ``seconds`` have passed (``--wait``).
+
+    Right after a deploy the centre may not answer yet: a remote failure is retried
+    like a failed report, and raised only if the deadline passes without any report.
+    ``progress(attempt, report, error, seconds_left)`` follows every failed attempt.
+    """
+    deadline = clock() + seconds
+    attempt = 0
+    while True:
+        attempt += 1
+        report: VerifyReport | None = None
+        error: RemoteError | None = None
+        try:
+            report = run()
+        except RemoteError as err:
+            error = err
+        if report is not None and report.ok:
+            return report
+        left = deadline - clock()
+        if left <= 0:
+            if report is None:
+                assert error is not None
+                raise error
+            return report
+        if progress is not None:
+            progress(attempt, report, error, left)
+        sleep(min(interval, left))
 
 
 def verify(

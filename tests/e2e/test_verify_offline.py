@@ -7,7 +7,14 @@ No real Prometheus here: these cover what the live tests cannot provoke cheaply
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -402,3 +409,91 @@ def test_text_and_json_give_the_same_panel_numbers(
         "  skipped  D / Logs\n"
         "           [A] skipped: loki datasource\n"
     ) in text.stdout, text.stdout
+
+
+def _arriving_after(rounds: int) -> Any:
+    """t-2 arrives at the centre after ``rounds`` verify runs."""
+    seen = {"runs": 0}
+
+    def answer(q: str) -> tuple[int, Any]:
+        if q.startswith("count by (host)"):
+            seen["runs"] += 1
+        hosts = ["t-1", "t-2"] if seen["runs"] > rounds else ["t-1"]
+        return 200, healthy(q, hosts)
+
+    return staticmethod(answer)
+
+
+def test_wait_reruns_until_every_host_is_present(
+    inventory: Path, answering_server: type[_Answering]
+) -> None:
+    answering_server.answer = _arriving_after(2)
+    url = answering_server.url  # type: ignore[attr-defined]
+    started = time.monotonic()
+    r = run_flobs("verify", "-i", inventory, "--prometheus", url, "--wait", "60s")
+    assert r.code == 0, r.stdout + r.stderr
+    assert "hosts: 2/2 present" in r.stdout
+    assert time.monotonic() - started < 30
+    assert r.stderr == ""  # no terminal: no progress lines
+
+
+def test_wait_gives_up_at_the_deadline_with_the_last_report(
+    inventory: Path, answering_server: type[_Answering]
+) -> None:
+    answering_server.answer = _arriving_after(10_000)
+    url = answering_server.url  # type: ignore[attr-defined]
+    started = time.monotonic()
+    r = run_flobs("verify", "-i", inventory, "--prometheus", url, "--wait", "3s")
+    took = time.monotonic() - started
+    assert r.code == 1, r.stdout + r.stderr
+    assert "result: FAILED (1 host(s) not present: t-2)" in r.stdout
+    assert 3 <= took < 15, took
+
+
+def test_wait_on_an_unreachable_centre_exits_3_after_the_deadline(inventory: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    r = run_flobs("verify", "-i", inventory, "--prometheus", url, "--wait", "2s")
+    assert (r.code, r.stdout) == (3, "")
+    assert f"cannot reach Prometheus at {url}" in r.stderr
+    assert time.monotonic() - started >= 2
+
+
+def test_wait_shows_progress_on_a_terminal(
+    inventory: Path, answering_server: type[_Answering]
+) -> None:
+    answering_server.answer = _arriving_after(1)
+    url = answering_server.url  # type: ignore[attr-defined]
+    leader, follower = pty.openpty()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flobs",
+            "verify",
+            "-i",
+            str(inventory),
+            "--prometheus",
+            url,
+            "--wait",
+            "60s",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+        timeout=60,
+        check=False,
+    )
+    os.close(follower)
+    shown = b""
+    while select.select([leader], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert proc.returncode == 0
+    assert re.search(rb"verify: attempt 1: 1/2 hosts present; \d+s left", shown), shown
