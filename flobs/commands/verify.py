@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from flobs.errors import ExitCode, RemoteError, UsageError
 from flobs.inventory import load_fleet
 from flobs.live.prometheus_api import PrometheusAPI
 from flobs.live.verify import PANEL_HOSTS, VerifyReport, verify, verify_until
+from flobs.live.verify_exporter import RunRecord, VerifyExporter, parse_listen
 from flobs.promtime import parse_duration
 
 MAX_LISTED = 25
@@ -172,6 +174,23 @@ def verify_command(
             "right after a deploy); progress goes to stderr on a terminal.",
         ),
     ] = None,
+    every: Annotated[
+        str | None,
+        typer.Option(
+            "--every",
+            metavar="DURATION",
+            help="Keep verifying every DURATION (e.g. 60s) until SIGTERM or Ctrl-C; with "
+            "--listen, serve the results as Prometheus metrics.",
+        ),
+    ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            metavar="HOST:PORT",
+            help="With --every: serve /metrics here (e.g. 127.0.0.1:9465; :PORT is loopback).",
+        ),
+    ] = None,
 ) -> None:
     """Check that every inventory host's data reaches the centre and the queries work.
 
@@ -182,6 +201,14 @@ def verify_command(
         raise UsageError(f"--format {output_format!r}: choose text or json")
     stale = _duration("--stale-after", stale_after)
     wait_seconds = _duration("--wait", wait)
+    every_seconds = _duration("--every", every)
+    if listen is not None and every_seconds is None:
+        raise UsageError("--listen needs --every", hint="e.g. --every 60s --listen 127.0.0.1:9465")
+    if every_seconds is not None and wait_seconds is not None:
+        raise UsageError("--every and --wait do not go together")
+    if every_seconds is not None and every_seconds < 1:
+        raise UsageError(f"--every {every!r} is shorter than a second")
+    address = parse_listen(listen) if listen is not None else None
     if out is not None and not (out / "manifest.json").is_file():
         raise UsageError(
             f"--out {out} is not a flobs output tree (no manifest.json)",
@@ -204,6 +231,9 @@ def verify_command(
                 loaded.fleet, api, out=out, stale_after=stale, panel_hosts=panel_hosts or None
             )
 
+        if every_seconds is not None:
+            _continuously(run, [h.name for h in loaded.fleet.hosts], every_seconds, address)
+            return
         if wait_seconds is None:
             report = run()
         else:
@@ -217,6 +247,41 @@ def verify_command(
             out_console.file.write(line)
     if not report.ok:
         raise typer.Exit(int(ExitCode.FINDINGS))
+
+
+def _continuously(
+    run: Callable[[], VerifyReport],
+    hosts: list[str],
+    interval: float,
+    address: tuple[str, int] | None,
+) -> None:
+    """``--every``: one summary line per run on stderr; SIGTERM stops cleanly (exit 0)."""
+
+    def said(report: VerifyReport | None, record: RunRecord) -> None:
+        if report is None:
+            what = f"could not verify: {record.last_error}"
+        else:
+            present = len(report.hosts) - len(report.failed_hosts)
+            what = (
+                f"{'OK' if report.ok else 'FAILED'}: {present}/{len(report.hosts)} hosts "
+                f"present, {len(report.query_errors)} query errors"
+            )
+        err_console.print(
+            f"verify: run {record.runs} ({record.last_duration:.1f}s): {what}", markup=False
+        )
+
+    exporter = VerifyExporter(run, hosts, interval, address or ("127.0.0.1", 0), said)
+    if address is not None:
+        err_console.print(
+            f"verify: every {interval:g}s; metrics at http://{exporter.address}/metrics",
+            markup=False,
+        )
+    previous = signal.signal(signal.SIGTERM, lambda *_: exporter.stop())
+    try:
+        exporter.serve()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    err_console.print("verify: stopped", markup=False)
 
 
 def _duration(option: str, value: str | None) -> float | None:

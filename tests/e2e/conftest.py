@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.e2e.fake_prometheus import answering_server  # noqa: F401 - a fixture
 from tests.e2e.fleet import FleetFactory, factory
 
 # Every live test runs against both Prometheus majors flobs writes for: 2.42 (Debian)

@@ -32,6 +32,7 @@ from flobs.live.prometheus_api import PrometheusAPI
 from flobs.live.verify import verify
 from flobs.model import Fleet
 from tests.conftest import free_port
+from tests.e2e.fake_prometheus import Answering, healthy, vector
 from tests.helpers import run_flobs
 
 TOKEN = "s3cr3t-token-value"
@@ -47,29 +48,6 @@ def inventory(tmp_path: Path) -> Path:
 @pytest.fixture
 def fleet(inventory: Path) -> Fleet:
     return load_fleet(inventory).fleet
-
-
-def vector(*items: tuple[dict[str, str], float]) -> dict[str, Any]:
-    return {
-        "status": "success",
-        "data": {
-            "resultType": "vector",
-            "result": [{"metric": m, "value": [1.0, str(v)]} for m, v in items],
-        },
-    }
-
-
-def healthy(query: str, hosts: list[str]) -> dict[str, Any]:
-    """What a centre holding every host answers to verify's host queries."""
-    if query.startswith("count by (host)"):
-        return vector(*(({"host": h}, 40) for h in hosts))
-    if query.startswith("count by (__name__)"):
-        return vector(({"__name__": "host:a"}, 2), ({"__name__": "microvm:b"}, 2))
-    if query.startswith("time() - max by (host)"):
-        return vector(*(({"host": h}, 1.5) for h in hosts))
-    if query.startswith("max by (host)"):
-        return vector(*(({"host": h}, 1) for h in hosts))
-    return vector()
 
 
 def api_with(answer: Any) -> PrometheusAPI:
@@ -266,6 +244,11 @@ def test_unreachable_prometheus_exits_3(inventory: Path) -> None:
         (["--stale-after", "soon"], "--stale-after 'soon' is not a duration"),
         (["--out", "/nonexistent-flobs-out"], "is not a flobs output tree"),
         (["--prometheus", "prom:9090"], "is not an http(s) URL"),
+        (["--wait", "soon"], "--wait 'soon' is not a duration"),
+        (["--listen", "127.0.0.1:9465"], "--listen needs --every"),
+        (["--every", "1m", "--wait", "1m"], "--every and --wait do not go together"),
+        (["--every", "1m", "--listen", "nowhere"], "--listen 'nowhere' is not HOST:PORT"),
+        (["--every", "500ms"], "--every '500ms' is shorter than a second"),
     ],
 )
 def test_usage_errors_exit_2(inventory: Path, args: list[str], message: str) -> None:
@@ -333,43 +316,8 @@ def test_freshness_is_asked_per_name_and_only_for_well_formed_names(fleet: Fleet
     assert [(h.name, h.age_seconds) for h in report.hosts] == [("t-1", 2.5), ("t-2", 3.5)]
 
 
-class _Answering(BaseHTTPRequestHandler):
-    """A Prometheus API on a real socket, answering with ``answer(query)``."""
-
-    answer: ClassVar[Any] = None
-
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        query = parse_qs(url.query).get("query", [""])[0]
-        if url.path != "/api/v1/query":
-            status, body = 404, {"status": "error", "errorType": "not_found", "error": url.path}
-        else:
-            status, body = type(self).answer(query)
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return
-
-
-@pytest.fixture
-def answering_server() -> Iterator[type[_Answering]]:
-    handler = type("Handler", (_Answering,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    handler.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
-    yield handler
-    server.shutdown()
-    server.server_close()
-
-
 def test_text_and_json_give_the_same_panel_numbers(
-    inventory: Path, tmp_path: Path, answering_server: type[_Answering]
+    inventory: Path, tmp_path: Path, answering_server: type[Answering]
 ) -> None:
     out = _write_out(tmp_path)
 
@@ -425,7 +373,7 @@ def _arriving_after(rounds: int) -> Any:
 
 
 def test_wait_reruns_until_every_host_is_present(
-    inventory: Path, answering_server: type[_Answering]
+    inventory: Path, answering_server: type[Answering]
 ) -> None:
     answering_server.answer = _arriving_after(2)
     url = answering_server.url  # type: ignore[attr-defined]
@@ -438,7 +386,7 @@ def test_wait_reruns_until_every_host_is_present(
 
 
 def test_wait_gives_up_at_the_deadline_with_the_last_report(
-    inventory: Path, answering_server: type[_Answering]
+    inventory: Path, answering_server: type[Answering]
 ) -> None:
     answering_server.answer = _arriving_after(10_000)
     url = answering_server.url  # type: ignore[attr-defined]
@@ -460,7 +408,7 @@ def test_wait_on_an_unreachable_centre_exits_3_after_the_deadline(inventory: Pat
 
 
 def test_wait_shows_progress_on_a_terminal(
-    inventory: Path, answering_server: type[_Answering]
+    inventory: Path, answering_server: type[Answering]
 ) -> None:
     answering_server.answer = _arriving_after(1)
     url = answering_server.url  # type: ignore[attr-defined]
