@@ -142,6 +142,14 @@ def _federation_selectors(tree: Mapping[str, bytes]) -> list[str]:
     return selectors
 
 
+def _central_jobs(tree: Mapping[str, bytes]) -> set[str]:
+    """Job names the central Prometheus scrapes itself (their series need no federation)."""
+    data = tree.get(CENTRAL_CONFIG)
+    doc = (_load(CENTRAL_CONFIG, data) or {}) if data is not None else {}
+    jobs = doc.get("scrape_configs") or [] if isinstance(doc, dict) else []
+    return {str(j.get("job_name")) for j in jobs if isinstance(j, dict) and j.get("job_name")}
+
+
 def _expr_uses(file: str, where: str, expr: str) -> Iterator[Use]:
     concrete = substitute(expr)
     if parse_error(concrete) is not None:
@@ -221,6 +229,7 @@ def closure_gaps(tree: Mapping[str, bytes]) -> list[Gap]:
                     if "record" in rule:
                         central_records.add(str(rule["record"]))
     selectors = _federation_selectors(tree)
+    central_jobs = _central_jobs(tree) - {"federate"}
 
     def federated(metric: str) -> bool:
         if any(selector_matches(s, metric) for s in selectors):
@@ -236,6 +245,8 @@ def closure_gaps(tree: Mapping[str, bytes]) -> list[Gap]:
     for use in uses(tree):
         if use.metric in central_records:
             continue  # recorded at the centre; its own inputs are uses too
+        if use.metric not in SYNTHETIC and _produced_by(central_jobs, use.metric):
+            continue  # scraped by the centre itself (flobs-verify)
         if not produced(use.metric):
             gaps.add(Gap(use.file, use.metric, "not produced", use.where))
         if not federated(use.metric):

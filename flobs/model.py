@@ -362,6 +362,15 @@ class Alerts:
 
 
 @dataclass(frozen=True, slots=True)
+class ContinuousVerify:
+    """``central.verify``: the centre scrapes ``flobs verify --every`` and alerts on it."""
+
+    enabled: bool
+    listen: str  # host:port of the verifier's /metrics
+    failing_for: str
+
+
+@dataclass(frozen=True, slots=True)
 class Central:
     prometheus: CentralPrometheus
     loki: Loki
@@ -369,6 +378,7 @@ class Central:
     grafana: Grafana
     alerts: Alerts
     runbook_base_url: str
+    verify: ContinuousVerify
 
 
 @dataclass(frozen=True, slots=True)

@@ -221,3 +221,20 @@ def test_extra_match_federates_a_raw_series(tmp_path: Path) -> None:
 def test_federated_raw_allow_list_stays_short() -> None:
     # Every entry is multiplied by the number of hosts at the centre.
     assert len(series.FEDERATED_RAW) <= 5
+
+
+def test_continuous_verify_series_are_scraped_at_the_centre(tmp_path: Path) -> None:
+    doc = example_doc()
+    doc["central"]["verify"] = {"enabled": True}
+    tree = render_tree(fleet_of(doc, tmp_path))
+    assert closure_gaps(tree) == []
+    # Without the centre's own scrape job, the alert's input is produced nowhere.
+    central = yamlio.load(tree["central/prometheus.yml"].decode())
+    central["scrape_configs"] = [
+        j for j in central["scrape_configs"] if j["job_name"] != "flobs-verify"
+    ]
+    cut = {**tree, "central/prometheus.yml": yamlio.dump(central).encode()}
+    assert [(g.metric, g.reason) for g in closure_gaps(cut)] == [
+        ("flobs_verify_ok", "not federated"),
+        ("flobs_verify_ok", "not produced"),
+    ]

@@ -11,6 +11,8 @@ from flobs.artifacts.prometheus_local import retention
 from flobs.artifacts.series import federation_match
 from flobs.model import FileAuth, Fleet, Host
 
+VERIFY_JOB = "flobs-verify"
+
 
 def target_file_name(host: Host) -> str:
     """Targets are sharded by the host's first group, so one host's change touches one file."""
@@ -71,6 +73,14 @@ def config(fleet: Fleet) -> dict[str, Any]:
             "static_configs": [{"targets": [scrape_address(p.listen)]}],
         }
     )
+    if fleet.central.verify.enabled:
+        # `flobs verify --every … --listen`: the centre watches its own verifier.
+        jobs.append(
+            {
+                "job_name": VERIFY_JOB,
+                "static_configs": [{"targets": [fleet.central.verify.listen]}],
+            }
+        )
     doc: dict[str, Any] = {
         "global": {
             "scrape_interval": p.scrape_interval,

@@ -445,9 +445,53 @@ def _up_alert(
     ).with_labels("up", labels)
 
 
+def _verification_failing(for_: str) -> Alert:
+    m = _minutes(for_)
+    ok = series_text("flobs_verify_ok", {"job": "flobs-verify", "instance": "verifier:9465"})
+    up = series_text("up", {"job": "flobs-verify", "instance": "verifier:9465"})
+    fires = ({"job": "flobs-verify", "instance": "verifier:9465"},)
+    return Alert(
+        "FlobsVerificationFailing",
+        'flobs_verify_ok{job="flobs-verify"} == 0 or up{job="flobs-verify"} == 0',
+        for_,
+        "warning",
+        "flobs verify has been failing for " + for_,
+        "Continuous verification ({{ $labels.instance }}) reports missing or stale hosts or "
+        "failing queries, or cannot be scraped: the fleet's observability is not what the "
+        "inventory says. Its /metrics (flobs_verify_host_up, flobs_verify_freshness_seconds) "
+        "name the hosts.",
+        (
+            Case(
+                "verification failing",
+                ((ok, _const(0, m + 10)), (up, _const(1, m + 10))),
+                (m + 5) * 60,
+                fires,
+            ),
+            Case("verifier down", ((up, _const(0, m + 10)),), (m + 5) * 60, fires),
+            Case(
+                "verification passing",
+                ((ok, _const(1, m + 10)), (up, _const(1, m + 10))),
+                (m + 5) * 60,
+                (),
+            ),
+            Case(
+                "failing for less than " + for_,
+                ((ok, f"1x{m + 2} 0x3"), (up, _const(1, m + 10))),
+                (m + 5) * 60,
+                (),
+            ),
+        ),
+    )
+
+
 def alerts(fleet: Fleet) -> list[Alert]:
     a = fleet.central.alerts
     ext = fleet.extensions
+    extra = (
+        [_verification_failing(fleet.central.verify.failing_for)]
+        if fleet.central.verify.enabled
+        else []
+    )
 
     # extensions.overrides.alerts: a per-alert `for`/threshold wins over central.alerts.
     def dur(key: str, alert: str) -> str:
@@ -511,6 +555,7 @@ def alerts(fleet: Fleet) -> list[Alert]:
                 "The local Prometheus on {{ $labels.host }} cannot scrape {{ $labels.job }}: host "
                 "pressure or flintlockd process panels and the restart alert go blind.",
             ),
+            *extra,
         ],
     )
 

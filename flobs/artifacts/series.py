@@ -254,6 +254,8 @@ SYNTHETIC: tuple[str, ...] = (
     "scrape_series_added",
 )
 JOB_PRODUCES: dict[str, tuple[str, ...]] = {
+    # Scraped by the central Prometheus itself (central.verify), never federated.
+    "flobs-verify": ("flobs_verify_.+",),
     # go-grpc-prometheus counters only: flintlockd does not enable the handling-time
     # histogram, so grpc_server_handling_seconds_* never exist (flintlock-facts.md).
     "flintlockd": (

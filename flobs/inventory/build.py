@@ -24,6 +24,7 @@ from flobs.model import (
     Alerts,
     Central,
     CentralPrometheus,
+    ContinuousVerify,
     DatasourceRef,
     Endpoint,
     Exporter,
@@ -688,6 +689,7 @@ class _Builder:
                     "TLS verification is off: anyone on the path can read and change this traffic",
                     "give a ca_file instead and remove insecure_skip_verify",
                 )
+        v = c.get("verify") or {}
         return Central(
             prometheus,
             loki,
@@ -697,6 +699,11 @@ class _Builder:
             c.get(
                 "runbook_base_url",
                 "https://github.com/liquidmetal-dev/flobs/blob/main/docs/runbooks",
+            ),
+            ContinuousVerify(
+                bool(v.get("enabled", False)),
+                str(v.get("listen", "127.0.0.1:9465")),
+                str(v.get("failing_for", "10m")),
             ),
         )
 

@@ -310,3 +310,40 @@ def test_unit_tests_do_not_grow_with_the_fleet(tmp_path: Path) -> None:
         sizes.append(len(files[central_rules.TESTS_FILE]))
     # Only the expected host count in names/annotations differs (a few digits).
     assert abs(sizes[1] - sizes[0]) < 200, sizes
+
+
+VERIFY_ON = {"verify": {"enabled": True, "listen": "127.0.0.1:9477", "failing_for": "5m"}}
+
+
+def test_continuous_verify_is_off_by_default(example_fleet: Fleet) -> None:
+    from flobs.artifacts import central
+
+    assert not example_fleet.central.verify.enabled
+    assert "FlobsVerificationFailing" not in [a.name for a in central_rules.alerts(example_fleet)]
+    jobs = [j["job_name"] for j in central.config(example_fleet)["scrape_configs"]]
+    assert "flobs-verify" not in jobs
+
+
+@pytest.mark.tools
+def test_continuous_verify_adds_scrape_job_alert_and_passing_unit_tests(tmp_path: Path) -> None:
+    from flobs.artifacts import central
+
+    fleet = fleet_from(tmp_path, VERIFY_ON)
+    jobs = central.config(fleet)["scrape_configs"]
+    assert {"job_name": "flobs-verify", "static_configs": [{"targets": ["127.0.0.1:9477"]}]} in jobs
+    out = write_central(fleet, tmp_path / "out")
+    rules = load(out / "rules" / "flobs-alerts.yml")["groups"][0]["rules"]
+    (rule,) = [r for r in rules if r["alert"] == "FlobsVerificationFailing"]
+    assert rule["for"] == "5m"
+    assert rule["annotations"]["runbook_url"].endswith("/FlobsVerificationFailing.md")
+    assert (REPO / "docs" / "runbooks" / "FlobsVerificationFailing.md").is_file()
+    test = promtool("test", "rules", "tests/flobs-alerts.test.yml", cwd=out)
+    assert test.returncode == 0, test.stdout + test.stderr
+    # The cases catch an inverted rule.
+    path = out / "rules" / "flobs-alerts.yml"
+    text, n = re.subn(r"(flobs_verify_ok\S+) == 0", r"\1 == 1", path.read_text())
+    assert n == 1
+    path.write_text(text)
+    broken = promtool("test", "rules", "tests/flobs-alerts.test.yml", cwd=out)
+    assert broken.returncode != 0
+    assert "FlobsVerificationFailing" in broken.stdout + broken.stderr
