@@ -13,6 +13,7 @@ from flobs.cli import app, err_console, handle_errors, out_console
 from flobs.errors import ExitCode, RemoteError, UsageError
 from flobs.inventory import load_fleet
 from flobs.live.prometheus_api import PrometheusAPI
+from flobs.live.signals import LokiLogs, TempoTraces
 from flobs.live.verify import PANEL_HOSTS, VerifyReport, verify, verify_until
 from flobs.live.verify_exporter import RunRecord, VerifyExporter, parse_listen
 from flobs.promtime import parse_duration
@@ -70,6 +71,7 @@ def render_text(
         for q in empty:
             yield f"  no data  {q.source} / {q.title}\n"
     yield from render_alerts(report)
+    yield from render_signals(report, verbose=verbose)
     for note in report.notes:
         yield f"note: {note}\n"
     if report.ok:
@@ -81,7 +83,34 @@ def render_text(
             why.append(f"{len(report.failed_hosts)} host(s) not present: {names}")
         if report.query_errors:
             why.append(f"{len(report.query_errors)} query error(s)")
+        if report.lost_signals:
+            lost = "; ".join(
+                f"{s.host}: {', '.join(s.lost)}" for s in report.lost_signals[:MAX_LISTED]
+            )
+            why.append(f"{len(report.lost_signals)} host(s) losing signals ({lost})")
         yield f"result: FAILED ({'; '.join(why)})\n"
+
+
+def render_signals(report: VerifyReport, *, verbose: bool = False) -> Iterator[str]:
+    if not report.signals:
+        return
+    for name, backend in report.signal_backends.items():
+        have = sum(
+            1
+            for s in report.signals
+            if (st := getattr(s, name)) is not None and st.state == "present"
+        )
+        yield f"{name}: {have}/{len(report.signals)} hosts ({backend})\n"
+    for s in report.signals:
+        for name in ("logs", "traces", "correlation"):
+            status = getattr(s, name)
+            if status is None or (status.state == "present" and not verbose):
+                continue
+            state = "ok" if status.state == "present" else status.state.upper()
+            age = (
+                f", newest {status.age_seconds:.0f}s old" if status.age_seconds is not None else ""
+            )
+            yield f"  {state:<12} {s.host}: {name}: {status.detail}{age}\n"
 
 
 def panel_summary(report: VerifyReport) -> str:
@@ -174,6 +203,31 @@ def verify_command(
             "right after a deploy); progress goes to stderr on a terminal.",
         ),
     ] = None,
+    loki: Annotated[
+        str | None,
+        typer.Option(
+            "--loki",
+            metavar="URL",
+            help="Also check each host's logs (and trace ids in them) in this Loki (base URL).",
+        ),
+    ] = None,
+    tempo: Annotated[
+        str | None,
+        typer.Option(
+            "--tempo",
+            metavar="URL",
+            help="Also check each host's spans in this Tempo (base URL); with --loki, that "
+            "a trace id from the host's logs resolves.",
+        ),
+    ] = None,
+    signals_window: Annotated[
+        str,
+        typer.Option(
+            "--signals-window",
+            metavar="DURATION",
+            help="Logs and spans must have arrived within this window.",
+        ),
+    ] = "5m",
     every: Annotated[
         str | None,
         typer.Option(
@@ -209,6 +263,10 @@ def verify_command(
     if every_seconds is not None and every_seconds < 1:
         raise UsageError(f"--every {every!r} is shorter than a second")
     address = parse_listen(listen) if listen is not None else None
+    window = _duration("--signals-window", signals_window) or 300.0
+    for option, value in (("--loki", loki), ("--tempo", tempo)):
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise UsageError(f"{option} {value!r} is not an http(s) URL")
     if out is not None and not (out / "manifest.json").is_file():
         raise UsageError(
             f"--out {out} is not a flobs output tree (no manifest.json)",
@@ -218,6 +276,8 @@ def verify_command(
     for warning in loaded.warnings:
         err_console.print(warning.render(), markup=False)
     url = prometheus or loaded.fleet.central.prometheus.url
+    logs = LokiLogs(loki) if loki else None
+    traces = TempoTraces(tempo) if tempo else None
     with PrometheusAPI.from_env(url) as api:
         if api.credentials_in_plaintext:
             err_console.print(
@@ -228,7 +288,14 @@ def verify_command(
 
         def run() -> VerifyReport:
             return verify(
-                loaded.fleet, api, out=out, stale_after=stale, panel_hosts=panel_hosts or None
+                loaded.fleet,
+                api,
+                out=out,
+                stale_after=stale,
+                panel_hosts=panel_hosts or None,
+                logs=logs,
+                traces=traces,
+                signals_window=window,
             )
 
         if every_seconds is not None:

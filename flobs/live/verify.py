@@ -30,6 +30,7 @@ import yaml
 from flobs.errors import RemoteError
 from flobs.live.alerts import AlertsSeen, alerts_seen
 from flobs.live.prometheus_api import PrometheusAPI, QueryFailed
+from flobs.live.signals import HostSignals, LogsBackend, TracesBackend, check_host_signals
 from flobs.model import Fleet
 from flobs.promql import grafana_variables, substitute
 from flobs.promtime import seconds
@@ -117,6 +118,8 @@ class VerifyReport:
     panels: list[PanelCheck] = field(default_factory=list)
     queries: list[QueryCheck] = field(default_factory=list)  # central rule expressions
     alerts: AlertsSeen | None = None
+    signals: list[HostSignals] = field(default_factory=list)  # logs and traces, when asked
+    signal_backends: dict[str, str] = field(default_factory=dict)  # signal → "Kind URL"
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -129,8 +132,12 @@ class VerifyReport:
         return [q for q in panel_queries + self.queries if q.outcome == "error"]
 
     @property
+    def lost_signals(self) -> list[HostSignals]:
+        return [s for s in self.signals if s.lost]
+
+    @property
     def ok(self) -> bool:
-        return not self.failed_hosts and not self.query_errors
+        return not self.failed_hosts and not self.query_errors and not self.lost_signals
 
     def panels_with(self, *outcomes: Outcome) -> list[PanelCheck]:
         return [p for p in self.panels if p.outcome in outcomes]
@@ -154,6 +161,7 @@ class VerifyReport:
             "hosts": len(self.hosts),
             "present": len(self.hosts) - len(self.failed_hosts),
             "query_errors": len(self.query_errors),
+            "hosts_losing_signals": len(self.lost_signals),
             "panels": asdict(counts),
         }
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
@@ -603,6 +611,9 @@ def verify(
     stale_after: float | None = None,
     hosts_only: bool = False,
     panel_hosts: int | None = PANEL_HOSTS,
+    logs: LogsBackend | None = None,
+    traces: TracesBackend | None = None,
+    signals_window: float = 300.0,
 ) -> VerifyReport:
     """Check the centre behind ``api`` against ``fleet`` (and OUT's queries)."""
     report = VerifyReport(
@@ -613,6 +624,13 @@ def verify(
     check_hosts(fleet, api, report)
     if not hosts_only:
         report.alerts = alerts_seen(api)
+    if logs is not None or traces is not None:
+        for name, backend in (("logs", logs), ("traces", traces)):
+            if backend is not None:
+                report.signal_backends[name] = f"{backend.kind} {backend.url}"
+        report.signals = check_host_signals(
+            [h.name for h in fleet.hosts], logs, traces, window=signals_window
+        )
     if out is not None and not hosts_only:
         check_queries(fleet, api, out, report, panel_hosts=panel_hosts)
     return report

@@ -125,6 +125,22 @@ def exposition(report: VerifyReport | None, record: RunRecord, hosts: list[str])
             [({"host": h}, 1.0 if states.get(h) == "present" else 0.0) for h in hosts],
         )
     )
+    if report.signals:
+        lost = {s.host: s.lost for s in report.signals}
+        add(
+            _family(
+                Gauge(
+                    "flobs_verify_signal_up",
+                    "1 when the host's logs/traces/correlation check passed.",
+                ),
+                [
+                    ({"host": s.host, "signal": name}, 0.0 if name in lost[s.host] else 1.0)
+                    for s in report.signals
+                    for name in ("logs", "traces", "correlation")
+                    if getattr(s, name) is not None
+                ],
+            )
+        )
     add(
         _family(
             Gauge("flobs_verify_hosts", "Inventory hosts by state at the centre."),
@@ -141,6 +157,12 @@ def exposition(report: VerifyReport | None, record: RunRecord, hosts: list[str])
                 ({"host": h.name, "signal": "metrics"}, h.age_seconds)
                 for h in report.hosts
                 if h.age_seconds is not None
+            ]
+            + [
+                ({"host": s.host, "signal": name}, status.age_seconds)
+                for s in report.signals
+                for name, status in (("logs", s.logs), ("traces", s.traces))
+                if status is not None and status.age_seconds is not None
             ],
         )
     )

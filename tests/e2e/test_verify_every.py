@@ -137,3 +137,17 @@ def test_exposition_passes_promtool_and_escapes_labels() -> None:
     )
     # promtool lints names and help; counters must end in _total, which ours do.
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_exposition_has_per_signal_freshness_and_state() -> None:
+    from flobs.live.signals import HostSignals, SignalStatus
+
+    report = VerifyReport("http://p", "federation", 15.0)
+    report.signals = [
+        HostSignals("h-1", SignalStatus("present", 2.5, ""), {}, SignalStatus("missing", None, "")),
+    ]
+    page = exposition(report, RunRecord(), ["h-1"])
+    assert 'flobs_verify_freshness_seconds{host="h-1",signal="logs"} 2.5\n' in page
+    assert 'flobs_verify_signal_up{host="h-1",signal="logs"} 1\n' in page
+    assert 'flobs_verify_signal_up{host="h-1",signal="traces"} 0\n' in page
+    assert 'signal="correlation"' not in page

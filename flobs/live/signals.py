@@ -1,0 +1,386 @@
+"""Logs and traces per host, against whichever stores the fleet ships them to.
+
+Each store sits behind a small interface, so verify does not care which it is:
+
+* :class:`LogsBackend` — ``host_logs(host, window)``: lines in the window, by ``level``,
+  the newest line's age, and trace ids the lines mention. Loki here
+  (``GET /loki/api/v1/query_range``); VictoriaLogs through its LogsQL client.
+* :class:`TracesBackend` — ``host_traces(host, window)``: spans and error spans in
+  the window; ``has_trace(id)``: the store resolves that trace. Tempo here
+  (``GET /api/search`` with TraceQL, ``GET /api/v2/traces/<id>``, v1 as fallback);
+  Jaeger through its query API client.
+
+Correlation: a trace id taken from the host's own log lines must resolve to a trace,
+which is what Grafana's "logs to trace" link needs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import httpx
+
+from flobs.errors import RemoteError
+
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+DEFAULT_TIMEOUT = 15.0
+LOG_LINES = 1000  # per host and run: enough to count levels, bounded for huge hosts
+TRACES_PER_HOST = 100
+_TRACE_ID = re.compile(
+    r"""(?:trace_?id|traceID)["']?\s*[:=]\s*["']?([0-9a-fA-F]{32}|[0-9a-fA-F]{16})\b""",
+)
+_LEVEL = re.compile(r"""(?:^|[\s{,])"?level"?\s*[:=]\s*"?([A-Za-z]+)""")
+
+SignalState = Literal["present", "missing", "stale"]
+
+
+@dataclass(frozen=True)
+class HostLogs:
+    lines: int  # in the window (at most LOG_LINES are read)
+    by_level: dict[str, int]
+    newest_age: float | None
+    trace_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostTraces:
+    spans: int
+    errors: int
+    newest_age: float | None
+
+
+class LogsBackend(Protocol):
+    kind: str
+    url: str
+
+    def host_logs(self, host: str, window: float) -> HostLogs: ...
+
+
+class TracesBackend(Protocol):
+    kind: str
+    url: str
+
+    def host_traces(self, host: str, window: float) -> HostTraces: ...
+
+    def has_trace(self, trace_id: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class SignalStatus:
+    state: SignalState
+    age_seconds: float | None
+    detail: str
+
+
+@dataclass
+class HostSignals:
+    host: str
+    logs: SignalStatus | None = None
+    log_levels: dict[str, int] = field(default_factory=dict)
+    traces: SignalStatus | None = None
+    spans: int = 0
+    error_spans: int = 0
+    correlation: SignalStatus | None = None
+
+    @property
+    def lost(self) -> list[str]:
+        """Signals of this host that fail verification."""
+        out = []
+        for name in ("logs", "traces", "correlation"):
+            status: SignalStatus | None = getattr(self, name)
+            if status is not None and status.state != "present":
+                out.append(name)
+        return out
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+class _JSONClient:
+    """GET with a timeout and a size cap; every failure is a RemoteError naming the URL."""
+
+    def __init__(self, kind: str, url: str, transport: httpx.BaseTransport | None = None) -> None:
+        self.kind = kind
+        self.url = url.rstrip("/")
+        self._client = httpx.Client(base_url=self.url, timeout=DEFAULT_TIMEOUT, transport=transport)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def get(
+        self, path: str, params: Mapping[str, str], *, not_found_ok: bool = False
+    ) -> tuple[int, Any]:
+        where = f"{self.kind} at {self.url}{path}"
+        deadline = time.monotonic() + DEFAULT_TIMEOUT
+        chunks: list[bytes] = []
+        try:
+            with self._client.stream("GET", path, params=params) as resp:
+                size = 0
+                for chunk in resp.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_ANSWER_BYTES:
+                        raise RemoteError(f"{where}: answer larger than {MAX_ANSWER_BYTES} bytes")
+                    if time.monotonic() > deadline:
+                        raise RemoteError(
+                            f"{where}: no whole answer within {DEFAULT_TIMEOUT:g}s",
+                            hint="the server is overloaded or drips its answer",
+                        )
+                    chunks.append(chunk)
+                status = resp.status_code
+        except httpx.HTTPError as err:
+            raise RemoteError(
+                f"cannot reach {where}: {type(err).__name__}: {err}",
+                hint="is it running, and is the URL the store's base URL?",
+            ) from None
+        if status in (401, 403):
+            raise RemoteError(f"{where} refused the request (HTTP {status})")
+        if status == 404 and not_found_ok:
+            return status, None
+        if status == 404:
+            raise RemoteError(f"{where} answered HTTP 404", hint=f"give the {self.kind} base URL")
+        raw = b"".join(chunks)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            said = raw[:200].decode("utf-8", errors="replace").strip() or "an empty body"
+            raise RemoteError(
+                f"{where} answered HTTP {status}, not JSON: {said!r}",
+                hint=f"give the {self.kind} base URL",
+            ) from None
+        if status != 200:
+            raise RemoteError(f"{where} answered HTTP {status}: {str(body)[:200]}")
+        return status, body
+
+
+def _fail(where: str, what: str) -> RemoteError:
+    return RemoteError(f"{where}: {what}")
+
+
+def _label_value(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a LogQL/TraceQL string literal
+
+
+def _trace_ids(text: str) -> list[str]:
+    return [m.lower() for m in _TRACE_ID.findall(text)]
+
+
+# --------------------------------------------------------------------------- Loki
+
+
+class LokiLogs:
+    """Loki's query API: ``GET /loki/api/v1/query_range`` with a stream selector."""
+
+    kind = "Loki"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        host_label: str = "host",
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.host_label = host_label
+        self._http = _JSONClient(self.kind, self.url, transport)
+        self._clock = clock
+
+    def close(self) -> None:
+        self._http.close()
+
+    def host_logs(self, host: str, window: float) -> HostLogs:
+        now = self._clock()
+        params = {
+            "query": f"{{{self.host_label}={_label_value(host)}}}",
+            "start": str(int((now - window) * 1e9)),
+            "end": str(int(now * 1e9)),
+            "limit": str(LOG_LINES),
+            "direction": "backward",
+        }
+        _, body = self._http.get("/loki/api/v1/query_range", params)
+        where = f"Loki at {self.url}"
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict) or data.get("resultType") != "streams":
+            raise _fail(where, "query_range did not answer with streams")
+        levels: dict[str, int] = {}
+        newest: float | None = None
+        ids: list[str] = []
+        lines = 0
+        for stream in data.get("result") or []:
+            if not isinstance(stream, dict):
+                continue
+            raw_labels = stream.get("stream")
+            labels: dict[str, Any] = raw_labels if isinstance(raw_labels, dict) else {}
+            for value in stream.get("values") or []:
+                if not (isinstance(value, list) and len(value) >= 2):
+                    continue
+                try:
+                    ts = int(value[0]) / 1e9
+                except (TypeError, ValueError):
+                    continue
+                line = str(value[1])
+                lines += 1
+                m = _LEVEL.search(line)
+                level = (
+                    str(
+                        labels.get("level")
+                        or labels.get("detected_level")
+                        or (m and m.group(1))
+                        or ""
+                    ).lower()
+                    or "unknown"
+                )
+                levels[level] = levels.get(level, 0) + 1
+                newest = ts if newest is None else max(newest, ts)
+                meta = value[2] if len(value) > 2 and isinstance(value[2], dict) else {}
+                ids.extend(
+                    _trace_ids(line)
+                    + [
+                        str(v).lower()
+                        for k, v in meta.items()
+                        if k.lower() in ("trace_id", "traceid")
+                    ]
+                )
+        age = None if newest is None else max(0.0, now - newest)
+        return HostLogs(lines, dict(sorted(levels.items())), age, tuple(dict.fromkeys(ids)))
+
+
+# --------------------------------------------------------------------------- Tempo
+
+
+class TempoTraces:
+    """Tempo's query API: TraceQL search, and traces by id (v2, then v1)."""
+
+    kind = "Tempo"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        host_attribute: str = "resource.host.name",
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.host_attribute = host_attribute
+        self._http = _JSONClient(self.kind, self.url, transport)
+        self._clock = clock
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _search(self, traceql: str, window: float) -> list[dict[str, Any]]:
+        now = self._clock()
+        params = {
+            "q": traceql,
+            "start": str(int(now - window)),
+            "end": str(int(now) + 1),
+            "limit": str(TRACES_PER_HOST),
+            "spss": "1000",
+        }
+        _, body = self._http.get("/api/search", params)
+        traces = body.get("traces") if isinstance(body, dict) else None
+        if not isinstance(traces, list):
+            raise _fail(f"Tempo at {self.url}", "search did not answer with traces")
+        return [t for t in traces if isinstance(t, dict)]
+
+    @staticmethod
+    def _matched(traces: list[dict[str, Any]]) -> int:
+        total = 0
+        for t in traces:
+            sets = t.get("spanSets") or (
+                [t["spanSet"]] if isinstance(t.get("spanSet"), dict) else []
+            )
+            for s in sets:
+                if isinstance(s, dict):
+                    matched = s.get("matched")
+                    spans = s.get("spans")
+                    total += int(matched) if isinstance(matched, int) else len(spans or [])
+        return total
+
+    def host_traces(self, host: str, window: float) -> HostTraces:
+        selector = f"{self.host_attribute} = {_label_value(host)}"
+        traces = self._search(f"{{ {selector} }}", window)
+        errors = self._search(f"{{ {selector} && status = error }}", window)
+        starts = []
+        for t in traces:
+            try:
+                starts.append(int(t.get("startTimeUnixNano", "")) / 1e9)
+            except (TypeError, ValueError):
+                continue
+        newest = max(starts) if starts else None
+        age = None if newest is None else max(0.0, self._clock() - newest)
+        return HostTraces(self._matched(traces), self._matched(errors), age)
+
+    def has_trace(self, trace_id: str) -> bool:
+        if not re.fullmatch(r"[0-9a-fA-F]{16,32}", trace_id):
+            return False
+        status, body = self._http.get(f"/api/v2/traces/{trace_id}", {}, not_found_ok=True)
+        if status == 200 and isinstance(body, dict):
+            trace = body.get("trace")
+            return isinstance(trace, dict) and bool(trace.get("resourceSpans"))
+        status, body = self._http.get(f"/api/traces/{trace_id}", {}, not_found_ok=True)
+        return status == 200 and isinstance(body, dict) and bool(body.get("batches"))
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def check_host_signals(
+    hosts: list[str],
+    logs: LogsBackend | None,
+    traces: TracesBackend | None,
+    *,
+    window: float,
+) -> list[HostSignals]:
+    """Per host: logs and spans arrived within ``window``, and a logged trace resolves."""
+    out = []
+    for host in hosts:
+        seen = HostSignals(host)
+        found_logs: HostLogs | None = None
+        if logs is not None:
+            found_logs = logs.host_logs(host, window)
+            seen.log_levels = found_logs.by_level
+            if found_logs.lines == 0:
+                seen.logs = SignalStatus(
+                    "missing", None, f"no log lines in {logs.kind} in the last {window:g}s"
+                )
+            else:
+                levels = ", ".join(f"{k} {v}" for k, v in found_logs.by_level.items())
+                seen.logs = SignalStatus(
+                    "present", found_logs.newest_age, f"{found_logs.lines} lines ({levels})"
+                )
+        if traces is not None:
+            found = traces.host_traces(host, window)
+            seen.spans, seen.error_spans = found.spans, found.errors
+            if found.spans == 0:
+                seen.traces = SignalStatus(
+                    "missing", None, f"no spans in {traces.kind} in the last {window:g}s"
+                )
+            else:
+                seen.traces = SignalStatus(
+                    "present", found.newest_age, f"{found.spans} spans, {found.errors} errors"
+                )
+        if logs is not None and traces is not None and found_logs is not None:
+            seen.correlation = _correlate(found_logs, traces)
+        out.append(seen)
+    return out
+
+
+def _correlate(found: HostLogs, traces: TracesBackend) -> SignalStatus | None:
+    if not found.trace_ids:
+        return None  # nothing to follow: not a failure (not every line is in a trace)
+    tried = found.trace_ids[:3]
+    for trace_id in tried:
+        if traces.has_trace(trace_id):
+            return SignalStatus("present", None, f"trace {trace_id} from the logs resolves")
+    return SignalStatus(
+        "missing",
+        None,
+        f"trace ids from the logs do not resolve in {traces.kind}: {', '.join(tried)}",
+    )
