@@ -12,6 +12,7 @@ import typer
 from flobs.cli import app, err_console, handle_errors, out_console
 from flobs.errors import ExitCode, RemoteError, UsageError
 from flobs.inventory import load_fleet
+from flobs.live.deep import REL_TOLERANCE
 from flobs.live.prometheus_api import PrometheusAPI
 from flobs.live.signals import LokiLogs, TempoTraces
 from flobs.live.verify import PANEL_HOSTS, VerifyReport, verify, verify_until
@@ -72,6 +73,7 @@ def render_text(
             yield f"  no data  {q.source} / {q.title}\n"
     yield from render_alerts(report)
     yield from render_signals(report, verbose=verbose)
+    yield from render_deep(report)
     for note in report.notes:
         yield f"note: {note}\n"
     if report.ok:
@@ -83,6 +85,9 @@ def render_text(
             why.append(f"{len(report.failed_hosts)} host(s) not present: {names}")
         if report.query_errors:
             why.append(f"{len(report.query_errors)} query error(s)")
+        if report.deep_failures:
+            names = ", ".join(d.host for d in report.deep_failures[:MAX_LISTED])
+            why.append(f"{len(report.deep_failures)} host(s) whose aggregates differ: {names}")
         if report.lost_signals:
             lost = "; ".join(
                 f"{s.host}: {', '.join(s.lost)}" for s in report.lost_signals[:MAX_LISTED]
@@ -111,6 +116,24 @@ def render_signals(report: VerifyReport, *, verbose: bool = False) -> Iterator[s
                 f", newest {status.age_seconds:.0f}s old" if status.age_seconds is not None else ""
             )
             yield f"  {state:<12} {s.host}: {name}: {status.detail}{age}\n"
+
+
+def render_deep(report: VerifyReport) -> Iterator[str]:
+    if report.deep is None:
+        return
+    good = [d for d in report.deep if d.ok]
+    series = sum(d.series for d in report.deep)
+    yield (
+        f"deep: {len(good)}/{len(report.deep)} hosts' aggregates match their own values "
+        f"({series} series; tolerance {REL_TOLERANCE:g} relative)\n"
+    )
+    for d in report.deep_failures:
+        if d.error:
+            yield f"  ERROR        {d.host}: {d.error}\n"
+        elif d.series == 0:
+            yield f"  MISSING      {d.host}: its local Prometheus holds no flobs series\n"
+        for m in d.mismatches:
+            yield f"  MISMATCH     {m.describe(d.host)}\n"
 
 
 def panel_summary(report: VerifyReport) -> str:
@@ -228,6 +251,18 @@ def verify_command(
             help="Logs and spans must have arrived within this window.",
         ),
     ] = "5m",
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="Also compare every flobs recording series at the centre with the host's "
+            "local Prometheus at the same timestamp (reaches each host's local Prometheus).",
+        ),
+    ] = False,
+    sample: Annotated[
+        int | None,
+        typer.Option("--sample", min=1, help="With --deep: check N random hosts, not all."),
+    ] = None,
     every: Annotated[
         str | None,
         typer.Option(
@@ -264,6 +299,8 @@ def verify_command(
         raise UsageError(f"--every {every!r} is shorter than a second")
     address = parse_listen(listen) if listen is not None else None
     window = _duration("--signals-window", signals_window) or 300.0
+    if sample is not None and not deep:
+        raise UsageError("--sample needs --deep")
     for option, value in (("--loki", loki), ("--tempo", tempo)):
         if value is not None and not value.startswith(("http://", "https://")):
             raise UsageError(f"{option} {value!r} is not an http(s) URL")
@@ -296,6 +333,8 @@ def verify_command(
                 logs=logs,
                 traces=traces,
                 signals_window=window,
+                deep=deep,
+                deep_sample=sample,
             )
 
         if every_seconds is not None:

@@ -29,6 +29,7 @@ import yaml
 
 from flobs.errors import RemoteError
 from flobs.live.alerts import AlertsSeen, alerts_seen
+from flobs.live.deep import DeepHost, deep_check
 from flobs.live.prometheus_api import PrometheusAPI, QueryFailed
 from flobs.live.signals import HostSignals, LogsBackend, TracesBackend, check_host_signals
 from flobs.model import Fleet
@@ -120,6 +121,7 @@ class VerifyReport:
     alerts: AlertsSeen | None = None
     signals: list[HostSignals] = field(default_factory=list)  # logs and traces, when asked
     signal_backends: dict[str, str] = field(default_factory=dict)  # signal → "Kind URL"
+    deep: list[DeepHost] | None = None  # --deep: aggregates equal the hosts' own values
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -136,8 +138,14 @@ class VerifyReport:
         return [s for s in self.signals if s.lost]
 
     @property
+    def deep_failures(self) -> list[DeepHost]:
+        return [d for d in self.deep or [] if not d.ok]
+
+    @property
     def ok(self) -> bool:
-        return not self.failed_hosts and not self.query_errors and not self.lost_signals
+        return not (
+            self.failed_hosts or self.query_errors or self.lost_signals or self.deep_failures
+        )
 
     def panels_with(self, *outcomes: Outcome) -> list[PanelCheck]:
         return [p for p in self.panels if p.outcome in outcomes]
@@ -162,6 +170,7 @@ class VerifyReport:
             "present": len(self.hosts) - len(self.failed_hosts),
             "query_errors": len(self.query_errors),
             "hosts_losing_signals": len(self.lost_signals),
+            "deep_mismatched_hosts": len(self.deep_failures),
             "panels": asdict(counts),
         }
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
@@ -614,6 +623,8 @@ def verify(
     logs: LogsBackend | None = None,
     traces: TracesBackend | None = None,
     signals_window: float = 300.0,
+    deep: bool = False,
+    deep_sample: int | None = None,
 ) -> VerifyReport:
     """Check the centre behind ``api`` against ``fleet`` (and OUT's queries)."""
     report = VerifyReport(
@@ -624,6 +635,8 @@ def verify(
     check_hosts(fleet, api, report)
     if not hosts_only:
         report.alerts = alerts_seen(api)
+    if deep:
+        report.deep = deep_check(fleet, api, sample=deep_sample)
     if logs is not None or traces is not None:
         for name, backend in (("logs", logs), ("traces", traces)):
             if backend is not None:

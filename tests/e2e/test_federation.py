@@ -164,3 +164,21 @@ def test_stopped_local_prometheus_fails_verify_naming_the_host(
 def test_every_local_recording_rule_evaluates(fleet3: LiveFleet) -> None:
     failures = fleet3.local_rule_failures()
     assert failures == [], "\n".join(f"{f.host}: {f.rule}: {f.error}" for f in failures)
+
+
+def test_deep_every_hosts_aggregates_equal_its_own_values(fleet3: LiveFleet) -> None:
+    r = run_flobs("verify", "-i", inventory_of(fleet3), "--deep", "--format", "json")
+    assert r.code == 0, r.stdout + r.stderr
+    deep = json.loads(r.stdout)["deep"]
+    assert [d["host"] for d in deep] == ["e2e-1", "e2e-2", "e2e-3"]
+    for d in deep:
+        assert (d["mismatches"], d["error"]) == ([], ""), d
+        assert d["series"] > 10, d
+    sampled = run_flobs("verify", "-i", inventory_of(fleet3), "--deep", "--sample", "1")
+    assert sampled.code == 0, sampled.stdout + sampled.stderr
+    assert re.search(
+        r"^deep: 1/1 hosts' aggregates match their own values \(\d+ series; "
+        r"tolerance 1e-09 relative\)$",
+        sampled.stdout,
+        re.M,
+    ), sampled.stdout

@@ -30,11 +30,17 @@ def test_remote_write_into_victoria_metrics(fleet_factory: FleetFactory) -> None
     # Rules on the empty central TSDB would page for every host; the store's ruler runs them.
     assert "rule_files" not in central_cfg
 
-    r = run_flobs("verify", "-i", inventory_of(live), "--out", live.out, "--format", "json")
+    r = run_flobs(
+        "verify", "-i", inventory_of(live), "--out", live.out, "--deep", "--format", "json"
+    )
     assert r.code == 0, r.stdout + r.stderr
     report = json.loads(r.stdout)
     assert report["mode"] == "remote_write"
     assert report["prometheus"] == live.central_url
+    # What VictoriaMetrics holds is what each host computed, sample for sample.
+    for d in report["deep"]:
+        assert (d["mismatches"], d["error"]) == ([], ""), d
+        assert d["series"] > 10, d
     assert [(h["name"], h["state"]) for h in report["hosts"]] == [
         ("e2e-1", "present"),
         ("e2e-2", "present"),
