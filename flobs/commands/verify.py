@@ -17,6 +17,7 @@ from flobs.live.prometheus_api import PrometheusAPI
 from flobs.live.signals import LokiLogs, TempoTraces
 from flobs.live.verify import PANEL_HOSTS, VerifyReport, verify, verify_until
 from flobs.live.verify_exporter import RunRecord, VerifyExporter, parse_listen
+from flobs.live.verify_html import render_html
 from flobs.promtime import parse_duration
 
 MAX_LISTED = 25
@@ -196,7 +197,12 @@ def verify_command(
         ),
     ] = None,
     output_format: Annotated[
-        str, typer.Option("--format", help="text or json (json on stdout).")
+        str,
+        typer.Option(
+            "--format",
+            help="text, json (schemas/verify-report.schema.json) or html (one "
+            "self-contained page); on stdout.",
+        ),
     ] = "text",
     stale_after: Annotated[
         str | None,
@@ -286,8 +292,8 @@ def verify_command(
     Exit 0 when every host is present and no query fails; 1 when a host is missing or
     stale or a query fails; 2 on bad usage; 3 when Prometheus cannot be reached.
     """
-    if output_format not in ("text", "json"):
-        raise UsageError(f"--format {output_format!r}: choose text or json")
+    if output_format not in ("text", "json", "html"):
+        raise UsageError(f"--format {output_format!r}: choose text, json or html")
     stale = _duration("--stale-after", stale_after)
     wait_seconds = _duration("--wait", wait)
     every_seconds = _duration("--every", every)
@@ -348,6 +354,8 @@ def verify_command(
             )
     if output_format == "json":
         out_console.file.write(report.to_json())
+    elif output_format == "html":
+        out_console.file.write(render_html(report))
     else:
         for line in render_text(report, verbose=verbose):
             out_console.file.write(line)

@@ -240,7 +240,7 @@ def test_unreachable_prometheus_exits_3(inventory: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--format", "xml"], "--format 'xml': choose text or json"),
+        (["--format", "xml"], "--format 'xml': choose text, json or html"),
         (["--stale-after", "soon"], "--stale-after 'soon' is not a duration"),
         (["--out", "/nonexistent-flobs-out"], "is not a flobs output tree"),
         (["--prometheus", "prom:9090"], "is not an http(s) URL"),
@@ -445,3 +445,17 @@ def test_wait_shows_progress_on_a_terminal(
     os.close(leader)
     assert proc.returncode == 0
     assert re.search(rb"verify: attempt 1: 1/2 hosts present; \d+s left", shown), shown
+
+
+def test_html_report_on_stdout(inventory: Path, answering_server: type[Answering]) -> None:
+    answering_server.answer = _arriving_after(10_000)  # t-2 never arrives
+    url = answering_server.url  # type: ignore[attr-defined]
+    r = run_flobs("verify", "-i", inventory, "--prometheus", url, "--format", "html")
+    assert r.code == 1, r.stderr
+    assert r.stdout.startswith("<!DOCTYPE html>")
+    assert '<tr data-host="t-1"><th>t-1</th><td class="ok" data-signal="metrics"' in r.stdout
+    assert (
+        '<tr data-host="t-2"><th>t-2</th><td class="missing" data-signal="metrics" '
+        'data-state="missing">missing</td>'
+    ) in r.stdout
+    assert '<span id="verdict">FAILED</span>' in r.stdout
