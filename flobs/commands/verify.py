@@ -249,6 +249,16 @@ def verify_command(
             "a trace id from the host's logs resolves.",
         ),
     ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            metavar="SECONDS",
+            help="Longest wait for one answer from Loki, Tempo or an Alertmanager, "
+            "however the server drips it.",
+        ),
+    ] = 15.0,
     signals_window: Annotated[
         str,
         typer.Option(
@@ -319,8 +329,8 @@ def verify_command(
     for warning in loaded.warnings:
         err_console.print(warning.render(), markup=False)
     url = prometheus or loaded.fleet.central.prometheus.url
-    logs = LokiLogs(loki) if loki else None
-    traces = TempoTraces(tempo) if tempo else None
+    logs = LokiLogs(loki, timeout=timeout) if loki else None
+    traces = TempoTraces(tempo, timeout=timeout) if tempo else None
     with PrometheusAPI.from_env(url) as api:
         if api.credentials_in_plaintext:
             err_console.print(

@@ -18,12 +18,14 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
 import httpx
 
 from flobs.errors import RemoteError
 from flobs.live.prometheus_api import PrometheusAPI, QueryFailed
+from flobs.live.signals import within
 
 AlertState = Literal["firing", "pending"]
 _STATES: dict[str, AlertState] = {"firing": "firing", "pending": "pending"}
@@ -160,8 +162,10 @@ def alerts_seen(api: PrometheusAPI) -> AlertsSeen:
     held: dict[str, list[dict[str, str]]] = {}
     for url in seen.alertmanagers:
         try:
-            held[url] = _alertmanager_alerts(url)
-        except (httpx.HTTPError, ValueError) as err:
+            held[url] = within(
+                ALERTMANAGER_TIMEOUT, f"Alertmanager {url}", partial(_alertmanager_alerts, url)
+            )
+        except (httpx.HTTPError, ValueError, RemoteError) as err:
             seen.notes.append(f"cannot read alerts from Alertmanager {url}: {err}")
     for i, alert in enumerate(seen.alerts):
         if alert.state != "firing":

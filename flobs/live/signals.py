@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import httpx
 
@@ -104,19 +105,19 @@ class HostSignals:
 class _JSONClient:
     """GET with a timeout and a size cap; every failure is a RemoteError naming the URL."""
 
-    def __init__(self, kind: str, url: str, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        url: str,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
         self.kind = kind
         self.url = url.rstrip("/")
-        self._client = httpx.Client(base_url=self.url, timeout=DEFAULT_TIMEOUT, transport=transport)
+        self.timeout = timeout
+        self._client = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
 
-    def close(self) -> None:
-        self._client.close()
-
-    def get(
-        self, path: str, params: Mapping[str, str], *, not_found_ok: bool = False
-    ) -> tuple[int, Any]:
-        where = f"{self.kind} at {self.url}{path}"
-        deadline = time.monotonic() + DEFAULT_TIMEOUT
+    def _fetch(self, path: str, params: Mapping[str, str], where: str) -> tuple[int, bytes]:
         chunks: list[bytes] = []
         try:
             with self._client.stream("GET", path, params=params) as resp:
@@ -125,25 +126,28 @@ class _JSONClient:
                     size += len(chunk)
                     if size > MAX_ANSWER_BYTES:
                         raise RemoteError(f"{where}: answer larger than {MAX_ANSWER_BYTES} bytes")
-                    if time.monotonic() > deadline:
-                        raise RemoteError(
-                            f"{where}: no whole answer within {DEFAULT_TIMEOUT:g}s",
-                            hint="the server is overloaded or drips its answer",
-                        )
                     chunks.append(chunk)
-                status = resp.status_code
+                return resp.status_code, b"".join(chunks)
         except httpx.HTTPError as err:
             raise RemoteError(
                 f"cannot reach {where}: {type(err).__name__}: {err}",
                 hint="is it running, and is the URL the store's base URL?",
             ) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def get(
+        self, path: str, params: Mapping[str, str], *, not_found_ok: bool = False
+    ) -> tuple[int, Any]:
+        where = f"{self.kind} at {self.url}{path}"
+        status, raw = within(self.timeout, where, lambda: self._fetch(path, params, where))
         if status in (401, 403):
             raise RemoteError(f"{where} refused the request (HTTP {status})")
         if status == 404 and not_found_ok:
             return status, None
         if status == 404:
             raise RemoteError(f"{where} answered HTTP 404", hint=f"give the {self.kind} base URL")
-        raw = b"".join(chunks)
         try:
             body = json.loads(raw)
         except ValueError:
@@ -155,6 +159,38 @@ class _JSONClient:
         if status != 200:
             raise RemoteError(f"{where} answered HTTP {status}: {str(body)[:200]}")
         return status, body
+
+
+T = TypeVar("T")
+
+
+def within(seconds: float, where: str, call: Callable[[], T]) -> T:
+    """``call()``, or a RemoteError once ``seconds`` pass, whatever the server does.
+
+    httpx's timeouts apply per socket operation, so a server dripping a byte a second
+    (headers included) would never trip them. The request runs in a daemon thread that
+    is abandoned at the deadline (it ends when the server gives up; a CLI run exits).
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as err:  # handed to the caller as is
+            box["error"] = err
+
+    worker = threading.Thread(target=run, name=f"flobs-get {where}", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise RemoteError(
+            f"{where}: no whole answer within {seconds:g}s",
+            hint="the server is overloaded, or drips its answer; --timeout changes the limit",
+        )
+    if "error" in box:
+        raise box["error"]
+    value: T = box["value"]
+    return value
 
 
 def _fail(where: str, what: str) -> RemoteError:
@@ -184,10 +220,11 @@ class LokiLogs:
         host_label: str = "host",
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.url = url.rstrip("/")
         self.host_label = host_label
-        self._http = _JSONClient(self.kind, self.url, transport)
+        self._http = _JSONClient(self.kind, self.url, transport, timeout)
         self._clock = clock
 
     def close(self) -> None:
@@ -265,10 +302,11 @@ class TempoTraces:
         host_attribute: str = "resource.host.name",
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.url = url.rstrip("/")
         self.host_attribute = host_attribute
-        self._http = _JSONClient(self.kind, self.url, transport)
+        self._http = _JSONClient(self.kind, self.url, transport, timeout)
         self._clock = clock
 
     def close(self) -> None:
@@ -291,16 +329,20 @@ class TempoTraces:
 
     @staticmethod
     def _matched(traces: list[dict[str, Any]]) -> int:
+        """Spans matched, over every span set (``spanSets``; older Tempo: ``spanSet``)."""
         total = 0
         for t in traces:
-            sets = t.get("spanSets") or (
-                [t["spanSet"]] if isinstance(t.get("spanSet"), dict) else []
-            )
+            sets = t.get("spanSets")
+            if not isinstance(sets, list):
+                sets = [t.get("spanSet")]
             for s in sets:
-                if isinstance(s, dict):
-                    matched = s.get("matched")
-                    spans = s.get("spans")
-                    total += int(matched) if isinstance(matched, int) else len(spans or [])
+                if not isinstance(s, dict):
+                    continue
+                matched, spans = s.get("matched"), s.get("spans")
+                if isinstance(matched, int) and not isinstance(matched, bool):
+                    total += max(0, matched)
+                elif isinstance(spans, list):
+                    total += len(spans)
         return total
 
     def host_traces(self, host: str, window: float) -> HostTraces:
