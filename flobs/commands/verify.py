@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,7 +15,14 @@ from flobs.errors import ExitCode, RemoteError, UsageError
 from flobs.inventory import load_fleet
 from flobs.live.deep import REL_TOLERANCE
 from flobs.live.prometheus_api import PrometheusAPI
-from flobs.live.signals import LokiLogs, TempoTraces
+from flobs.live.signals import (
+    JaegerTraces,
+    LogsBackend,
+    LokiLogs,
+    TempoTraces,
+    TracesBackend,
+    VictoriaLogsLogs,
+)
 from flobs.live.verify import PANEL_HOSTS, VerifyReport, verify, verify_until
 from flobs.live.verify_exporter import RunRecord, VerifyExporter, parse_listen
 from flobs.live.verify_html import render_html
@@ -249,6 +257,22 @@ def verify_command(
             "a trace id from the host's logs resolves.",
         ),
     ] = None,
+    victorialogs: Annotated[
+        str | None,
+        typer.Option(
+            "--victorialogs",
+            metavar="URL",
+            help="Like --loki, for logs in VictoriaLogs (base URL; LogsQL).",
+        ),
+    ] = None,
+    jaeger: Annotated[
+        str | None,
+        typer.Option(
+            "--jaeger",
+            metavar="URL",
+            help="Like --tempo, for spans in Jaeger (query API base URL; service flintlockd).",
+        ),
+    ] = None,
     timeout: Annotated[
         float,
         typer.Option(
@@ -317,7 +341,16 @@ def verify_command(
     window = _duration("--signals-window", signals_window) or 300.0
     if sample is not None and not deep:
         raise UsageError("--sample needs --deep")
-    for option, value in (("--loki", loki), ("--tempo", tempo)):
+    if loki and victorialogs:
+        raise UsageError("--loki and --victorialogs: give one log store")
+    if tempo and jaeger:
+        raise UsageError("--tempo and --jaeger: give one trace store")
+    for option, value in (
+        ("--loki", loki),
+        ("--tempo", tempo),
+        ("--victorialogs", victorialogs),
+        ("--jaeger", jaeger),
+    ):
         if value is not None and not value.startswith(("http://", "https://")):
             raise UsageError(f"{option} {value!r} is not an http(s) URL")
     if out is not None and not (out / "manifest.json").is_file():
@@ -329,9 +362,20 @@ def verify_command(
     for warning in loaded.warnings:
         err_console.print(warning.render(), markup=False)
     url = prometheus or loaded.fleet.central.prometheus.url
-    logs = LokiLogs(loki, timeout=timeout) if loki else None
-    traces = TempoTraces(tempo, timeout=timeout) if tempo else None
-    with PrometheusAPI.from_env(url) as api:
+    logs: LogsBackend | None = None
+    traces: TracesBackend | None = None
+    if loki:
+        logs = LokiLogs(loki, timeout=timeout)
+    elif victorialogs:
+        logs = VictoriaLogsLogs(victorialogs, timeout=timeout)
+    if tempo:
+        traces = TempoTraces(tempo, timeout=timeout)
+    elif jaeger:
+        traces = JaegerTraces(jaeger, timeout=timeout)
+    with PrometheusAPI.from_env(url) as api, contextlib.ExitStack() as stores:
+        for store in (logs, traces):
+            if store is not None:
+                stores.callback(store.close)
         if api.credentials_in_plaintext:
             err_console.print(
                 f"warning: {url} is plain http: the credentials from the environment cross "

@@ -61,6 +61,8 @@ class LogsBackend(Protocol):
 
     def host_logs(self, host: str, window: float) -> HostLogs: ...
 
+    def close(self) -> None: ...
+
 
 class TracesBackend(Protocol):
     kind: str
@@ -69,6 +71,8 @@ class TracesBackend(Protocol):
     def host_traces(self, host: str, window: float) -> HostTraces: ...
 
     def has_trace(self, trace_id: str) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -115,12 +119,17 @@ class _JSONClient:
         self.kind = kind
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._client = httpx.Client(base_url=self.url, timeout=timeout, transport=transport)
+        self._transport = transport
+
+    def _new_client(self) -> httpx.Client:
+        # One client per request: nothing stays open between runs, and a request
+        # abandoned at its deadline closes its own connection when it ends.
+        return httpx.Client(base_url=self.url, timeout=self.timeout, transport=self._transport)
 
     def _fetch(self, path: str, params: Mapping[str, str], where: str) -> tuple[int, bytes]:
         chunks: list[bytes] = []
         try:
-            with self._client.stream("GET", path, params=params) as resp:
+            with self._new_client() as client, client.stream("GET", path, params=params) as resp:
                 size = 0
                 for chunk in resp.iter_bytes():
                     size += len(chunk)
@@ -135,7 +144,25 @@ class _JSONClient:
             ) from None
 
     def close(self) -> None:
-        self._client.close()
+        """Nothing to close (a client per request); kept so stores are closed alike."""
+
+    def get_lines(self, path: str, params: Mapping[str, str]) -> list[Any]:
+        """A 200 answer of one JSON document per line (VictoriaLogs' LogsQL)."""
+        where = f"{self.kind} at {self.url}{path}"
+        status, raw = within(self.timeout, where, lambda: self._fetch(path, params, where))
+        text = raw.decode("utf-8", errors="replace")
+        if status != 200:
+            said = text[:200].strip() or "an empty body"
+            raise RemoteError(f"{where} answered HTTP {status}: {said!r}")
+        docs = []
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                docs.append(json.loads(line))
+            except ValueError:
+                raise RemoteError(f"{where}: a line is not JSON: {line[:200]!r}") from None
+        return docs
 
     def get(
         self, path: str, params: Mapping[str, str], *, not_found_ok: bool = False
@@ -368,6 +395,162 @@ class TempoTraces:
             return isinstance(trace, dict) and bool(trace.get("resourceSpans"))
         status, body = self._http.get(f"/api/traces/{trace_id}", {}, not_found_ok=True)
         return status == 200 and isinstance(body, dict) and bool(body.get("batches"))
+
+
+# --------------------------------------------------------------------------- VictoriaLogs
+
+
+def _rfc3339(text: Any) -> float | None:
+    from datetime import datetime
+
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        # Nanosecond precision does not fit fromisoformat: keep microseconds.
+        head, _, frac = text.rstrip("Z").partition(".")
+        stamp = head + ("." + frac[:6] if frac else "") + "+00:00"
+        return datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return None
+
+
+class VictoriaLogsLogs:
+    """VictoriaLogs' LogsQL API: ``GET /select/logsql/query`` (one JSON object per line)."""
+
+    kind = "VictoriaLogs"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        host_field: str = "host",
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.host_field = host_field
+        self._http = _JSONClient(self.kind, self.url, transport, timeout)
+        self._clock = clock
+
+    def close(self) -> None:
+        self._http.close()
+
+    def host_logs(self, host: str, window: float) -> HostLogs:
+        # host is a stream field of flobs' log pipelines: a stream filter is the fast path.
+        scope = f"{{{self.host_field}={_label_value(host)}}} _time:{max(1, int(window))}s"
+        rows = self._http.get_lines(
+            "/select/logsql/query",
+            {"query": f"{scope} | stats by (level) count() as n, max(_time) as newest"},
+        )
+        levels: dict[str, int] = {}
+        newest: float | None = None
+        for row in rows:
+            if not isinstance(row, dict):
+                continue
+            try:
+                n = int(row.get("n", 0))
+            except (TypeError, ValueError):
+                continue
+            level = str(row.get("level") or "unknown").lower()
+            levels[level] = levels.get(level, 0) + n
+            ts = _rfc3339(row.get("newest"))
+            if ts is not None:
+                newest = ts if newest is None else max(newest, ts)
+        ids: list[str] = []
+        if levels:
+            found = self._http.get_lines(
+                "/select/logsql/query",
+                {"query": f"{scope} trace_id:* | fields trace_id", "limit": "3"},
+            )
+            ids = [
+                str(r["trace_id"]).lower()
+                for r in found
+                if isinstance(r, dict)
+                and re.fullmatch(r"[0-9a-fA-F]{16,32}", str(r.get("trace_id")))
+            ]
+        age = None if newest is None else max(0.0, self._clock() - newest)
+        return HostLogs(sum(levels.values()), dict(sorted(levels.items())), age, tuple(ids))
+
+
+# --------------------------------------------------------------------------- Jaeger
+
+
+class JaegerTraces:
+    """Jaeger's query API (the one its UI and Grafana use): ``GET /api/traces``."""
+
+    kind = "Jaeger"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        service: str = "flintlockd",
+        host_tag: str = "host.name",
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.service = service
+        self.host_tag = host_tag
+        self._http = _JSONClient(self.kind, self.url, transport, timeout)
+        self._clock = clock
+
+    def close(self) -> None:
+        self._http.close()
+
+    def host_traces(self, host: str, window: float) -> HostTraces:
+        now = self._clock()
+        params = {
+            "service": self.service,
+            "tags": json.dumps({self.host_tag: host}),
+            "start": str(int((now - window) * 1e6)),
+            "end": str(int(now * 1e6) + 1),
+            "limit": str(TRACES_PER_HOST),
+        }
+        _, body = self._http.get("/api/traces", params)
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise _fail(f"Jaeger at {self.url}", "/api/traces did not answer with a data list")
+        spans = errors = 0
+        newest: float | None = None
+        for trace in data:
+            if not isinstance(trace, dict):
+                continue
+            raw_processes = trace.get("processes")
+            processes: dict[str, Any] = raw_processes if isinstance(raw_processes, dict) else {}
+            for span in trace.get("spans") or []:
+                if not isinstance(span, dict):
+                    continue
+                process = processes.get(str(span.get("processID"))) or {}
+                ptags = _jaeger_tags(process.get("tags") if isinstance(process, dict) else None)
+                if ptags.get(self.host_tag) != host:
+                    continue
+                spans += 1
+                tags = _jaeger_tags(span.get("tags"))
+                if tags.get("error") in (True, "true") or tags.get("otel.status_code") == "ERROR":
+                    errors += 1
+                start = span.get("startTime")
+                if isinstance(start, int | float):
+                    newest = start / 1e6 if newest is None else max(newest, start / 1e6)
+        age = None if newest is None else max(0.0, now - newest)
+        return HostTraces(spans, errors, age)
+
+    def has_trace(self, trace_id: str) -> bool:
+        if not re.fullmatch(r"[0-9a-fA-F]{16,32}", trace_id):
+            return False
+        status, body = self._http.get(f"/api/traces/{trace_id}", {}, not_found_ok=True)
+        data = body.get("data") if isinstance(body, dict) else None
+        return status == 200 and isinstance(data, list) and bool(data)
+
+
+def _jaeger_tags(items: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for tag in items if isinstance(items, list) else []:
+        if isinstance(tag, dict) and isinstance(tag.get("key"), str):
+            out[tag["key"]] = tag.get("value")
+    return out
 
 
 # --------------------------------------------------------------------------- checking

@@ -249,6 +249,10 @@ def test_unreachable_prometheus_exits_3(inventory: Path) -> None:
         (["--every", "1m", "--wait", "1m"], "--every and --wait do not go together"),
         (["--every", "1m", "--listen", "nowhere"], "--listen 'nowhere' is not HOST:PORT"),
         (["--every", "500ms"], "--every '500ms' is shorter than a second"),
+        (["--loki", "http://a", "--victorialogs", "http://b"], "give one log store"),
+        (["--tempo", "http://a", "--jaeger", "http://b"], "give one trace store"),
+        (["--jaeger", "jaeger:16686"], "--jaeger 'jaeger:16686' is not an http(s) URL"),
+        (["--sample", "2"], "--sample needs --deep"),
     ],
 )
 def test_usage_errors_exit_2(inventory: Path, args: list[str], message: str) -> None:

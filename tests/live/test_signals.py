@@ -181,3 +181,53 @@ def test_cli_unreachable_loki_exits_3_without_traceback(
     assert (r.code, r.stdout) == (3, "")
     assert f"cannot reach Loki at {loki}/loki/api/v1/query_range" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_jaeger_counts_this_hosts_spans_and_errors_and_resolves_ids() -> None:
+    import httpx
+
+    from flobs.live.signals import JaegerTraces
+
+    def span(span_id: str, pid: str, start_ago: float, **tags: object) -> dict[str, object]:
+        return {
+            "traceID": TRACE,
+            "spanID": span_id,
+            "operationName": "CreateMicroVM",
+            "processID": pid,
+            "startTime": int((NOW - start_ago) * 1e6),
+            "tags": [{"key": k, "type": "string", "value": v} for k, v in tags.items()],
+        }
+
+    trace = {
+        "traceID": TRACE,
+        "spans": [
+            span("a1", "p1", 3),
+            span("a2", "p1", 2, error=True),
+            span("a3", "p2", 1, **{"otel.status_code": "ERROR"}),  # another host's span
+        ],
+        "processes": {
+            "p1": {"serviceName": "flintlockd", "tags": [{"key": "host.name", "value": "t-1"}]},
+            "p2": {"serviceName": "flintlockd", "tags": [{"key": "host.name", "value": "t-9"}]},
+        },
+    }
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/api/traces":
+            return httpx.Response(200, json={"data": [trace], "total": 0, "errors": None})
+        if request.url.path == f"/api/traces/{TRACE}":
+            return httpx.Response(200, json={"data": [trace]})
+        return httpx.Response(404, json={"data": None, "errors": [{"code": 404}]})
+
+    jaeger = JaegerTraces(
+        "http://j.test", transport=httpx.MockTransport(handler), clock=lambda: NOW
+    )
+    got = jaeger.host_traces("t-1", 300)
+    assert (got.spans, got.errors) == (2, 1)
+    assert got.newest_age == pytest.approx(2, abs=0.01)
+    params = seen[0].url.params
+    assert (params["service"], json.loads(params["tags"])) == ("flintlockd", {"host.name": "t-1"})
+    assert int(params["end"]) - int(params["start"]) == pytest.approx(300e6, abs=2)
+    assert jaeger.has_trace(TRACE)
+    assert not jaeger.has_trace("f" * 32)
