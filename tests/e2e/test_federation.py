@@ -169,7 +169,9 @@ def test_every_local_recording_rule_evaluates(fleet3: LiveFleet) -> None:
 def test_deep_every_hosts_aggregates_equal_its_own_values(fleet3: LiveFleet) -> None:
     r = run_flobs("verify", "-i", inventory_of(fleet3), "--deep", "--format", "json")
     assert r.code == 0, r.stdout + r.stderr
-    deep = json.loads(r.stdout)["deep"]
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, resources.schema("verify-report.schema.json"))
+    deep = doc["deep"]
     assert [d["host"] for d in deep] == ["e2e-1", "e2e-2", "e2e-3"]
     for d in deep:
         assert (d["mismatches"], d["error"]) == ([], ""), d
