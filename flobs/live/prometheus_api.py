@@ -241,7 +241,12 @@ class PrometheusAPI:
 
     def get_json(self, path: str, params: Mapping[str, str] | None = None) -> dict[str, Any]:
         """A GET of another API endpoint (``/api/v1/alerts`` …): its whole JSON envelope."""
-        return self._get(path, params or {})
+        body = self._request(path, params or {}, _parse_whole)
+        if not isinstance(body, dict):
+            raise self._remote_error(path, "not a Prometheus API answer (not a JSON object)")
+        if body.get("status") == "error":
+            raise QueryFailed(_text(body.get("errorType", "error")), _text(body.get("error", "")))
+        return body
 
     def federation_errors(self) -> dict[str, str]:
         """host → lastError of the central's federate targets (Prometheus only; best effort)."""
