@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from flobs import yamlio
-from flobs.artifacts.series import JOB_PRODUCES, SYNTHETIC
+from flobs.artifacts.series import CENTRAL_JOB_PRODUCES, JOB_PRODUCES, SYNTHETIC
 from flobs.promql import metric_names, parse_error, selector_matches, substitute
 
 Reason = Literal["not federated", "not produced"]
@@ -245,7 +245,11 @@ def closure_gaps(tree: Mapping[str, bytes]) -> list[Gap]:
     for use in uses(tree):
         if use.metric in central_records:
             continue  # recorded at the centre; its own inputs are uses too
-        if use.metric not in SYNTHETIC and _produced_by(central_jobs, use.metric):
+        if any(
+            re.fullmatch(pattern, use.metric)
+            for job in central_jobs
+            for pattern in CENTRAL_JOB_PRODUCES.get(job, ())
+        ):
             continue  # scraped by the centre itself (flobs-verify)
         if not produced(use.metric):
             gaps.add(Gap(use.file, use.metric, "not produced", use.where))

@@ -253,9 +253,10 @@ SYNTHETIC: tuple[str, ...] = (
     "scrape_samples_post_metric_relabeling",
     "scrape_series_added",
 )
+# Jobs of the central Prometheus itself (central.verify): their series are at the
+# centre already, never federated, and their names are not host job names.
+CENTRAL_JOB_PRODUCES: dict[str, tuple[str, ...]] = {"flobs-verify": ("flobs_verify_.+",)}
 JOB_PRODUCES: dict[str, tuple[str, ...]] = {
-    # Scraped by the central Prometheus itself (central.verify), never federated.
-    "flobs-verify": ("flobs_verify_.+",),
     # go-grpc-prometheus counters only: flintlockd does not enable the handling-time
     # histogram, so grpc_server_handling_seconds_* never exist (flintlock-facts.md).
     "flintlockd": (
