@@ -18,14 +18,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Literal
 
 import httpx
 
+from flobs import httpio
 from flobs.errors import RemoteError
 from flobs.live.prometheus_api import PrometheusAPI, QueryFailed
-from flobs.live.signals import within
 
 AlertState = Literal["firing", "pending"]
 _STATES: dict[str, AlertState] = {"firing": "firing", "pending": "pending"}
@@ -113,20 +112,12 @@ def _alertmanagers(api: PrometheusAPI) -> list[str]:
 def _alertmanager_alerts(url: str) -> list[dict[str, str]]:
     """Label sets of the alerts an Alertmanager holds (its v2 API; a v1 URL is moved up)."""
     v2 = url.replace("/api/v1/alerts", "/api/v2/alerts")
-    chunks: list[bytes] = []
-    with (
-        httpx.Client(timeout=ALERTMANAGER_TIMEOUT) as client,
-        client.stream("GET", v2, params={"active": "true"}) as resp,
-    ):
-        if resp.status_code != 200:
-            raise ValueError(f"HTTP {resp.status_code}")
-        size = 0
-        for chunk in resp.iter_bytes():
-            size += len(chunk)
-            if size > MAX_ALERTMANAGER_BYTES:
-                raise ValueError(f"answer larger than {MAX_ALERTMANAGER_BYTES} bytes")
-            chunks.append(chunk)
-    doc = json.loads(b"".join(chunks))
+    answer = httpio.get(
+        f"{v2}?active=true", timeout=ALERTMANAGER_TIMEOUT, max_bytes=MAX_ALERTMANAGER_BYTES
+    )
+    if answer.status != 200:
+        raise ValueError(f"HTTP {answer.status}")
+    doc = json.loads(answer.content)
     if not isinstance(doc, list):
         raise ValueError("not a list of alerts")
     return [
@@ -162,9 +153,7 @@ def alerts_seen(api: PrometheusAPI) -> AlertsSeen:
     held: dict[str, list[dict[str, str]]] = {}
     for url in seen.alertmanagers:
         try:
-            held[url] = within(
-                ALERTMANAGER_TIMEOUT, f"Alertmanager {url}", partial(_alertmanager_alerts, url)
-            )
+            held[url] = _alertmanager_alerts(url)
         except (httpx.HTTPError, ValueError, RemoteError) as err:
             seen.notes.append(f"cannot read alerts from Alertmanager {url}: {err}")
     for i, alert in enumerate(seen.alerts):

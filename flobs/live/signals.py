@@ -18,14 +18,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol
 
 import httpx
 
+from flobs import httpio
 from flobs.errors import RemoteError
 
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
@@ -122,26 +122,37 @@ class _JSONClient:
         self._transport = transport
 
     def _new_client(self) -> httpx.Client:
-        # One client per request: nothing stays open between runs, and a request
-        # abandoned at its deadline closes its own connection when it ends.
-        return httpx.Client(base_url=self.url, timeout=self.timeout, transport=self._transport)
+        # One client per request: nothing stays open between runs. The bounded
+        # transport clamps every socket operation to the request's total deadline.
+        transport = self._transport or httpio.BoundedTransport()
+        return httpx.Client(
+            base_url=self.url, timeout=self.timeout, transport=transport, trust_env=False
+        )
 
     def _fetch(self, path: str, params: Mapping[str, str], where: str) -> tuple[int, bytes]:
-        chunks: list[bytes] = []
         try:
-            with self._new_client() as client, client.stream("GET", path, params=params) as resp:
-                size = 0
-                for chunk in resp.iter_bytes():
-                    size += len(chunk)
-                    if size > MAX_ANSWER_BYTES:
-                        raise RemoteError(f"{where}: answer larger than {MAX_ANSWER_BYTES} bytes")
-                    chunks.append(chunk)
-                return resp.status_code, b"".join(chunks)
+            with self._new_client() as client:
+                answer = httpio.fetch(
+                    client,
+                    "GET",
+                    path,
+                    timeout=self.timeout,
+                    max_bytes=MAX_ANSWER_BYTES,
+                    params=params,
+                )
+        except httpio.ResponseTooLarge as err:
+            raise RemoteError(f"{where}: {err}") from None
+        except httpio.DeadlinePassed as err:
+            raise RemoteError(
+                f"{where}: {err}",
+                hint="the server is overloaded, or drips its answer; --timeout changes the limit",
+            ) from None
         except httpx.HTTPError as err:
             raise RemoteError(
                 f"cannot reach {where}: {type(err).__name__}: {err}",
                 hint="is it running, and is the URL the store's base URL?",
             ) from None
+        return answer.status, answer.content
 
     def close(self) -> None:
         """Nothing to close (a client per request); kept so stores are closed alike."""
@@ -149,7 +160,7 @@ class _JSONClient:
     def get_lines(self, path: str, params: Mapping[str, str]) -> list[Any]:
         """A 200 answer of one JSON document per line (VictoriaLogs' LogsQL)."""
         where = f"{self.kind} at {self.url}{path}"
-        status, raw = within(self.timeout, where, lambda: self._fetch(path, params, where))
+        status, raw = self._fetch(path, params, where)
         text = raw.decode("utf-8", errors="replace")
         if status != 200:
             said = text[:200].strip() or "an empty body"
@@ -168,7 +179,7 @@ class _JSONClient:
         self, path: str, params: Mapping[str, str], *, not_found_ok: bool = False
     ) -> tuple[int, Any]:
         where = f"{self.kind} at {self.url}{path}"
-        status, raw = within(self.timeout, where, lambda: self._fetch(path, params, where))
+        status, raw = self._fetch(path, params, where)
         if status in (401, 403):
             raise RemoteError(f"{where} refused the request (HTTP {status})")
         if status == 404 and not_found_ok:
@@ -186,38 +197,6 @@ class _JSONClient:
         if status != 200:
             raise RemoteError(f"{where} answered HTTP {status}: {str(body)[:200]}")
         return status, body
-
-
-T = TypeVar("T")
-
-
-def within(seconds: float, where: str, call: Callable[[], T]) -> T:
-    """``call()``, or a RemoteError once ``seconds`` pass, whatever the server does.
-
-    httpx's timeouts apply per socket operation, so a server dripping a byte a second
-    (headers included) would never trip them. The request runs in a daemon thread that
-    is abandoned at the deadline (it ends when the server gives up; a CLI run exits).
-    """
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = call()
-        except BaseException as err:  # handed to the caller as is
-            box["error"] = err
-
-    worker = threading.Thread(target=run, name=f"flobs-get {where}", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        raise RemoteError(
-            f"{where}: no whole answer within {seconds:g}s",
-            hint="the server is overloaded, or drips its answer; --timeout changes the limit",
-        )
-    if "error" in box:
-        raise box["error"]
-    value: T = box["value"]
-    return value
 
 
 def _fail(where: str, what: str) -> RemoteError:

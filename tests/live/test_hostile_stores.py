@@ -73,8 +73,8 @@ def hostile() -> Iterator[Callable[[Behaviour], str]]:
 @pytest.mark.parametrize(
     ("behaviour", "message"),
     [
-        (_silent, "no whole answer within 1s"),
-        (_drip_headers, "no whole answer within 1s"),
+        (_silent, "no complete answer within 1s"),
+        (_drip_headers, "no complete answer within 1s"),
         (_answer("200 OK", b"<html>proxy login</html>", "text/html"), "not JSON: '<html>proxy"),
         (_answer("200 OK", b'{"data": [1, 2]}'), "query_range did not answer with streams"),
         (_answer("502 Bad Gateway", b"{}"), "answered HTTP 502"),
@@ -134,5 +134,5 @@ def test_cli_dripping_tempo_exits_3_within_the_timeout(
     )
     assert time.monotonic() - started < 15
     assert (r.code, r.stdout) == (3, "")
-    assert f"Tempo at {tempo}/api/search: no whole answer within 2s" in r.stderr
+    assert f"Tempo at {tempo}/api/search: no complete answer within 2s" in r.stderr
     assert "Traceback" not in r.stderr and "tok-never-shown" not in r.stderr
