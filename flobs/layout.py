@@ -49,6 +49,9 @@ ALERTMANAGER_UNIT = "prometheus-alertmanager.service"
 OTELCOL_UNIT = "flobs-otelcol.service"
 PROMTAIL_UNIT = "flobs-promtail.service"
 ALLOY_UNIT = "flobs-alloy.service"
+# vmalert (remote_write mode): Debian's victoria-metrics package ships the binary only.
+VMALERT_UNIT = "flobs-vmalert.service"
+ALERTMANAGER_STORAGE = "/var/lib/prometheus/alertmanager"  # Debian's default
 
 # Binaries the units run: Debian's paths, and where our collector build is installed.
 BIN = {
@@ -59,6 +62,7 @@ BIN = {
     OTELCOL_UNIT: "/usr/local/bin/otelcol",
     PROMTAIL_UNIT: "/usr/bin/promtail",
     ALLOY_UNIT: "/usr/bin/alloy",
+    VMALERT_UNIT: "/usr/bin/vmalert",
 }
 DEBIAN_UNITS = frozenset({PROMETHEUS_UNIT, NODE_EXPORTER_UNIT, PROCESS_EXPORTER_UNIT})
 DEBIAN_CENTRAL_UNITS = frozenset({PROMETHEUS_UNIT, ALERTMANAGER_UNIT})
@@ -79,6 +83,7 @@ class Placement:
     unit: str | None  # the service that reads it; None: nothing to tell
     on_change: Reload
     validate: str | None = None  # an Ansible `validate:` command (%s is the new file)
+    also_reload: tuple[str, ...] = ()  # other services that read it (when installed)
 
 
 def unit_path(unit: str) -> str:
@@ -170,6 +175,7 @@ PLACEMENTS: tuple[Placement, ...] = (
         PROMETHEUS_UNIT,
         "reload",
         f"{PROMTOOL} check rules %s",
+        also_reload=(VMALERT_UNIT,),  # remote_write mode: vmalert evaluates them
     ),
     # file_sd re-reads target files when they change (refresh_interval as a fallback).
     Placement("central", "targets/*.json", f"{CENTRAL_DIR}/targets/*.json", None, "none"),
@@ -183,6 +189,6 @@ PLACEMENTS: tuple[Placement, ...] = (
     ),
     *(
         Placement("central", unit_source(u), unit_path(u), u, "restart")
-        for u in (PROMETHEUS_UNIT, ALERTMANAGER_UNIT)
+        for u in (PROMETHEUS_UNIT, ALERTMANAGER_UNIT, VMALERT_UNIT)
     ),
 )

@@ -96,6 +96,7 @@ def _copy_tasks(side: layout.Side, src_dir: str) -> tuple[list[dict[str, Any]], 
             notify.append("systemd daemon-reload")
         if p.unit is not None and p.on_change != "none":
             notify.append(_handler_name(p.unit, p.on_change))
+        notify += [_handler_name(u, "reload") for u in p.also_reload]
         notified.update(notify)
         copy: dict[str, Any] = {"dest": "", "src": "", "mode": "0644"}
         if p.validate:
@@ -158,7 +159,10 @@ def _handlers(notified: set[str], side: layout.Side) -> list[dict[str, Any]]:
         )
     # Restarts before reloads: a restarted service has read its new config already.
     for action, state in (("restart", "restarted"), ("reload", "reloaded")):
-        units = sorted({p.unit for p in layout.PLACEMENTS if p.side == side and p.unit is not None})
+        units = sorted(
+            {p.unit for p in layout.PLACEMENTS if p.side == side and p.unit is not None}
+            | {u for p in layout.PLACEMENTS if p.side == side for u in p.also_reload}
+        )
         for unit in units:
             name = _handler_name(unit, action)
             if name in notified:
@@ -166,10 +170,18 @@ def _handlers(notified: set[str], side: layout.Side) -> list[dict[str, Any]]:
                     {
                         "name": name,
                         "ansible.builtin.systemd": {"name": unit, "state": state},
-                        "when": "flobs_manage_services | bool",
+                        # only a service flobs installed here (vmalert: remote_write mode)
+                        "when": ["flobs_manage_services | bool", _unit_installed(unit)],
                     }
                 )
     return handlers
+
+
+def _unit_installed(unit: str) -> str:
+    return (
+        f"(src_dir ~ '/systemd/{unit}') is file or "
+        f"(src_dir ~ '/systemd/{unit}.d/{layout.DROP_IN}') is file"
+    )
 
 
 def _play(name: str, group: str, side: layout.Side, src_dir: str) -> dict[str, Any]:
