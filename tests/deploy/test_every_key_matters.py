@@ -128,6 +128,8 @@ EXPLICIT: dict[str, tuple[Any, Setting]] = {
     "central.grafana.datasources.loki.url": ("https://l.c", {}),
     "central.grafana.datasources.tempo.url": ("https://t.c", {}),
     "central.alerts": ({"host_down_for": "7m"}, {}),
+    "central.verify.listen": ("127.0.0.1:9466", {"central.verify.enabled": True}),
+    "central.verify.failing_for": ("9m", {"central.verify.enabled": True}),
 }
 # Keys that decide only what is accepted: with the context alone the inventory is
 # rejected, with the key too it is accepted.
