@@ -17,7 +17,6 @@ generated tree, so ``flobs validate`` can run it on an OUT directory.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -58,7 +57,7 @@ class Use:
 def _load(path: str, data: bytes) -> Any:
     text = data.decode("utf-8")
     if path.endswith(".json"):
-        return json.loads(text)
+        return yamlio.load_json(text)
     return yamlio.load(text)
 
 

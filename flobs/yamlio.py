@@ -35,13 +35,16 @@ class Mark:
 
 
 class YamlSyntaxError(Exception):
-    """The text is not YAML, or it breaks a rule we enforce (duplicate key)."""
+    """The text is not YAML, or it breaks a rule we enforce (duplicate key, a bound)."""
 
-    def __init__(self, message: str, mark: Mark | None, path: Path_ = ()) -> None:
+    def __init__(
+        self, message: str, mark: Mark | None, path: Path_ = (), *, hint: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.mark = mark
         self.path = path
+        self.hint = hint or "fix the YAML syntax at this position"
 
     def as_problem(self, file: str, check_id: str = "yaml") -> Problem:
         """The error as a located problem, the form every command reports."""
@@ -52,7 +55,7 @@ class YamlSyntaxError(Exception):
             check_id,
             Severity.ERROR,
             f"invalid YAML: {self.message}",
-            "fix the YAML syntax at this position",
+            self.hint,
             format_path(self.path) if self.path else None,
         )
 
@@ -105,8 +108,6 @@ _FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?
 _INF = re.compile(r"^[-+]?\.(?:inf|Inf|INF)$")
 _NAN = re.compile(r"^\.(?:nan|NaN|NAN)$")
 
-_MERGE_KEY = "<<"
-
 
 def _resolve_plain(text: str) -> Any:
     """YAML 1.2 core schema resolution of a plain (unquoted) scalar."""
@@ -131,51 +132,174 @@ def _resolve_plain(text: str) -> Any:
     return text
 
 
+_MERGE_KEY = "<<"
+
+# Bounds on what one document may make us build. A fleet inventory nests about
+# eight levels and a dashboard about twelve; YAML's anchors let a few hundred bytes
+# stand for billions of nodes ("billion laughs") and an anchor may even contain
+# itself. These limits turn all of that into a located error, in milliseconds.
+MAX_DEPTH = 100
+# Nodes an anchored document may produce through aliases: a fixed allowance plus ten
+# times the nodes actually written. `<<: *defaults` on every one of 10,000 hosts
+# stays far below it; nine nested aliases of nine (10^9 nodes) hit it at once.
+ALIAS_ALLOWANCE = 100_000
+ALIAS_RATIO = 10
+
+_CORE = "tag:yaml.org,2002:"
+# Explicit tags whose meaning is plain data: honoured (`!!str 0755` stays a string).
+_SCALAR_TAGS = frozenset(f"{_CORE}{t}" for t in ("str", "int", "float", "bool", "null"))
+_SEQUENCE_TAGS = frozenset({"", "!", f"{_CORE}seq"})
+_MAPPING_TAGS = frozenset({"", "!", f"{_CORE}map"})
+
+
+def _tag_name(tag: str) -> str:
+    return "!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag
+
+
+def _scalar(node: Any) -> Any:
+    """A scalar node's value: YAML 1.2 core resolution, or its explicit core tag."""
+    tag = node.tag
+    if not tag:
+        return _resolve_plain(node.value) if node.style in (None, "") else node.value
+    if tag == "!" or tag == f"{_CORE}str":
+        return node.value
+    if tag in _SCALAR_TAGS:
+        value = _resolve_plain(node.value)
+        kind = tag[len(_CORE) :]
+        ok = {
+            "int": type(value) is int,
+            "float": type(value) in (int, float),
+            "bool": type(value) is bool,
+            "null": value is None,
+        }[kind]
+        if not ok:
+            raise YamlSyntaxError(
+                f"{node.value!r} is not a valid !!{kind}",
+                _mark(node),
+                hint=f"write a {kind} after !!{kind}, or drop the tag",
+            )
+        return float(value) if kind == "float" else value
+    raise _unsupported_tag(node)
+
+
+def _unsupported_tag(node: Any) -> YamlSyntaxError:
+    name = _tag_name(node.tag)
+    if node.tag == f"{_CORE}binary":
+        hint = "flobs reads text only: write the value as a plain string, without !!binary"
+    else:
+        hint = "flobs reads plain YAML (no application tags): remove the tag"
+    return YamlSyntaxError(f"explicit tag `{name}` is not supported", _mark(node), hint=hint)
+
+
 def _mark(node: Any) -> Mark:
     m = node.start_mark
     return Mark(m.line + 1, m.column + 1)
 
 
-class _Converter:
-    """Turns a composed node tree (PyYAML's or ruamel's) into plain data + positions."""
+def _too_deep(node: Any) -> YamlSyntaxError:
+    return _too_deep_at(_mark(node))
 
-    def __init__(self) -> None:
+
+def _too_deep_at(mark: Mark) -> YamlSyntaxError:
+    return YamlSyntaxError(
+        f"nested deeper than {MAX_DEPTH} levels",
+        mark,
+        hint="no flobs file nests this deep; flatten the structure",
+    )
+
+
+class _Converter:
+    """Turns a composed node tree (PyYAML's or ruamel's) into plain data + positions.
+
+    ``anchored`` documents (their text has an ``&``) may share nodes through aliases:
+    those are tracked so that a self-containing anchor and an exponential expansion
+    are errors instead of a RecursionError or an out-of-memory kill.
+    """
+
+    def __init__(self, *, anchored: bool) -> None:
         self.values: dict[Path_, Mark] = {}
         self.keys: dict[Path_, Mark] = {}
+        self.anchored = anchored
+        self._open: set[int] = set()  # containers being converted (an alias to one recurses)
+        self._seen: set[int] = set()  # distinct nodes of the text
+        self._expanded = 0  # nodes produced again through an alias
+        self._alias_at: Path_ | None = None  # path of the outermost alias being expanded
 
     def convert(self, node: Any, path: Path_) -> Any:
         self.values[path] = _mark(node)
         kind = node.id  # "scalar" | "sequence" | "mapping" for both libraries
+        if self.anchored and self._count(node, path):
+            # The outermost alias being expanded: the place in the text to blame.
+            self._alias_at = path
+            try:
+                return self._convert(node, kind, path)
+            finally:
+                self._alias_at = None
+        return self._convert(node, kind, path)
+
+    def _convert(self, node: Any, kind: str, path: Path_) -> Any:
         if kind == "scalar":
-            # Plain scalars resolve by the YAML 1.2 core rules; quoted and block
-            # scalars are always strings. Explicit tags (`!!str`) are not supported.
-            if node.style in (None, ""):
-                return _resolve_plain(node.value)
-            return node.value
+            return _scalar(node)
+        if len(path) >= MAX_DEPTH:
+            raise _too_deep(node)
+        if not self.anchored:
+            return self._container(node, kind, path)
+        if id(node) in self._open:
+            raise YamlSyntaxError(
+                "an alias refers to the anchor that contains it (a recursive structure)",
+                _mark(node),
+                path,
+                hint="flobs reads finite data only: copy the values instead of the alias",
+            )
+        self._open.add(id(node))
+        try:
+            return self._container(node, kind, path)
+        finally:
+            self._open.discard(id(node))
+
+    def _count(self, node: Any, path: Path_) -> bool:
+        """Count ``node``; True when it starts an alias expansion outside any other."""
+        if id(node) not in self._seen:
+            self._seen.add(id(node))
+            return False
+        self._expanded += 1
+        if self._expanded > ALIAS_ALLOWANCE + ALIAS_RATIO * len(self._seen):
+            at = self._alias_at or path
+            raise YamlSyntaxError(
+                f"aliases expand the document by more than {ALIAS_ALLOWANCE:,} nodes "
+                "(an alias bomb?)",
+                self.values.get(at[:-1]) if at else _mark(node),
+                at,
+                hint="write the values out, or alias fewer, smaller anchors",
+            )
+        return self._alias_at is None
+
+    def _container(self, node: Any, kind: str, path: Path_) -> Any:
         if kind == "sequence":
+            if node.tag not in _SEQUENCE_TAGS:
+                raise _unsupported_tag(node)
             return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
         if kind == "mapping":
+            if node.tag not in _MAPPING_TAGS:
+                raise _unsupported_tag(node)
             return self._mapping(node, path)
         raise YamlSyntaxError(f"unsupported YAML node {kind!r}", _mark(node), path)
 
     def _mapping(self, node: Any, path: Path_) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
-        merged: dict[Any, Any] = {}
+        sources: list[Any] = []
         for key_node, value_node in node.value:
             if key_node.id != "scalar":
                 raise YamlSyntaxError("mapping keys must be plain strings", _mark(key_node), path)
-            if key_node.value == _MERGE_KEY and key_node.style in (None, ""):
-                # YAML merge key (`<<: *defaults`): explicit keys win over merged ones.
-                sources = value_node.value if value_node.id == "sequence" else [value_node]
-                for source in sources:
-                    data = self.convert(source, path)
-                    if not isinstance(data, dict):
-                        raise YamlSyntaxError("`<<` must merge a mapping", _mark(value_node), path)
-                    for k, v in data.items():
-                        merged.setdefault(k, v)
+            if key_node.value == _MERGE_KEY and key_node.style in (None, "") and not key_node.tag:
+                # YAML merge key (`<<: *defaults`): explicit keys win over merged ones,
+                # and an earlier source over a later one (the merge-key spec).
+                if value_node.id == "sequence":
+                    sources.extend(value_node.value)
+                else:
+                    sources.append(value_node)
                 continue
-            key = self.convert(key_node, (*path, "\x00key"))
-            del self.values[(*path, "\x00key")]
+            key = _scalar(key_node)
             if not isinstance(key, str):
                 key = key_node.value  # `1: x` or `true: x` keys are read as their text
             if key in result:
@@ -186,9 +310,29 @@ class _Converter:
                 )
             self.keys[(*path, key)] = _mark(key_node)
             result[key] = self.convert(value_node, (*path, key))
-        for k, v in merged.items():
-            result.setdefault(k, v)
+        for source in sources:
+            self._merge(result, source, path)
         return result
+
+    def _merge(self, result: dict[Any, Any], source: Any, path: Path_) -> None:
+        # Converted aside, then only the keys this source contributes are taken, with
+        # their positions (at the anchor, where their text is); the mapping keeps its own.
+        aside = _Converter(anchored=self.anchored)
+        aside._open, aside._seen = self._open, self._seen
+        aside._expanded, aside._alias_at = self._expanded, self._alias_at
+        aside.values[path[:-1]] = self.values.get(path[:-1], _mark(source))
+        data = aside.convert(source, path)
+        self._expanded = aside._expanded
+        if not isinstance(data, dict):
+            raise YamlSyntaxError("`<<` must merge a mapping", _mark(source), path)
+        depth = len(path)
+        taken = {k for k in data if k not in result}
+        for k in taken:
+            result[k] = data[k]
+        for table, mine in ((aside.values, self.values), (aside.keys, self.keys)):
+            for p, mark in table.items():
+                if len(p) > depth and p[depth] in taken:
+                    mine[p] = mark
 
 
 @lru_cache(maxsize=1)
@@ -229,6 +373,9 @@ def _compose(text: str) -> Any:
                     _mark_at(text, err.position),
                 ) from err
             except yaml.MarkedYAMLError as err:
+                if "maximum nesting depth" in str(err.problem):
+                    # libyaml stops at 1,000 levels; name the first one past ours instead.
+                    raise _too_deep_in(text) from err
                 mark = err.problem_mark or err.context_mark
                 raise YamlSyntaxError(
                     " ".join(x for x in (err.context, err.problem) if x) or "invalid YAML",
@@ -249,13 +396,29 @@ def _mark_at(text: str, position: int) -> Mark:
     return Mark(before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1)
 
 
-def _compose_ruamel(text: str) -> Any:
+@lru_cache(maxsize=1)
+def _ruamel_yaml() -> Any:
+    """ruamel's pure-Python composer with a resolver that leaves implicit tags empty, as
+    the libyaml path does: an explicit tag is then the only tag a node carries."""
     from ruamel.yaml import YAML
+    from ruamel.yaml.resolver import VersionedResolver
+    from ruamel.yaml.tag import Tag
+
+    class ComposeOnlyResolver(VersionedResolver):
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            return Tag(suffix="")
+
+    yaml = YAML(typ="safe", pure=True)
+    yaml.Resolver = ComposeOnlyResolver
+    return yaml
+
+
+def _compose_ruamel(text: str) -> Any:
     from ruamel.yaml.error import MarkedYAMLError
     from ruamel.yaml.reader import ReaderError
 
     try:
-        return YAML(typ="safe", pure=True).compose(text)
+        return _ruamel_yaml().compose(text)
     except ReaderError as err:
         raise YamlSyntaxError(_unacceptable(err.character), _mark_at(text, err.position)) from err
     except MarkedYAMLError as err:
@@ -264,6 +427,26 @@ def _compose_ruamel(text: str) -> Any:
             " ".join(x for x in (err.context, err.problem) if x) or "invalid YAML",
             Mark(mark.line + 1, mark.column + 1) if mark else None,
         ) from err
+    except RecursionError as err:
+        # The pure-Python composer recurses per level; find the level that is too deep.
+        raise _too_deep_in(text) from err
+
+
+def _too_deep_in(text: str) -> YamlSyntaxError:
+    """The error for the first node nested deeper than MAX_DEPTH, found without recursion."""
+    import yaml
+
+    depth = 0
+    # The pure-Python parser is a state machine: no recursion, and no depth limit of its own.
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                return _too_deep_at(Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1))
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+    return YamlSyntaxError("nested too deeply", None)
 
 
 def load_with_positions(text: str, *, backend: str = "auto") -> tuple[Any, Positions]:
@@ -273,9 +456,10 @@ def load_with_positions(text: str, *, backend: str = "auto") -> tuple[Any, Posit
     explicit ones exist so tests can prove both back ends agree.
     """
     node = _compose_ruamel(text) if backend == "ruamel" else _compose(text)
-    conv = _Converter()
     if node is None:
         return None, Positions({(): Mark(1, 1)}, {})
+    # Only a text with an `&` has anchors, hence aliases: the others skip the tracking.
+    conv = _Converter(anchored="&" in text)
     data = conv.convert(node, ())
     return data, Positions(conv.values, conv.keys)
 
@@ -283,41 +467,95 @@ def load_with_positions(text: str, *, backend: str = "auto") -> tuple[Any, Posit
 def load(text: str) -> Any:
     """Parse YAML into plain data (YAML 1.2 core semantics), without positions.
 
-    Same semantics and errors as ``load_with_positions``, about twice as fast: no
-    path tuples and no position maps are built.
+    Same semantics, bounds and errors as ``load_with_positions``, about twice as
+    fast: no path tuples and no position maps are built.
     """
     node = _compose(text)
-    return None if node is None else _fast(node)
+    if node is None:
+        return None
+    if "&" not in text:
+        try:
+            return _fast(node, 0)
+        except _Rare:
+            pass
+    # Rare shapes (aliases, merge keys, duplicates, tags, deep nesting): the full
+    # converter implements them once, with positions for its errors.
+    return _Converter(anchored="&" in text).convert(node, ())
 
 
-def _fast(node: Any) -> Any:
+class _Rare(Exception):
+    """A shape the fast path leaves to the full converter."""
+
+
+def _fast(node: Any, depth: int) -> Any:
     kind = node.id
     if kind == "scalar":
+        if node.tag:
+            raise _Rare
         return _resolve_plain(node.value) if node.style in (None, "") else node.value
+    if depth >= MAX_DEPTH or node.tag:
+        raise _Rare
     if kind == "sequence":
-        return [_fast(item) for item in node.value]
+        return [_fast(item, depth + 1) for item in node.value]
     if kind != "mapping":
-        raise YamlSyntaxError(f"unsupported YAML node {kind!r}", _mark(node))
+        raise _Rare
     result: dict[Any, Any] = {}
-    merged = False
     for key_node, value_node in node.value:
-        if key_node.id != "scalar" or (
-            key_node.value == _MERGE_KEY and key_node.style in (None, "")
+        if (
+            key_node.id != "scalar"
+            or key_node.tag
+            or (key_node.value == _MERGE_KEY and key_node.style in (None, ""))
         ):
-            merged = True
-            break
+            raise _Rare
         key = key_node.value if key_node.style not in (None, "") else _resolve_plain(key_node.value)
         if not isinstance(key, str):
             key = key_node.value
         if key in result:
-            merged = True  # let the full converter report the duplicate with its position
-            break
-        result[key] = _fast(value_node)
-    if merged:
-        # Rare shapes (merge keys, duplicates, complex keys): the full converter
-        # implements them once, with positions for its errors.
-        return _Converter().convert(node, ())
+            raise _Rare  # the full converter reports the duplicate with its position
+        result[key] = _fast(value_node, depth + 1)
     return result
+
+
+def load_json(text: str) -> Any:
+    """JSON with the YAML reader's bounds: nesting deeper than ``MAX_DEPTH`` and syntax
+    errors are ``YamlSyntaxError`` with a position, never a RecursionError."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise YamlSyntaxError(err.msg, Mark(err.lineno, err.colno)) from err
+    except RecursionError as err:
+        raise _json_too_deep(text) from err
+    stack: list[tuple[Any, int]] = [(data, 1)] if type(data) in (dict, list) else []
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise _json_too_deep(text)
+        children = node.values() if type(node) is dict else node
+        stack.extend((c, depth + 1) for c in children if type(c) in (dict, list))
+    return data
+
+
+def _json_too_deep(text: str) -> YamlSyntaxError:
+    """The error for the first ``[`` or ``{`` nested deeper than MAX_DEPTH in JSON text."""
+    depth = 0
+    in_string = escaped = False
+    for i, c in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return _too_deep_at(_mark_at(text, i))
+        elif c in "]}":
+            depth -= 1
+    return _too_deep_at(Mark(1, 1))
 
 
 # --------------------------------------------------------------------------- writing

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -51,6 +50,7 @@ class Parsed:
     data: Any
     _positions: yamlio.Positions | None
     error: str | None = None  # set when the file does not parse
+    error_mark: yamlio.Mark | None = None  # where it stops parsing, when known
     text: str | None = field(default=None, repr=False)  # YAML source, for lazy positions
 
     @property
@@ -96,7 +96,7 @@ class CheckContext:
                 # Inside the try: a non-UTF-8 file is a finding, not a crash of every check.
                 text = (self.out / path).read_text(encoding="utf-8")
                 if path.endswith(".json"):
-                    self._parsed[path] = Parsed(path, json.loads(text), None)
+                    self._parsed[path] = Parsed(path, yamlio.load_json(text), None)
                 else:
                     # Hosts' rules and exporter files differ only in their header comment:
                     # parse each distinct body once (same header length ⇒ same positions).
@@ -113,7 +113,9 @@ class CheckContext:
                         if shared.path == path
                         else Parsed(path, shared.data, None, text=shared.text)
                     )
-            except (ValueError, OSError, yamlio.YamlSyntaxError) as err:
+            except yamlio.YamlSyntaxError as err:
+                self._parsed[path] = Parsed(path, None, None, err.message, err.mark)
+            except (ValueError, OSError) as err:
                 self._parsed[path] = Parsed(path, None, None, str(err))
         return self._parsed[path]
 
@@ -127,9 +129,9 @@ class CheckContext:
         key_path: yamlio.Path_ = (),
         severity: Severity | None = None,
         line: int | None = None,
+        col: int | None = None,
     ) -> Problem:
         """A Problem located at ``key_path`` inside ``path`` when its position is known."""
-        col = None
         if path is not None and line is None and key_path:
             parsed = self._parsed.get(path)
             mark = parsed.positions.of(key_path) if parsed and parsed.positions else None

@@ -84,11 +84,14 @@ class FileParses(Check):
                 continue
             parsed = ctx.parse(path)
             if parsed.error is not None:
+                mark = parsed.error_mark
                 yield ctx.problem(
                     self,
                     path,
                     f"does not parse: {parsed.error}",
                     hint="regenerate it with `flobs generate`",
+                    line=mark.line if mark else None,
+                    col=mark.col if mark else None,
                 )
 
 
