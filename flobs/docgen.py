@@ -42,7 +42,21 @@ def _kind(schema: dict[str, Any]) -> str:
         return str(schema["$ref"]).rsplit("/", 1)[-1]
     if "anyOf" in schema:
         return " or ".join(_kind(s) for s in schema["anyOf"])
-    return str(schema.get("type", "")) or "any"
+    return (str(schema.get("type", "")) or "any") + _bounds(schema)
+
+
+def _bounds(schema: dict[str, Any]) -> str:
+    """`` (≥ 1, ≤ 100)``, `` (> 0, ≤ 1)``: the range the schema allows, if it has one."""
+    parts = []
+    for key, sign in (
+        ("minimum", "≥"),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "≤"),
+        ("exclusiveMaximum", "<"),
+    ):
+        if key in schema:
+            parts.append(f"{sign} {schema[key]:,}".replace(",", " "))
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _rows(schema: dict[str, Any], prefix: str, defs: dict[str, Any]) -> list[str]:
@@ -81,8 +95,9 @@ def inventory_reference() -> str:
         + head
         + "\n".join(vars_rows)
         + "\n\n"
-        "Types: `duration` is a Prometheus duration (`15s`, `1m30s`); `endpoint` is "
-        "`host:port` (`[::1]:9100` for IPv6).\n"
+        "Types: `duration` is a Prometheus duration (`15s`, `1m30s`) of at most 100y; "
+        "`alert_duration` one of at most 7d; `endpoint` is `host:port` (`[::1]:9100` for "
+        "IPv6). Numbers are finite: `.nan` and `.inf` are refused.\n"
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from functools import cache
@@ -56,7 +57,42 @@ def _pattern_keyword(
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-_Validator = validators.extend(Draft202012Validator, {"pattern": _pattern_keyword})
+def _max_duration_keyword(
+    validator: Any, limit: str, instance: Any, schema: dict[str, Any]
+) -> Iterator[ValidationError]:
+    """``maxDuration``: a Prometheus duration no longer than ``limit`` (our own keyword)."""
+    from flobs.promtime import parse_duration
+
+    if not validator.is_type(instance, "string"):
+        return
+    got, most = parse_duration(instance), parse_duration(limit)
+    if got is not None and most is not None and got > most:
+        yield ValidationError(f"{instance!r} is longer than {limit}")
+
+
+def _is_finite_number(checker: Any, instance: Any) -> bool:
+    # NaN passes every `minimum`/`maximum` (comparisons with it are false) and infinity
+    # is no threshold: neither is a number any setting can use.
+    return (
+        isinstance(instance, int | float)
+        and not isinstance(instance, bool)
+        and math.isfinite(instance)
+    )
+
+
+def _is_integer(checker: Any, instance: Any) -> bool:
+    if isinstance(instance, float):
+        return math.isfinite(instance) and instance.is_integer()
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+_Validator = validators.extend(
+    Draft202012Validator,
+    {"pattern": _pattern_keyword, "maxDuration": _max_duration_keyword},
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"number": _is_finite_number, "integer": _is_integer}
+    ),
+)
 
 
 @cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterator
 from functools import cache
 from typing import Any
@@ -21,6 +22,48 @@ _DEF_HELP = {
         "label names match [a-zA-Z_][a-zA-Z0-9_]* and must not start with __",
     ),
 }
+
+
+_NOT_FINITE = "NaN and infinity are no threshold or size: write a number"
+_RANGE_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+
+# Hints for `maxDuration`, by limit.
+_LONGEST = {
+    "100y": "Prometheus cannot represent durations beyond 292 years; write something like 30d",
+    "7d": "an alert that waits longer than a week cannot warn anyone in time; "
+    "write something like 10m or 1h",
+}
+
+
+def _number(value: Any) -> str:
+    """A number as the inventory would spell it (YAML's .nan / .inf included)."""
+    if isinstance(value, float) and math.isnan(value):
+        return ".nan"
+    if isinstance(value, float) and math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return str(value)
+
+
+def _range(schema: dict[str, Any]) -> str:
+    """``must be between 1 and 100`` and the like, from the schema's bounds."""
+    low = schema.get("minimum")
+    low_x = schema.get("exclusiveMinimum")
+    high = schema.get("maximum")
+    high_x = schema.get("exclusiveMaximum")
+    if low is not None and high is not None:
+        return f"must be between {_number(low)} and {_number(high)}"
+    parts = []
+    if low is not None:
+        parts.append(f"at least {_number(low)}")
+    if low_x is not None:
+        parts.append(f"above {_number(low_x)}")
+    if high is not None:
+        parts.append(f"at most {_number(high)}")
+    if high_x is not None:
+        parts.append(f"below {_number(high_x)}")
+    return "must be " + " and ".join(parts)
 
 
 _TYPE_HINTS = {
@@ -94,6 +137,9 @@ def _explain(err: ValidationError) -> Iterator[tuple[tuple[str | int, ...], str,
         if best.validator != "type":
             yield from _explain(best)
             return
+        if isinstance(err.instance, float) and not math.isfinite(err.instance):
+            yield path, f"must be a finite number, not {_number(err.instance)}", _NOT_FINITE
+            return
         types = [str(e.validator_value) for e in err.context if e.validator == "type"]
         yield path, f"must be {' or '.join(types) if types else 'a valid value'}", None
         return
@@ -113,8 +159,36 @@ def _explain(err: ValidationError) -> Iterator[tuple[tuple[str | int, ...], str,
         yield path, f"{err.instance!r} is not a valid name", None
         return
     if kind == "enum":
-        choices = ", ".join(map(str, err.validator_value))
-        yield path, f"{err.instance!r} is not one of: {choices}", None
+        choices = [str(c) for c in err.validator_value]
+        close = difflib.get_close_matches(str(err.instance), choices, n=1)
+        yield (
+            path,
+            f"{err.instance!r} is not one of: {', '.join(choices)}",
+            f"did you mean `{close[0]}`?" if close else None,
+        )
+        return
+    if kind == "maxDuration":
+        yield (
+            path,
+            f"{err.instance!r} is longer than {err.validator_value}",
+            _LONGEST.get(
+                str(err.validator_value), f"write a duration of at most {err.validator_value}"
+            ),
+        )
+        return
+    if kind in _RANGE_KEYWORDS:
+        yield (
+            path,
+            f"{_number(err.instance)} is out of range: {_range(schema)}",
+            schema.get("description"),
+        )
+        return
+    if kind == "type" and isinstance(err.instance, float) and not math.isfinite(err.instance):
+        yield (
+            path,
+            f"must be a finite number, not {_number(err.instance)}",
+            _NOT_FINITE,
+        )
         return
     if kind == "const":
         yield (
