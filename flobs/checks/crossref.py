@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+from flobs.artifacts.central import target_file_name
 from flobs.checks import Check, CheckContext, register
 from flobs.checks import kinds as k
 from flobs.checks.dashboards import datasource_refs, provisioned_datasources
@@ -80,7 +81,8 @@ class HostsMatchTargets(Check):
         for name in sorted(set(hosts) - seen):
             yield ctx.problem(
                 self,
-                None,
+                # The file generate puts the host in: where the entry is missing.
+                f"central/{target_file_name(hosts[name])}",
                 f"inventory host {name!r} is in no "
                 "central/targets/*.json file: the centre never federates it",
                 hint="run `flobs generate`",

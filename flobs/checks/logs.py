@@ -83,44 +83,55 @@ class LabelSource:
 
 
 def promtail_labels(doc: Any) -> list[LabelSource]:
-    """Every label a ``promtail.yml`` can attach, and what it is made from."""
+    """Every label a ``promtail.yml`` can attach, and what it is made from.
+
+    The file may be hand-edited into any shape: whatever is not the expected mapping
+    or list is skipped here (``logs-schema`` reports it), never a crash.
+    """
     out: list[LabelSource] = []
-    if not isinstance(doc, dict):
-        return out
-    for i, client in enumerate(doc.get("clients") or []):
-        for name in (client or {}).get("external_labels") or {}:
+    for i, client in enumerate(kinds.seq(kinds.get(doc, "clients"))):
+        for name in _names(kinds.get(client, "external_labels")):
             out.append(LabelSource(name, "constant", (), ("clients", i, "external_labels", name)))
-    for j, job in enumerate(doc.get("scrape_configs") or []):
+    for j, job in enumerate(kinds.seq(kinds.get(doc, "scrape_configs"))):
         base: Path_ = ("scrape_configs", j)
-        for name in (job.get("journal") or {}).get("labels") or {}:
+        for name in _names(kinds.get(kinds.get(job, "journal"), "labels")):
             out.append(LabelSource(name, "constant", (), (*base, "journal", "labels", name)))
-        for k, sc in enumerate(job.get("static_configs") or []):
-            for name in sc.get("labels") or {}:
+        for n, sc in enumerate(kinds.seq(kinds.get(job, "static_configs"))):
+            for name in _names(kinds.get(sc, "labels")):
                 if not name.startswith("__"):
                     out.append(
                         LabelSource(
-                            name, "constant", (), (*base, "static_configs", k, "labels", name)
+                            name, "constant", (), (*base, "static_configs", n, "labels", name)
                         )
                     )
-        for k, rule in enumerate(job.get("relabel_configs") or []):
-            target = rule.get("target_label")
+        for n, rule in enumerate(kinds.seq(kinds.get(job, "relabel_configs"))):
+            target = kinds.get(rule, "target_label")
+            sources = kinds.get(rule, "source_labels")
             if (
-                target
+                isinstance(target, str)
+                and target
                 and not target.startswith("__")
-                and rule.get("action", "replace") == "replace"
+                and kinds.get(rule, "action") in (None, "replace")
             ):
                 out.append(
                     LabelSource(
                         target,
                         "relabel",
-                        tuple(rule.get("source_labels") or ()),
-                        (*base, "relabel_configs", k, "target_label"),
+                        tuple(str(s) for s in kinds.seq(sources)),
+                        (*base, "relabel_configs", n, "target_label"),
                     )
                 )
         out.extend(
-            _promtail_stage_labels(job.get("pipeline_stages") or [], (*base, "pipeline_stages"))
+            _promtail_stage_labels(
+                kinds.seq(kinds.get(job, "pipeline_stages")), (*base, "pipeline_stages")
+            )
         )
     return out
+
+
+def _names(labels: Any) -> list[str]:
+    """The label names of a ``labels`` mapping; nothing for any other shape."""
+    return [name for name in labels if isinstance(name, str)] if isinstance(labels, dict) else []
 
 
 def _promtail_stage_labels(stages: Sequence[Any], base: Path_) -> Iterator[LabelSource]:
@@ -131,12 +142,13 @@ def _promtail_stage_labels(stages: Sequence[Any], base: Path_) -> Iterator[Label
             where: Path_ = (*base, n, kind)
             if kind == "labels" and isinstance(body, dict):
                 for name, source in body.items():
-                    yield LabelSource(name, "field", (source or name,), (*where, name))
+                    field = source if isinstance(source, str) and source else name
+                    yield LabelSource(name, "field", (field,), (*where, name))
             elif kind == "static_labels" and isinstance(body, dict):
                 for name in body:
                     yield LabelSource(name, "constant", (), (*where, name))
             elif kind == "match" and isinstance(body, dict):
-                yield from _promtail_stage_labels(body.get("stages") or [], (*where, "stages"))
+                yield from _promtail_stage_labels(kinds.seq(body.get("stages")), (*where, "stages"))
 
 
 # Blocks whose attribute holds constant labels.

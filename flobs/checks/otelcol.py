@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from flobs.checks import Check, CheckContext, register
+from flobs.checks import kinds as k
 from flobs.checks.logs import host_of, schema_problems, tool_problems
 from flobs.model import Endpoint
 from flobs.problems import Problem, Severity
@@ -28,9 +29,16 @@ def _docs(ctx: CheckContext) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _pipelines(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    service = doc.get("service")
-    pipelines = service.get("pipelines") if isinstance(service, dict) else None
-    return {k: v for k, v in (pipelines or {}).items() if isinstance(v, dict)}
+    pipelines = k.get(doc.get("service"), "pipelines")
+    if not isinstance(pipelines, dict):
+        return {}
+    return {name: v for name, v in pipelines.items() if isinstance(v, dict)}
+
+
+def _names(value: Any) -> list[tuple[int, str]]:
+    """(index, name) of the component names in a list; other shapes and items are
+    skipped here, since otelcol-schema reports them."""
+    return [(i, c) for i, c in enumerate(k.seq(value)) if isinstance(c, str)]
 
 
 def _service(doc: dict[str, Any]) -> dict[str, Any]:
@@ -75,7 +83,7 @@ class OtelcolReferences(Check):
             for name, pipeline in _pipelines(doc).items():
                 for kind in KINDS:
                     defined = _defined(doc, kind)
-                    for i, component in enumerate(pipeline.get(kind) or []):
+                    for i, component in _names(pipeline.get(kind)):
                         if component not in defined:
                             yield ctx.problem(
                                 self,
@@ -87,8 +95,8 @@ class OtelcolReferences(Check):
                             )
             extensions = _defined(doc, "extensions")
             service = _service(doc)
-            enabled = service.get("extensions") or []
-            for i, ext in enumerate(enabled):
+            enabled = [ext for _, ext in _names(service.get("extensions"))]
+            for i, ext in _names(service.get("extensions")):
                 if ext not in extensions:
                     yield ctx.problem(
                         self,
@@ -102,9 +110,10 @@ class OtelcolReferences(Check):
                         continue
                     auth = body.get("auth")
                     refs: list[tuple[str, tuple[str | int, ...]]] = []
-                    if isinstance(auth, dict) and auth.get("authenticator"):
-                        refs.append((auth["authenticator"], (kind, cname, "auth", "authenticator")))
-                    if body.get("storage"):
+                    authenticator = k.get(auth, "authenticator")
+                    if isinstance(authenticator, str) and authenticator:
+                        refs.append((authenticator, (kind, cname, "auth", "authenticator")))
+                    if isinstance(body.get("storage"), str) and body["storage"]:
                         refs.append((body["storage"], (kind, cname, "storage")))
                     for ext, key_path in refs:
                         if ext not in extensions or ext not in enabled:
@@ -134,7 +143,7 @@ class OtelcolUnused(Check):
         for path, doc in _docs(ctx):
             pipelines = _pipelines(doc)
             for kind in KINDS:
-                used = {c for p in pipelines.values() for c in (p.get(kind) or [])}
+                used = {c for p in pipelines.values() for _, c in _names(p.get(kind))}
                 for component in _defined(doc, kind):
                     if component not in used:
                         yield ctx.problem(
@@ -145,7 +154,7 @@ class OtelcolUnused(Check):
                             hint="add it to a pipeline or remove it",
                         )
             service = _service(doc)
-            enabled = set(service.get("extensions") or [])
+            enabled = {ext for _, ext in _names(service.get("extensions"))}
             for ext in _defined(doc, "extensions"):
                 if ext not in enabled:
                     yield ctx.problem(
@@ -172,7 +181,7 @@ class OtelcolProcessorOrder(Check):
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
         for path, doc in _docs(ctx):
             for name, pipeline in _pipelines(doc).items():
-                procs = [p.split("/")[0] for p in pipeline.get("processors") or []]
+                procs = [p.split("/")[0] for _, p in _names(pipeline.get("processors"))]
                 where = ("service", "pipelines", name, "processors")
                 if not procs or procs[0] != "memory_limiter":
                     yield ctx.problem(
@@ -197,17 +206,17 @@ class OtelcolProcessorOrder(Check):
 def listeners(doc: dict[str, Any]) -> Iterator[tuple[str, tuple[str | int, ...]]]:
     """Every address the collector listens on, with its YAML path."""
     for cname, body in _defined(doc, "receivers").items():
-        protocols = body.get("protocols") if isinstance(body, dict) else None
-        for proto, settings in (protocols or {}).items():
+        protocols = k.get(body, "protocols")
+        for proto, settings in protocols.items() if isinstance(protocols, dict) else ():
             if isinstance(settings, dict) and "endpoint" in settings:
                 yield settings["endpoint"], ("receivers", cname, "protocols", proto, "endpoint")
     for ename, body in _defined(doc, "extensions").items():
         if isinstance(body, dict) and isinstance(body.get("endpoint"), str):
             yield body["endpoint"], ("extensions", ename, "endpoint")
     service = _service(doc)
-    readers = (((service.get("telemetry") or {}).get("metrics") or {}).get("readers")) or []
+    readers = k.seq(k.get(k.get(service.get("telemetry"), "metrics"), "readers"))
     for i, reader in enumerate(readers):
-        prom = (((reader or {}).get("pull") or {}).get("exporter") or {}).get("prometheus")
+        prom = k.get(k.get(k.get(reader, "pull"), "exporter"), "prometheus")
         if isinstance(prom, dict) and "host" in prom:
             yield (
                 f"{prom['host']}:{prom.get('port', 0)}",
@@ -226,7 +235,7 @@ def listeners(doc: dict[str, Any]) -> Iterator[tuple[str, tuple[str | int, ...]]
 
 
 def _endpoint_host(text: str) -> str:
-    if text.startswith("["):
+    if text.startswith("[") and "]" in text:
         return text[1 : text.index("]")]
     return text.rpartition(":")[0]
 
