@@ -61,6 +61,23 @@ def _load(path: str, data: bytes) -> Any:
     return yamlio.load(text)
 
 
+def _get(node: Any, key: str) -> Any:
+    """``node[key]`` when ``node`` is a mapping, else None: a hand edit can make any
+    node any shape, and the closure must still be computed from everything else."""
+    return node.get(key) if isinstance(node, dict) else None
+
+
+def _seq(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _fullmatch(pattern: str, text: str) -> bool:
+    try:
+        return re.fullmatch(pattern, text) is not None
+    except re.error:
+        return False  # a hand-edited regex Python cannot read; promtool reports it
+
+
 def _strip_comments(data: bytes) -> bytes:
     """Generated files differ per host mostly in their header comment; cache without it."""
     lines = data.split(b"\n")
@@ -85,22 +102,25 @@ class _Host:
             return
         self._seen.add(body)
         doc = _load(path, body)
-        for group in (doc or {}).get("groups") or []:
-            for rule in group.get("rules") or []:
-                if "record" in rule:
-                    self.records.add(str(rule["record"]))
+        for group in _seq(_get(doc, "groups")):
+            for rule in _seq(_get(group, "rules")):
+                if isinstance(_get(rule, "record"), str):
+                    self.records.add(rule["record"])
 
     def add_config(self, path: str, data: bytes) -> None:
         body = _strip_comments(data)
         if body in self._seen:
             return
         self._seen.add(body)
-        doc = _load(path, body) or {}
-        for job in doc.get("scrape_configs") or []:
-            self.jobs.add(str(job.get("job_name")))
-        for rw in doc.get("remote_write") or []:
-            for relabel in rw.get("write_relabel_configs") or []:
-                if relabel.get("action") == "keep" and relabel.get("source_labels") == ["__name__"]:
+        doc = _load(path, body)
+        for job in _seq(_get(doc, "scrape_configs")):
+            if isinstance(_get(job, "job_name"), str):
+                self.jobs.add(job["job_name"])
+        for rw in _seq(_get(doc, "remote_write")):
+            for relabel in _seq(_get(rw, "write_relabel_configs")):
+                if _get(relabel, "action") == "keep" and relabel.get("source_labels") == [
+                    "__name__"
+                ]:
                     self.keep_regexes.add(str(relabel.get("regex", "(.*)")))
 
 
@@ -133,11 +153,11 @@ def _federation_selectors(tree: Mapping[str, bytes]) -> list[str]:
     data = tree.get(CENTRAL_CONFIG)
     if data is None:
         return []
-    doc = _load(CENTRAL_CONFIG, data) or {}
+    doc = _load(CENTRAL_CONFIG, data)
     selectors: list[str] = []
-    for job in doc.get("scrape_configs") or []:
-        if job.get("metrics_path") == "/federate":
-            selectors.extend(str(s) for s in (job.get("params") or {}).get("match[]") or [])
+    for job in _seq(_get(doc, "scrape_configs")):
+        if _get(job, "metrics_path") == "/federate":
+            selectors.extend(str(s) for s in _seq(_get(_get(job, "params"), "match[]")))
     return selectors
 
 
@@ -158,8 +178,10 @@ def _expr_uses(file: str, where: str, expr: str) -> Iterator[Use]:
 
 
 def _rule_uses(path: str, doc: Any) -> Iterator[Use]:
-    for group in (doc or {}).get("groups") or []:
-        for rule in group.get("rules") or []:
+    for group in _seq(_get(doc, "groups")):
+        for rule in _seq(_get(group, "rules")):
+            if not isinstance(rule, dict):
+                continue
             name = rule.get("alert") or rule.get("record") or "?"
             yield from _expr_uses(path, f"rule {name}", str(rule.get("expr", "")))
 
@@ -174,22 +196,26 @@ def _panels(panels: list[Any]) -> Iterator[dict[str, Any]]:
     for panel in panels:
         if isinstance(panel, dict):
             yield panel
-            yield from _panels(panel.get("panels") or [])
+            yield from _panels(_seq(panel.get("panels")))
 
 
 def _dashboard_uses(path: str, doc: Any) -> Iterator[Use]:
     if not isinstance(doc, dict):
         return
-    for var in (doc.get("templating") or {}).get("list") or []:
+    for var in _seq(_get(doc.get("templating"), "list")):
+        if not isinstance(var, dict):
+            continue
         query = var.get("query")
         if var.get("type") != "query" or not _is_prometheus(var.get("datasource")):
             continue
-        text = query.get("query", "") if isinstance(query, dict) else str(query or "")
+        text = str(query.get("query", "")) if isinstance(query, dict) else str(query or "")
         m = _LABEL_VALUES.match(text)
         if m:
             yield from _expr_uses(path, f"variable {var.get('name')}", m.group("selector"))
-    for panel in _panels(doc.get("panels") or []):
-        for target in panel.get("targets") or []:
+    for panel in _panels(_seq(doc.get("panels"))):
+        for target in _seq(panel.get("targets")):
+            if not isinstance(target, dict):
+                continue
             ref = target.get("datasource") or panel.get("datasource")
             if "expr" in target and _is_prometheus(ref):
                 yield from _expr_uses(path, f"panel {panel.get('title')!r}", str(target["expr"]))
@@ -222,18 +248,18 @@ def closure_gaps(tree: Mapping[str, bytes]) -> list[Gap]:
             elif parts[2] == "rules" and path.endswith((".yml", ".yaml")):
                 hosts.add_rules(path, tree[path])
         elif path.startswith("central/rules/") and path.endswith((".yml", ".yaml")):
-            doc = _load(path, tree[path]) or {}
-            for group in doc.get("groups") or []:
-                for rule in group.get("rules") or []:
-                    if "record" in rule:
-                        central_records.add(str(rule["record"]))
+            doc = _load(path, tree[path])
+            for group in _seq(_get(doc, "groups")):
+                for rule in _seq(_get(group, "rules")):
+                    if isinstance(_get(rule, "record"), str):
+                        central_records.add(rule["record"])
     selectors = _federation_selectors(tree)
     central_jobs = _central_jobs(tree) - {"federate"}
 
     def federated(metric: str) -> bool:
         if any(selector_matches(s, metric) for s in selectors):
             return True
-        return any(re.fullmatch(rx, metric) for rx in hosts.keep_regexes)
+        return any(_fullmatch(rx, metric) for rx in hosts.keep_regexes)
 
     extra = _extra_jobs(tree)
 

@@ -139,5 +139,8 @@ def selector_matches(selector: str, metric: str) -> bool:
         return metric == value
     if op == "!=":
         return metric != value
-    hit = re.fullmatch(value, metric) is not None  # Prometheus regexes are anchored
+    try:
+        hit = re.fullmatch(value, metric) is not None  # Prometheus regexes are anchored
+    except re.error:
+        return False  # a regex Python cannot read selects nothing here; promtool says why
     return hit if op == "=~" else not hit

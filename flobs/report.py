@@ -20,7 +20,7 @@ from typing import Any, Literal
 from flobs import __version__
 from flobs.problems import Problem, Severity
 from flobs.redact import redact
-from flobs.validate import ValidateResult
+from flobs.validate import CheckRun, ValidateResult
 
 Format = Literal["text", "json", "junit", "github"]
 FORMATS: tuple[str, ...] = ("text", "json", "junit", "github")
@@ -96,7 +96,10 @@ def render_text(problems: Iterable[Problem], result: ValidateResult | None = Non
     if items:
         summary += f" in {_plural(files, 'file')}"
     if result is not None:
-        summary += f" ({_plural(len(result.checks), 'check')} over {_plural(result.files, 'file')})"
+        ran = [c for c in result.checks if c.skipped is None]
+        summary += f" ({_plural(len(ran), 'check')} over {_plural(result.files, 'file')}"
+        skipped = len(result.checks) - len(ran)
+        summary += f", {skipped} skipped)" if skipped else ")"
     lines.append(summary)
     if result is not None:
         lines.extend(_tuning_lines(result))
@@ -155,15 +158,22 @@ def render_json(result: ValidateResult) -> str:
             "warnings": result.warnings,
             "infos": sum(p.severity is Severity.INFO for p in result.problems),
             "files": result.files,
-            "checks": len(result.checks),
+            "checks": sum(c.skipped is None for c in result.checks),
         },
-        "checks": [{"id": c.id, "title": c.title, "files": len(c.files)} for c in result.checks],
+        "checks": [_check_dict(c) for c in result.checks],
         "problems": [problem_dict(p) for p in result.problems],
         "notes": list(result.notes),
         "disabled_checks": [{"id": d.id, "by": d.by} for d in result.disabled],
         "suppressed": result.suppressed,
     }
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def _check_dict(c: CheckRun) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": c.id, "title": c.title, "files": len(c.files)}
+    if c.skipped is not None:
+        out["skipped"] = c.skipped
+    return out
 
 
 # --------------------------------------------------------------------------- junit
@@ -189,7 +199,18 @@ def render_junit(result: ValidateResult) -> str:
     total = failed_total = 0
     titles = {c.id: c.title for c in result.checks}
     files_of = {c.id: c.files for c in result.checks}
+    skipped = {c.id: c.skipped for c in result.checks if c.skipped is not None}
+    skipped_total = 0
     for check_id in sorted(set(titles) | set(by_check)):
+        if check_id in skipped and check_id not in by_check:
+            # A check that did not run is no passed testcase: one skipped case, with why.
+            suite = ET.SubElement(root, "testsuite", name=_xml(check_id))
+            case = ET.SubElement(suite, "testcase", classname=_xml(check_id), name="(skipped)")
+            ET.SubElement(case, "skipped", message=_xml(skipped[check_id]))
+            for key, value in (("tests", 1), ("failures", 0), ("errors", 0), ("skipped", 1)):
+                suite.set(key, str(value))
+            skipped_total += 1
+            continue
         found = by_check.get(check_id, {})
         files = list(dict.fromkeys([*files_of.get(check_id, ()), *sorted(found)]))
         if not files:
@@ -223,7 +244,7 @@ def render_junit(result: ValidateResult) -> str:
         suite.set("errors", "0")
         total += len(files)
         failed_total += failures
-    skipped = 0
+    skipped = skipped_total
     if result.disabled:
         # One skipped testcase per disabled check: CI UIs show it, nothing is hidden.
         suite = ET.SubElement(root, "testsuite", name="disabled checks")
@@ -234,7 +255,7 @@ def render_junit(result: ValidateResult) -> str:
         suite.set("failures", "0")
         suite.set("errors", "0")
         suite.set("skipped", str(len(result.disabled)))
-        skipped = len(result.disabled)
+        skipped += len(result.disabled)
     root.set("tests", str(total + skipped))
     root.set("failures", str(failed_total))
     root.set("errors", "0")

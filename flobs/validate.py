@@ -29,11 +29,12 @@ from flobs.tools import find_tool
 
 @dataclass(frozen=True)
 class CheckRun:
-    """One check that ran, and the files it looked at."""
+    """One check, the files it looked at, or why it did not run (``skipped``)."""
 
     id: str
     title: str
     files: tuple[str, ...]
+    skipped: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,19 @@ class ValidateResult:
 
 def check_files(cls: type[Check], ctx: CheckContext) -> tuple[str, ...]:
     """The files a check looks at (its ``FILES`` patterns); empty when it declares none."""
-    patterns: tuple[str, ...] = getattr(cls, "FILES", ())
-    return tuple(k.files(ctx, patterns)) if patterns else ()
+    return tuple(k.files(ctx, cls.FILES)) if cls.FILES else ()
+
+
+def skip_reason(cls: type[Check], ctx: CheckContext, files: tuple[str, ...]) -> str | None:
+    """Why ``cls`` cannot run on this tree, or None: reports must not call it passed."""
+    if cls.NEEDS_INVENTORY and ctx.fleet is None:
+        return "needs -i INVENTORY"
+    if cls.TOOL is not None:
+        if ctx.tools == "off":
+            return f"--tools off: {cls.TOOL} was not run"
+        if find_tool(cls.TOOL) is None:
+            return f"{cls.TOOL} is not on PATH"
+    return None
 
 
 def validate(
@@ -252,7 +264,10 @@ def _collector_paused() -> Iterator[None]:
 def _run_all(ctx: CheckContext, checks: list[type[Check]], found: set[Problem]) -> list[CheckRun]:
     ran: list[CheckRun] = []
     for cls in checks:
-        if cls.NEEDS_INVENTORY and ctx.fleet is None:
+        files = check_files(cls, ctx)
+        reason = skip_reason(cls, ctx, files)
+        if reason is not None:
+            ran.append(CheckRun(cls.ID, cls.TITLE, (), reason))
             continue
         try:
             found.update(cls().check(ctx))
@@ -263,7 +278,7 @@ def _run_all(ctx: CheckContext, checks: list[type[Check]], found: set[Problem]) 
                 f"check {cls.ID} crashed: {type(err).__name__}: {err}",
                 hint="rerun with --traceback and report it",
             ) from err
-        ran.append(CheckRun(cls.ID, cls.TITLE, check_files(cls, ctx)))
+        ran.append(CheckRun(cls.ID, cls.TITLE, files))
     return ran
 
 

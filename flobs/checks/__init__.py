@@ -167,6 +167,11 @@ class Check:
     TITLE: ClassVar[str]
     SEVERITY: ClassVar[Severity] = Severity.ERROR
     NEEDS_INVENTORY: ClassVar[bool] = False  # skipped (noted) without -i INVENTORY
+    # The files the check reads (kinds patterns): the count reports give, and a check
+    # with no such file in OUT is reported skipped rather than passed.
+    FILES: ClassVar[tuple[str, ...]] = ()
+    # The external tool it runs, if any: skipped (with the reason) when it cannot run.
+    TOOL: ClassVar[str | None] = None
 
     def check(self, ctx: CheckContext) -> Iterable[Problem]:
         raise NotImplementedError

@@ -120,29 +120,15 @@ class MetricClosure(Check):
     FILES: ClassVar[tuple[str, ...]] = (k.CENTRAL_RULES, *k.DASHBOARDS)
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        try:
-            # Written in parallel (issue: closure); absent in older builds.
-            from flobs.closure import closure_gaps  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            ctx.notes.append(
-                "xref-closure: flobs.closure is not available in this build; "
-                "the metric closure was not checked"
-            )
-            return
+        from flobs.closure import closure_gaps
+
         tree = k.LazyTree(ctx.out, ctx.files)
         try:
             gaps = closure_gaps(tree)
         except (ValueError, YamlSyntaxError, OSError) as err:
-            # A file that does not parse is file-parses' finding; the closure needs them all.
+            # The closure needs every file; one that does not parse is file-parses' error,
+            # so validate fails anyway. Any other exception is a bug: exit 3, loudly.
             ctx.notes.append(f"xref-closure skipped: a generated file could not be read ({err})")
-            return
-        except (AttributeError, TypeError, KeyError) as err:
-            # flobs.closure expects the generated shapes; a hand edit that breaks them is
-            # reported by `schema`. Said on stderr, so a closure bug cannot hide either.
-            ctx.notes.append(
-                f"xref-closure skipped: a file does not have the generated shape "
-                f"({type(err).__name__}: {err}); see the schema findings"
-            )
             return
         for gap in gaps:
             where = str(getattr(gap, "where", "") or getattr(gap, "location", ""))

@@ -152,7 +152,7 @@ class GridNoOverlap(Check):
                     layers.append(
                         [
                             ((*key_path, "panels", j), c)
-                            for j, c in enumerate(panel["panels"])
+                            for j, c in enumerate(k.seq(panel["panels"]))
                             if isinstance(c, dict)
                         ]
                     )
@@ -249,7 +249,7 @@ class UnitsSet(Check):
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
         for path in k.files(ctx, k.DASHBOARDS):
             for key_path, panel in k.iter_panels(k.data(ctx, path)):
-                if panel.get("type") not in NUMERIC_PANELS:
+                if not isinstance(panel.get("type"), str) or panel["type"] not in NUMERIC_PANELS:
                     continue
                 fc = panel.get("fieldConfig")
                 defaults = fc.get("defaults") if isinstance(fc, dict) else None

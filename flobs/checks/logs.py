@@ -242,6 +242,7 @@ class PromtailSchema(Check):
     """
 
     ID = "logs-schema"
+    FILES = (k.PROMTAIL,)
     TITLE = "promtail.yml matches its schema"
     SCHEMA = "promtail.schema.json"
     GLOB = PROMTAIL_GLOB
@@ -281,6 +282,7 @@ class LokiLabelCardinality(Check):
     """
 
     ID = "logs-label-cardinality"
+    FILES = (k.PROMTAIL, k.ALLOY)
     TITLE = "no Loki label from an unbounded field"
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
@@ -311,6 +313,7 @@ class AlloySyntax(Check):
     """
 
     ID = "logs-alloy-syntax"
+    FILES = (k.ALLOY,)
     TITLE = "config.alloy parses"
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
@@ -347,6 +350,7 @@ class AlloyReferences(Check):
     """
 
     ID = "logs-alloy-references"
+    FILES = (k.ALLOY,)
     TITLE = "Alloy components are defined and used"
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
@@ -423,6 +427,7 @@ class LogAgentLoopback(Check):
     """
 
     ID = "logs-listen-loopback"
+    FILES = (k.PROMTAIL,)
     TITLE = "log agent listens on loopback"
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
@@ -527,6 +532,8 @@ class PromtailTool(Check):
     """`promtail -check-syntax` accepts every promtail.yml (when promtail is installed)."""
 
     ID = "logs-promtail-tool"
+    FILES = (k.PROMTAIL,)
+    TOOL = "promtail"
     TITLE = "promtail -check-syntax"
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
@@ -540,6 +547,8 @@ class AlloyTool(Check):
     """`alloy fmt` accepts every config.alloy (when alloy is installed)."""
 
     ID = "logs-alloy-tool"
+    FILES = (k.ALLOY,)
+    TOOL = "alloy"
     TITLE = "alloy fmt"
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:

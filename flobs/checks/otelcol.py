@@ -60,6 +60,7 @@ class OtelcolSchema(Check):
     """
 
     ID = "otelcol-schema"
+    FILES = (k.OTELCOL,)
     TITLE = "otelcol.yaml matches its schema"
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
@@ -76,6 +77,7 @@ class OtelcolReferences(Check):
     """
 
     ID = "otelcol-references"
+    FILES = (k.OTELCOL,)
     TITLE = "OTel pipelines reference defined components"
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
@@ -137,6 +139,7 @@ class OtelcolUnused(Check):
     """
 
     ID = "otelcol-unused"
+    FILES = (k.OTELCOL,)
     TITLE = "OTel components are all used"
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
@@ -176,6 +179,7 @@ class OtelcolProcessorOrder(Check):
     """
 
     ID = "otelcol-processor-order"
+    FILES = (k.OTELCOL,)
     TITLE = "memory_limiter first, batch last"
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
@@ -251,6 +255,7 @@ class OtelcolLoopback(Check):
     """
 
     ID = "otelcol-loopback"
+    FILES = (k.OTELCOL,)
     TITLE = "collector listens on loopback"
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
@@ -282,6 +287,8 @@ class OtelcolTool(Check):
     """
 
     ID = "otelcol-tool"
+    FILES = (k.OTELCOL,)
+    TOOL = "otelcol"
     TITLE = "otelcol validate"
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:

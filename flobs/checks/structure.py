@@ -212,3 +212,35 @@ class ManifestFiles(Check):
                 hint="generated files come from the inventory; remove it or "
                 "move what it does into the inventory",
             )
+
+
+@register
+class ManifestInventory(Check):
+    """OUT was generated from this very inventory (its sha256 is in `manifest.json`).
+
+    Why: `validate -i INVENTORY` compares the tree with the inventory; when the
+    inventory changed since `flobs generate` ran, the tree is stale and every other
+    comparison is with the wrong file. Example: a host added to the inventory but
+    `flobs generate` not rerun.
+    """
+
+    ID = "manifest-inventory"
+    TITLE = "tree generated from this inventory"
+    FILES: ClassVar[tuple[str, ...]] = (k.MANIFEST,)
+    NEEDS_INVENTORY = True
+
+    def check(self, ctx: CheckContext) -> Iterator[Problem]:
+        manifest = ctx.manifest
+        if manifest is None or ctx.fleet is None:
+            return  # manifest-files reports a missing manifest
+        recorded = manifest.get("inventory")
+        want = recorded.get("sha256") if isinstance(recorded, dict) else None
+        if want != ctx.fleet.source_sha256:
+            yield ctx.problem(
+                self,
+                MANIFEST,
+                "the tree is stale: it was generated from another version of the inventory "
+                "(its sha256 differs from the one in manifest.json)",
+                hint="run `flobs generate -i INVENTORY -o OUT` (`--check` shows what changes)",
+                key_path=("inventory", "sha256"),
+            )

@@ -19,7 +19,6 @@ from flobs.problems import Problem, Severity
 
 class ToolCheck(Check):
     TOOL: ClassVar[str]
-    FILES: ClassVar[tuple[str, ...]]
 
     def binary(self, ctx: CheckContext) -> str | None:
         """The tool's path; None when tools are off or it is missing under `auto`.
