@@ -142,7 +142,7 @@ MAX_DEPTH = 100
 # Nodes an anchored document may produce through aliases: a fixed allowance plus ten
 # times the nodes actually written. `<<: *defaults` on every one of 10,000 hosts
 # stays far below it; nine nested aliases of nine (10^9 nodes) hit it at once.
-ALIAS_ALLOWANCE = 100_000
+ALIAS_ALLOWANCE = 10_000
 ALIAS_RATIO = 10
 
 _CORE = "tag:yaml.org,2002:"
@@ -374,16 +374,30 @@ def _compose(text: str) -> Any:
                 ) from err
             except yaml.MarkedYAMLError as err:
                 if "maximum nesting depth" in str(err.problem):
-                    # libyaml stops at 1,000 levels; name the first one past ours instead.
-                    raise _too_deep_in(text) from err
+                    # libyaml stops at 1,000 levels; name the first one past ours instead,
+                    # found in the text before that point.
+                    mark = err.problem_mark or err.context_mark
+                    raise _too_deep_in(text[: mark.index] if mark else text) from err
                 mark = err.problem_mark or err.context_mark
-                raise YamlSyntaxError(
-                    " ".join(x for x in (err.context, err.problem) if x) or "invalid YAML",
-                    Mark(mark.line + 1, mark.column + 1) if mark else None,
-                ) from err
+                raise _marked(text, err.context, err.problem, mark) from err
     except ImportError:  # pragma: no cover - PyYAML is a dependency; kept for robustness
         pass
     return _compose_ruamel(text)
+
+
+def _marked(text: str, context: str | None, problem: str | None, mark: Any) -> YamlSyntaxError:
+    """A parser's error as ours; a tab where YAML wants indentation is named as such."""
+    at = Mark(mark.line + 1, mark.column + 1) if mark else None
+    if at is not None:
+        lines = text.split("\n")
+        line = lines[at.line - 1] if at.line <= len(lines) else ""
+        if line[at.col - 1 : at.col] == "\t" or ("tab" in str(problem) and "\t" in line[: at.col]):
+            return YamlSyntaxError(
+                "a tab character: YAML indents with spaces only",
+                Mark(at.line, line.index("\t") + 1) if "\t" in line else at,
+                hint="replace the tab with spaces",
+            )
+    return YamlSyntaxError(" ".join(x for x in (context, problem) if x) or "invalid YAML", at)
 
 
 def _unacceptable(character: int | str) -> str:
@@ -423,10 +437,7 @@ def _compose_ruamel(text: str) -> Any:
         raise YamlSyntaxError(_unacceptable(err.character), _mark_at(text, err.position)) from err
     except MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
-        raise YamlSyntaxError(
-            " ".join(x for x in (err.context, err.problem) if x) or "invalid YAML",
-            Mark(mark.line + 1, mark.column + 1) if mark else None,
-        ) from err
+        raise _marked(text, err.context, err.problem, mark) from err
     except RecursionError as err:
         # The pure-Python composer recurses per level; find the level that is too deep.
         raise _too_deep_in(text) from err
@@ -436,17 +447,28 @@ def _too_deep_in(text: str) -> YamlSyntaxError:
     """The error for the first node nested deeper than MAX_DEPTH, found without recursion."""
     import yaml
 
-    depth = 0
-    # The pure-Python parser is a state machine: no recursion, and no depth limit of its own.
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
-        if isinstance(event, yaml.CollectionStartEvent):
-            depth += 1
-            if depth > MAX_DEPTH:
-                mark = event.start_mark
-                return _too_deep_at(Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1))
-        elif isinstance(event, yaml.CollectionEndEvent):
-            depth -= 1
-    return YamlSyntaxError("nested too deeply", None)
+    # Parsers are state machines: no recursion. libyaml's is fast but stops at 1,000
+    # levels, so the text before that point is scanned again; the pure-Python one has
+    # no limit of its own. What comes after the level we look for does not matter.
+    for loader in (_compose_loader(), yaml.SafeLoader):
+        if loader is None:
+            continue
+        depth = 0
+        try:
+            for event in yaml.parse(text, Loader=loader):
+                if isinstance(event, yaml.CollectionStartEvent):
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        mark = event.start_mark
+                        return _too_deep_at(
+                            Mark(mark.line + 1, mark.column + 1) if mark else Mark(1, 1)
+                        )
+                elif isinstance(event, yaml.CollectionEndEvent):
+                    depth -= 1
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            text = text[: mark.index] if mark else text
+    return YamlSyntaxError(f"nested deeper than {MAX_DEPTH} levels", None)
 
 
 def load_with_positions(text: str, *, backend: str = "auto") -> tuple[Any, Positions]:

@@ -25,9 +25,7 @@ from typing import Any
 
 from flobs.artifacts import promtail
 from flobs.artifacts.common import yaml_file
-from flobs.errors import InputError
 from flobs.model import Endpoint, Fleet, Host
-from flobs.problems import Problem, Severity
 
 
 class Expand(str):
@@ -54,24 +52,10 @@ def env_ref(var: str) -> Expand:
 
 
 def file_ref(path: str) -> Expand:
-    # A `}` would end the reference early; the path is the user's, so refuse it
-    # here rather than write a config that reads another file.
+    # A `}` would end the reference early and `$` start another: the inventory
+    # builder refuses such paths with their position (flobs.inventory.build).
     if "}" in path or "$" in path:
-        raise InputError(
-            [
-                Problem(
-                    None,
-                    None,
-                    None,
-                    "otelcol",
-                    Severity.ERROR,
-                    f"central.traces.basic_auth.password_file {path!r} contains `$` or `}}`",
-                    "the collector reads it through ${file:PATH}, which cannot quote those; "
-                    "move the file to a plain path",
-                    "$.central.traces.basic_auth.password_file",
-                )
-            ]
-        )
+        raise ValueError(f"file_ref: {path!r} cannot be a ${{file:...}} reference")
     return Expand(f"${{file:{path}}}")
 
 

@@ -99,11 +99,25 @@ class _Builder:
         hint: str | None = None,
         *,
         severity: Severity = Severity.ERROR,
+        host: str | None = None,
+        also: tuple[VarPath, ...] = (),
     ) -> None:
+        """A problem at the place that set ``var_path`` (its defaults, group or host line).
+
+        With ``host``, the message names the host only when the problem is that host's
+        own (one of ``var_path`` and ``also`` is set in its vars, or comes from a
+        built-in default reported at the host): a value from `defaults` or a group gives
+        one message for all its hosts, which the loader reports once.
+        """
         origin = merged.origin(var_path)
         where = host_path if origin[:1] == BUILTIN else origin
         if origin[:1] == BUILTIN:
             message += f" (built-in default of vars.{'.'.join(var_path)})"
+        origins = [merged.origin(p) for p in (var_path, *also)]
+        if host is not None and (
+            origin[:1] == BUILTIN or any(o[:1] == ("hosts",) for o in origins)
+        ):
+            message = f"host {host}: {message}"
         self.problems.append(self.src.problem(where, message, hint, severity=severity))
 
     # -- the fleet ---------------------------------------------------------------
@@ -473,26 +487,32 @@ class _Builder:
                 m,
                 hpath,
                 ("flintlockd", "metrics_endpoint"),
-                f"host {host.name}: flintlockd has no debug endpoint, so it serves no /metrics; "
+                "flintlockd has no debug endpoint, so it serves no /metrics; "
                 "no flintlockd scrape job is generated and its dashboards stay empty",
                 "run flintlockd with --debug-endpoint 127.0.0.1:10500 and set "
                 "vars.flintlockd.metrics_endpoint",
                 severity=Severity.WARNING,
+                host=host.name,
             )
         # No two listeners of one host on the same port (flintlock-facts.md: 9090 trap).
         seen: dict[int, list[tuple[str, Endpoint, VarPath]]] = {}
         for listener in host.listeners():
             ep = listener.endpoint
-            for owner, other, _ in seen.get(ep.port, []):
+            for owner, other, other_path in seen.get(ep.port, []):
                 if _overlap(ep, other):
+                    hint = "give one of them another port in the inventory (per host, group "
+                    hint += "or defaults)"
+                    if ep.port == 9090:
+                        hint += "; note flintlockd's gRPC default 9090 is Prometheus' default"
                     self.var_error(
                         m,
                         hpath,
                         listener.var_path,
-                        f"host {host.name}: {listener.owner} ({ep}) uses port {ep.port}, "
+                        f"{listener.owner} ({ep}) uses port {ep.port}, "
                         f"already taken by {owner} ({other})",
-                        "give one of them another port in the inventory (per host, group "
-                        "or defaults); note flintlockd's gRPC default 9090 is Prometheus' default",
+                        hint,
+                        host=host.name,
+                        also=(other_path,),
                     )
                     break
             seen.setdefault(ep.port, []).append((listener.owner, ep, listener.var_path))
@@ -524,10 +544,11 @@ class _Builder:
                     m,
                     hpath,
                     var_path,
-                    f"host {host.name}: {'.'.join(var_path)} listens on {endpoint}, "
-                    "which is not loopback",
+                    f"{'.'.join(var_path)} listens on {endpoint}, which is not loopback",
                     f"agents listen on 127.0.0.1 by default; set vars.{section}.allow_public: true "
                     "if it must be reachable from the network",
+                    host=host.name,
+                    also=((section, "allow_public"),),
                 )
 
     # -- central -------------------------------------------------------------------
@@ -539,6 +560,12 @@ class _Builder:
     def _central(self, c: dict[str, Any]) -> Central:
         p = c["prometheus"]
         listen = parse_endpoint(p.get("listen", "0.0.0.0:9090"))
+        if not 1 <= listen.port <= 65535:
+            self.error(
+                ("central", "prometheus", "listen"),
+                f"port {listen.port} is out of range",
+                "ports are 1-65535",
+            )
         mode = p.get("mode", "federation")
         rw = None
         if mode == "remote_write":
@@ -614,6 +641,14 @@ class _Builder:
             headers_from_env=tuple(sorted((tr.get("headers_from_env") or {}).items())),
             query_url=tr.get("query_url") or f"http://{otlp_host}:3200",
         )
+        password_file = traces.auth.password_file
+        if password_file is not None and ("}" in password_file or "$" in password_file):
+            self.error(
+                ("central", "traces", "basic_auth", "password_file"),
+                "the path contains `$` or `}`, which the collector's ${file:PATH} reference "
+                "cannot quote",
+                "move the file to a path without `$` and `}`",
+            )
         for header in dict(traces.headers_from_env):
             if header.lower() in ("authorization",) and traces.insecure:
                 self.warn(

@@ -24,6 +24,40 @@ _DEF_HELP = {
 }
 
 
+# What each schema pattern means, in words (the regex itself helps nobody).
+_PATTERN_WORDS: dict[str, tuple[str, str]] = {
+    "^https?://": (
+        "is not an http:// or https:// URL",
+        "write the whole URL with its scheme, like https://grafana.example",
+    ),
+    "^[^\\s/:]+$|^[0-9a-fA-F:]+$": (
+        "is not a bare IP address or DNS name",
+        "write only the address, like 10.0.0.1, fl-01.example or fd00::1: "
+        "no scheme, port, path or spaces",
+    ),
+    "^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$": (
+        "is not a valid host name",
+        "up to 63 letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+    ),
+    "^[0-9]+\\.[0-9]+(\\.[0-9]+)?$": (
+        "is not a version number",
+        'write it like 2.42 or 3.1.0 (quote it so YAML keeps it text: "2.50")',
+    ),
+    "^/": ("is not an absolute path", "start it with /"),
+    "^[a-zA-Z0-9_-]{1,40}$": (
+        "is not a valid Grafana uid",
+        "1 to 40 letters, digits, `_` or `-`",
+    ),
+    "^[A-Za-z_][A-Za-z0-9_]*$": (
+        "is not an environment variable name",
+        "letters, digits and `_`, not starting with a digit",
+    ),
+    "^[A-Za-z0-9:_.@\\\\-]+$": (
+        "is not a systemd unit name",
+        "letters, digits, `:`, `_`, `.`, `@`, `-` and `\\` escapes, like flintlockd.service",
+    ),
+}
+
 _NOT_FINITE = "NaN and infinity are no threshold or size: write a number"
 _RANGE_KEYWORDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 
@@ -157,6 +191,11 @@ def _explain(err: ValidationError) -> Iterator[tuple[tuple[str | int, ...], str,
         return
     if kind == "pattern" and path and path[-1] == "__propertyNames__":
         yield path, f"{err.instance!r} is not a valid name", None
+        return
+    if kind == "pattern" and err.validator_value in _PATTERN_WORDS:
+        # People read words, not regexes: say what the value must look like.
+        what, hint = _PATTERN_WORDS[err.validator_value]
+        yield path, f"{err.instance!r} {what}", hint
         return
     if kind == "enum":
         choices = [str(c) for c in err.validator_value]

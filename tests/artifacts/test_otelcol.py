@@ -151,13 +151,17 @@ def test_secrets_are_env_references_and_files_never_values() -> None:
     }
 
 
-def test_password_file_that_cannot_be_referenced_is_refused() -> None:
+def test_password_file_that_cannot_be_referenced_is_refused_by_the_inventory() -> None:
+    # Refused where it enters, with its key path, not while rendering (no position).
     inv = example_doc()
     inv["central"]["traces"]["basic_auth"] = {"username": "fl", "password_file": "/etc/p}w"}
-    fleet = fleet_of(inv)
     with pytest.raises(InputError) as err:
-        otelcol.host_files(fleet, fleet.hosts[0])
-    assert "password_file" in err.value.problems[0].message
+        fleet_of(inv)
+    (problem,) = err.value.problems
+    assert problem.key_path == "$.central.traces.basic_auth.password_file"
+    assert problem.line is not None
+    with pytest.raises(ValueError, match="cannot be a"):
+        otelcol.file_ref("/etc/p}w")
 
 
 @pytest.mark.parametrize(
