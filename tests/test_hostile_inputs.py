@@ -19,7 +19,7 @@ from tests.helpers import run_flobs
 HEAD = "apiVersion: flobs/v1\ncluster: c\n"
 TAIL = (
     "hosts: [{name: h1, address: 10.0.0.1}]\n"
-    "central: {prometheus: {}, grafana: {url: https://g.example}}\n"
+    "central: {prometheus: {}, grafana: {url: https://g.example}, single_host: true}\n"
 )
 BOMB = "x0: &x0 [a, a, a, a, a, a, a, a, a, a]\n" + "".join(
     f"x{i}: &x{i} [{', '.join([f'*x{i - 1}'] * 10)}]\n" for i in range(1, 9)

@@ -615,23 +615,39 @@ class _Builder:
         )
         self._check_selectors(prometheus.extra_match)
 
+        # Without these, every host would send to its own loopback and Grafana would
+        # read the machine it runs on: wrong output without an error, unless the user
+        # says everything runs on one machine (central.single_host).
+        single_host = bool(c.get("single_host", False))
+        one_machine = "or set central.single_host: true if everything runs on one machine"
+        if mode == "remote_write" and "url" not in p and not single_host:
+            self.error(
+                ("central", "prometheus", "mode"),
+                "mode is remote_write but central.prometheus.url is not set: Grafana and "
+                f"`flobs verify` would query {prom_url} instead of the store hosts write to",
+                f"add central.prometheus.url (the store's query URL), {one_machine}",
+            )
         loki_raw = c.get("loki") or {"url": "http://localhost:3100/loki/api/v1/push"}
-        if "loki" not in c:
-            self.warn(
+        if "loki" not in c and not single_host:
+            self.error(
                 ("central",),
-                "central.loki is not set; logs go to http://localhost:3100",
-                "add central.loki: {url: https://loki.example/loki/api/v1/push}",
+                "central.loki is not set: every host's log shipper would push to its own "
+                "localhost:3100, so no log reaches a central Loki",
+                "add central.loki: {url: https://loki.example/loki/api/v1/push}, " + one_machine,
+                at_key=True,
             )
         push = loki_raw["url"]
         query = loki_raw.get("query_url") or re.sub(r"/loki/api/v1/push/?$", "", push)
         loki = Loki(push, query, loki_raw.get("tenant"), _file_auth(loki_raw))
 
         tr = c.get("traces") or {"otlp_endpoint": "localhost:4317"}
-        if "traces" not in c:
-            self.warn(
+        if "traces" not in c and not single_host:
+            self.error(
                 ("central",),
-                "central.traces is not set; traces go to localhost:4317",
-                "add central.traces: {otlp_endpoint: tempo.example:4317}",
+                "central.traces is not set: every host's collector would export traces to "
+                "its own localhost:4317, so no trace reaches a central store",
+                "add central.traces: {otlp_endpoint: tempo.example:4317}, " + one_machine,
+                at_key=True,
             )
         otlp_host = re.sub(r"^[a-z]+://", "", tr["otlp_endpoint"]).rsplit(":", 1)[0]
         traces = Traces(
