@@ -242,7 +242,7 @@ class PromtailSchema(Check):
     """
 
     ID = "logs-schema"
-    FILES = (k.PROMTAIL,)
+    FILES = (kinds.PROMTAIL,)
     TITLE = "promtail.yml matches its schema"
     SCHEMA = "promtail.schema.json"
     GLOB = PROMTAIL_GLOB
@@ -282,7 +282,7 @@ class LokiLabelCardinality(Check):
     """
 
     ID = "logs-label-cardinality"
-    FILES = (k.PROMTAIL, k.ALLOY)
+    FILES = (kinds.PROMTAIL, kinds.ALLOY)
     TITLE = "no Loki label from an unbounded field"
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
@@ -313,7 +313,7 @@ class AlloySyntax(Check):
     """
 
     ID = "logs-alloy-syntax"
-    FILES = (k.ALLOY,)
+    FILES = (kinds.ALLOY,)
     TITLE = "config.alloy parses"
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
@@ -350,7 +350,7 @@ class AlloyReferences(Check):
     """
 
     ID = "logs-alloy-references"
-    FILES = (k.ALLOY,)
+    FILES = (kinds.ALLOY,)
     TITLE = "Alloy components are defined and used"
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
@@ -427,7 +427,7 @@ class LogAgentLoopback(Check):
     """
 
     ID = "logs-listen-loopback"
-    FILES = (k.PROMTAIL,)
+    FILES = (kinds.PROMTAIL,)
     TITLE = "log agent listens on loopback"
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
@@ -532,7 +532,7 @@ class PromtailTool(Check):
     """`promtail -check-syntax` accepts every promtail.yml (when promtail is installed)."""
 
     ID = "logs-promtail-tool"
-    FILES = (k.PROMTAIL,)
+    FILES = (kinds.PROMTAIL,)
     TOOL = "promtail"
     TITLE = "promtail -check-syntax"
 
@@ -547,7 +547,7 @@ class AlloyTool(Check):
     """`alloy fmt` accepts every config.alloy (when alloy is installed)."""
 
     ID = "logs-alloy-tool"
-    FILES = (k.ALLOY,)
+    FILES = (kinds.ALLOY,)
     TOOL = "alloy"
     TITLE = "alloy fmt"
 
