@@ -137,8 +137,8 @@ def _extra_jobs(tree: Mapping[str, bytes]) -> dict[str, list[str]]:
     if data is None:
         return {}
     try:
-        doc = json.loads(data)
-    except ValueError:
+        doc = yamlio.load_json(data.decode("utf-8"))
+    except (ValueError, yamlio.YamlSyntaxError):
         return {}  # file-parses reports it
     jobs = doc.get("extra_jobs") if isinstance(doc, dict) else None
     if not isinstance(jobs, dict):

@@ -244,7 +244,7 @@ def render_junit(result: ValidateResult) -> str:
         suite.set("errors", "0")
         total += len(files)
         failed_total += failures
-    skipped = skipped_total
+    skipped_count = skipped_total
     if result.disabled:
         # One skipped testcase per disabled check: CI UIs show it, nothing is hidden.
         suite = ET.SubElement(root, "testsuite", name="disabled checks")
@@ -255,12 +255,12 @@ def render_junit(result: ValidateResult) -> str:
         suite.set("failures", "0")
         suite.set("errors", "0")
         suite.set("skipped", str(len(result.disabled)))
-        skipped += len(result.disabled)
-    root.set("tests", str(total + skipped))
+        skipped_count += len(result.disabled)
+    root.set("tests", str(total + skipped_count))
     root.set("failures", str(failed_total))
     root.set("errors", "0")
-    if skipped:
-        root.set("skipped", str(skipped))
+    if skipped_count:
+        root.set("skipped", str(skipped_count))
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
