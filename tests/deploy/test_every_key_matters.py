@@ -127,9 +127,10 @@ EXPLICIT: dict[str, tuple[Any, Setting]] = {
     "central.grafana.datasources.prometheus.url": ("https://p.c", {}),
     "central.grafana.datasources.loki.url": ("https://l.c", {}),
     "central.grafana.datasources.tempo.url": ("https://t.c", {}),
-    "central.alerts": ({"host_down_for": "7m"}, {}),
     "central.verify.listen": ("127.0.0.1:9466", {"central.verify.enabled": True}),
     "central.verify.failing_for": ("9m", {"central.verify.enabled": True}),
+    "central.alerts.vmm_panic_for": ("1m", {}),  # the default 0m has nothing below it
+    "central.alerts.grpc_error_ratio": (0.1, {}),
 }
 # Keys that decide only what is accepted: with the context alone the inventory is
 # rejected, with the key too it is accepted.
@@ -138,6 +139,9 @@ GATES: dict[str, Setting] = {
     "vars.process_exporter.allow_public": {"vars.process_exporter.endpoint": "0.0.0.0:9256"},
     "vars.logs.allow_public": {"vars.logs.listen": "0.0.0.0:9080"},
     "vars.otelcol.allow_public": {"vars.otelcol.grpc_endpoint": "0.0.0.0:4317"},
+    # Without central.loki every shipper would push to its own loopback: an error,
+    # unless the inventory says everything runs on one machine.
+    "central.single_host": {"central.loki": "DROP"},
 }
 # Keys whose value is checked against the rest of the host (port collisions): a clash
 # with node_exporter's port is rejected, which proves the key is read.
@@ -185,7 +189,7 @@ def _derived(path: str, node: dict[str, Any], port: int) -> Any:
         return default + 1
     if "#/$defs/endpoint" in refs and isinstance(default, str):
         return default.rsplit(":", 1)[0] + f":{port}"
-    if "#/$defs/duration" in refs:
+    if "#/$defs/duration" in refs or "#/$defs/alert_duration" in refs:
         m = re.fullmatch(r"([0-9]+)([a-z]+)", default)
         assert m, (path, default)
         return f"{int(m[1]) - 1}{m[2]}"
@@ -201,7 +205,10 @@ def _inventory(settings: Setting) -> dict[str, Any]:
         node = doc.setdefault("defaults", {}) if parts[0] == "vars" else doc["central"]
         for part in parts[1:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = value
+        if value == "DROP":
+            node.pop(parts[-1], None)
+        else:
+            node[parts[-1]] = value
     return doc
 
 
