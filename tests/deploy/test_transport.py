@@ -255,6 +255,7 @@ central:
   prometheus:
     mode: remote_write
     remote_write: {url: http://store.t/api/v1/write, bearer_token_file: /etc/flobs/token}
+    url: https://store.t
   loki:
     url: http://loki.t/loki/api/v1/push
     basic_auth: {username: u, password_file: /p}
@@ -275,7 +276,7 @@ def test_every_plain_http_credential_is_a_warning(tmp_path: Path) -> None:
             "remote_write URL is plain http; its bearer token would cross the network unencrypted",
         ),
         (
-            10,
+            11,
             10,
             "$.central.loki.url",
             "Loki URL is plain http; its basic-auth password would cross the network unencrypted",
