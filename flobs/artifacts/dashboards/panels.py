@@ -382,4 +382,13 @@ def build(spec: DashboardSpec, view: View) -> dict[str, Any]:
             board = board.with_panel(_panel(view, panel, panel_id))
     # JSONEncoder knows the SDK's models; a round trip gives plain, sortable data.
     plain: dict[str, Any] = json.loads(json.dumps(board.build(), cls=JSONEncoder))
+    # The SDK gives every variable the interval-only `auto`, `auto_count`, `auto_min`;
+    # Grafana's own Dashboard type (@grafana/schema) has them on interval variables only.
+    for variable in plain.get("templating", {}).get("list", []):
+        if variable.get("type") != "interval":
+            for key in INTERVAL_ONLY:
+                variable.pop(key, None)
     return plain
+
+
+INTERVAL_ONLY = ("auto", "auto_count", "auto_min")
