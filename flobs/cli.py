@@ -3,18 +3,27 @@ and maps its result to an exit code. Every error is mapped here, in one place.
 
 Exit codes (all commands): 0 ok · 1 findings · 2 bad input or usage ·
 3 remote or system failure · 130 interrupted.
+
+Two things are handled here once, for every command: a closed stdout or stderr
+(``flobs … | head -1``) never changes the exit code, since the rest of the output
+is dropped and the command finishes; and Ctrl-C means exit 130 without a
+traceback from the moment flobs' own code runs (``flobs.__main__`` covers the
+imports).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import IO, Annotated, Any, TypeVar
 
 import typer
+import typer.core
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -26,15 +35,68 @@ from rich.progress import (
 )
 
 from flobs import __version__, httpio
-from flobs.errors import ExitCode, FlobsError, InputError, ToolFailure
+from flobs.errors import ExitCode, FlobsError, InputError, SystemFailure, ToolFailure
 from flobs.redact import install_log_redaction, redacting, register_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-app = typer.Typer(
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok · 1 findings · 2 bad input or usage · 3 remote or system failure · "
+    "130 interrupted."
+)
+
+
+class _Usage:
+    """Help that reads the same in every command: a flag shows no value placeholder
+    (typer prints `<bool>`), and a required argument reads OUT, not {OUT}."""
+
+    @staticmethod
+    def flags_without_metavar(params: list[Any]) -> list[Any]:
+        for param in params:
+            if isinstance(param, typer.core.TyperOption) and (param.is_flag or param.count):
+                param.metavar = ""
+        return params
+
+    @staticmethod
+    def plain(pieces: list[str]) -> list[str]:
+        return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in pieces]
+
+
+class FlobsCommand(typer.core.TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _Usage.flags_without_metavar(super().get_params(ctx))
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        return _Usage.plain(super().collect_usage_pieces(ctx))
+
+
+class FlobsGroup(typer.core.TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _Usage.flags_without_metavar(super().get_params(ctx))
+
+
+class FlobsApp(typer.Typer):
+    """Every command gets :class:`FlobsCommand` without having to ask for it."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        kwargs.setdefault("cls", FlobsCommand)
+        decorator: Callable[[F], F] = super().command(*args, **kwargs)
+        return decorator
+
+
+def out_dir(value: str) -> Path:
+    """OUT as given: a directory path; an empty string is not the current directory."""
+    if not value.strip():
+        raise typer.BadParameter("OUT must not be empty (write `.` for this directory)")
+    return Path(value)
+
+
+app = FlobsApp(
+    cls=FlobsGroup,
     name="flobs",
     help="Observability provisioner for Flintlock fleets: one host inventory in, a validated "
-    "Prometheus / Loki / OpenTelemetry / Grafana stack out.",
+    "Prometheus / Loki / OpenTelemetry / Grafana stack out.\n\n"
+    "Example: flobs generate -i inventory.yaml -o out && flobs validate out\n\n" + EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -58,21 +120,29 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    traceback: bool = typer.Option(
-        False, "--traceback", help="Show the Python traceback of an error (for bug reports)."
-    ),
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-    deadline: float = typer.Option(
-        httpio.DEFAULT_COMMAND_DEADLINE,
-        "--deadline",
-        envvar="FLOBS_DEADLINE",
-        min=1,
-        max=86400,
-        metavar="SECONDS",
-        help="The most a command may spend on HTTP requests (Grafana, Prometheus) in total.",
-    ),
+    traceback: Annotated[
+        bool,
+        typer.Option(
+            "--traceback", help="Show the Python traceback of an error (for bug reports)."
+        ),
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+    deadline: Annotated[
+        float,
+        typer.Option(
+            "--deadline",
+            envvar="FLOBS_DEADLINE",
+            min=1,
+            max=86400,
+            metavar="SECONDS",
+            help="The most a command may spend on HTTP requests (Grafana, Prometheus) in total.",
+        ),
+    ] = httpio.DEFAULT_COMMAND_DEADLINE,
 ) -> None:
     global _show_traceback
     _show_traceback = traceback or bool(os.environ.get("FLOBS_TRACEBACK"))
@@ -154,10 +224,10 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except (typer.Abort, SystemExit):
             raise
-        except BrokenPipeError:
-            # stdout closed early (`flobs … | head`): not an error worth a traceback.
-            sys.stderr.close()
-            raise typer.Exit(int(ExitCode.OK)) from None
+        except BrokenPipeError as err:
+            # stdout/stderr cannot raise this (see PipeSafeStream); another pipe did.
+            report_error(SystemFailure(f"a pipe closed while flobs wrote to it: {err}"))
+            raise typer.Exit(int(ExitCode.REMOTE)) from err
         except Exception as err:  # a bug: say so plainly, keep the traceback opt-in
             if _show_traceback:
                 err_console.print_exception()
@@ -178,13 +248,70 @@ def _register() -> None:
         importlib.import_module(f"flobs.commands.{name}")
 
 
+class PipeSafeStream:
+    """stdout/stderr that a closed pipe cannot turn into an exception.
+
+    Once the reader is gone (``| head -1``, ``| true``), the rest is written to
+    /dev/null and the command goes on to its own exit code: findings stay 1. The
+    file descriptor is pointed at /dev/null so that Python's final flush is quiet.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self.reader_gone = False
+
+    def write(self, text: str) -> int:
+        if not self.reader_gone:
+            try:
+                return self._stream.write(text)
+            except BrokenPipeError:
+                self._drop()
+        return len(text)
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if not self.reader_gone:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self._drop()
+
+    def _drop(self) -> None:
+        self.reader_gone = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _interrupted_between_commands(signum: int, frame: object) -> None:
+    # Before the commands are loaded and after one has finished there is nothing
+    # to clean up: say so and leave with 130.
+    os.write(2, b"interrupted\n")
+    raise SystemExit(int(ExitCode.INTERRUPTED))
+
+
 def main() -> None:
-    # What bypasses the consoles (click's usage errors, warnings) is redacted too.
-    sys.stdout = redacting("stdout", target=sys.stdout)
-    sys.stderr = redacting("stderr", target=sys.stderr)
-    _register()
+    """The `flobs` program (``flobs.__main__`` installs the SIGINT handler first)."""
+    signal.signal(signal.SIGINT, _interrupted_between_commands)
+    # What bypasses the consoles (click's usage errors, warnings) is redacted too;
+    # beneath the redaction, a closed pipe drops the output instead of raising.
+    sys.stdout = redacting("stdout", target=PipeSafeStream(sys.stdout))
+    sys.stderr = redacting("stderr", target=PipeSafeStream(sys.stderr))
     try:
+        _register()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         app()
     except KeyboardInterrupt:
         err_console.print("interrupted", markup=False)
         sys.exit(int(ExitCode.INTERRUPTED))
+    finally:
+        signal.signal(signal.SIGINT, _interrupted_between_commands)

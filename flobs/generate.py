@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +13,19 @@ from flobs.artifacts.extensions import manifest_extra
 from flobs.errors import InputError, UsageError
 from flobs.inventory import load_fleet
 from flobs.model import Fleet
-from flobs.output import MANIFEST, ChangeSet, Tree, build_manifest, plan, read_manifest, write_tree
+from flobs.output import (
+    LOCK_WAIT_SECONDS,
+    MANIFEST,
+    ChangeSet,
+    OutRoot,
+    Tree,
+    build_manifest,
+    load_manifest,
+    out_lock,
+    plan,
+    recover,
+    write_tree,
+)
 from flobs.problems import Problem
 from flobs.redact import redact_bytes
 
@@ -45,18 +59,28 @@ def render_tree(
     return {path: redact_bytes(data) for path, data in tree.items()}
 
 
-def _keep_other_hosts(out: Path, tree: Tree, selected: set[str]) -> Tree:
-    """With --host, other hosts' files stay as they are on disk."""
-    manifest = read_manifest(out) or {"files": {}}
+def _keep_other_hosts(root: OutRoot, tree: Tree, selected: set[str]) -> Tree:
+    """With --host, other hosts' files stay as they are on disk.
+
+    The manifest says which files those are; it is input, so each path is checked
+    (:func:`load_manifest`, :meth:`OutRoot.target`) and only regular files are kept.
+    """
+    manifest = load_manifest(root) or {"files": {}}
     kept: Tree = {}
     for path in manifest["files"]:
         parts = path.split("/")
         if len(parts) > 2 and parts[0] == "hosts" and parts[1] not in selected:
             try:
-                kept[path] = (out / path).read_bytes()
+                with open(root.target(path), "rb", opener=_no_follow) as fh:
+                    if stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                        kept[path] = fh.read()
             except OSError:
-                continue
+                continue  # gone, or a symlink: regenerated or dropped
     return {**kept, **tree}
+
+
+def _no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK)
 
 
 def generate(
@@ -69,6 +93,8 @@ def generate(
     write_progress: Callable[[int], None] | None = None,
     inventory_display: str | None = None,
     strict: bool = False,
+    out_display: str | None = None,
+    lock_wait: float = LOCK_WAIT_SECONDS,
 ) -> GenerateResult:
     loaded = load_fleet(inventory, display_name=inventory_display)
     if strict and loaded.warnings:
@@ -89,23 +115,37 @@ def generate(
             )
         selected = set(hosts)
     tree = render_tree(fleet, only_hosts=selected, progress=progress)
-    if selected is not None:
-        tree = _keep_other_hosts(out, tree, selected)
-    tree[MANIFEST] = build_manifest(
-        tree,
-        inventory_name=fleet.source_name,
-        inventory_sha256=fleet.source_sha256,
-        extra=manifest_extra(fleet),
-    )
+    root = OutRoot(out, display=out_display)
+
+    def finish(tree: Tree) -> Tree:
+        if selected is not None:
+            tree = _keep_other_hosts(root, tree, selected)
+        tree[MANIFEST] = build_manifest(
+            tree,
+            inventory_name=fleet.source_name,
+            inventory_sha256=fleet.source_sha256,
+            extra=manifest_extra(fleet),
+        )
+        return tree
+
     if check:
-        changes = plan(out, tree)
+        tree = finish(tree)
+        changes = plan(out, tree, display=out_display)
         return GenerateResult(fleet, changes, tree, loaded.warnings, written=False)
-    changes = write_tree(out, tree, progress=write_progress)
+    # Reading other hosts' files and writing the tree is one step under the lock.
+    with out_lock(root, wait=lock_wait):
+        recover(root)
+        tree = finish(tree)
+        changes = write_tree(
+            out, tree, progress=write_progress, lock_wait=lock_wait, display=out_display
+        )
     return GenerateResult(fleet, changes, tree, loaded.warnings, written=True)
 
 
 def iter_check_report(result: GenerateResult, out: Path) -> Iterator[str]:
     c = result.changes
+    if c.interrupted:
+        yield f"interrupted: {c.interrupted}\n"
     for path in c.added:
         yield f"added:   {path}\n"
     for path in c.removed:

@@ -18,6 +18,7 @@ operators are not part of that subset and are reported as syntax errors.
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -75,6 +76,24 @@ def _environment() -> jinja2.Environment:
 _ENV = _environment()
 
 
+def run_command(host: Host) -> str:
+    """The command line in the header, safe to paste into a shell: every value from
+    the inventory is one shell word, whatever it contains (``;``, spaces, quotes).
+    ``<this file>`` is the placeholder for the config's path."""
+    logs = host.vars.logs
+    return (
+        shlex.join(
+            [
+                "alloy",
+                "run",
+                f"--server.http.listen-addr={logs.listen}",
+                f"--storage.path={logs.positions_dir}",
+            ]
+        )
+        + " <this file>"
+    )
+
+
 def context(fleet: Fleet, host: Host) -> dict[str, Any]:
     logs = host.vars.logs
     loki = fleet.central.loki
@@ -83,8 +102,7 @@ def context(fleet: Fleet, host: Host) -> dict[str, Any]:
         fleet,
         f"Grafana Alloy for Flintlock host {host.name}. Alloy reads its listen address and\n"
         "data directory from flags, not from this file; run it as\n"
-        f"  alloy run --server.http.listen-addr={logs.listen} "
-        f"--storage.path={logs.positions_dir} <this file>\n"
+        f"  {run_command(host)}\n"
         "The data directory keeps the read positions: keep it on persistent storage.",
     )
     return {

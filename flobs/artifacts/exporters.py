@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from flobs.artifacts.common import yaml_file
@@ -45,7 +46,7 @@ def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
         files[f"{base}/node_exporter-web.yml"] = yaml_file(
             fleet,
             f"node_exporter web config for {host.name}: run with\n"
-            f"  --web.listen-address={v.node_exporter.endpoint} "
+            f"  {shlex.quote(f'--web.listen-address={v.node_exporter.endpoint}')} "
             "--web.config.file=<this file>",
             node_exporter_web(host),
         )
@@ -53,7 +54,8 @@ def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
         files[f"{base}/process-exporter.yml"] = yaml_file(
             fleet,
             f"process-exporter config for {host.name}: run with\n"
-            f"  -web.listen-address={v.process_exporter.endpoint} -config.path=<this file>",
+            f"  {shlex.quote(f'-web.listen-address={v.process_exporter.endpoint}')} "
+            "-config.path=<this file>",
             process_exporter(host),
         )
     return files

@@ -3,47 +3,96 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from flobs.cli import ProgressBar, app, err_console, handle_errors, out_console
+from flobs.cli import (
+    ProgressBar,
+    app,
+    err_console,
+    handle_errors,
+    out_console,
+    out_dir,
+)
 from flobs.errors import ExitCode
 from flobs.generate import generate as run_generate
 from flobs.generate import iter_check_report
+from flobs.output import LOCK_WAIT_SECONDS
 
 PROGRESS_MIN_HOSTS = 200
 
 
-@app.command("generate")
+@app.command(
+    "generate",
+    epilog="Example: flobs generate -i inventory.yaml -o out; "
+    "in CI: flobs generate -i inventory.yaml -o out --check",
+)
 @handle_errors
 def generate_command(
-    inventory: Path = typer.Option(
-        ..., "-i", "--inventory", help="The host inventory (YAML).", dir_okay=False
-    ),
-    out: Path = typer.Option(
-        ..., "-o", "--out", help="Output directory; written atomically.", file_okay=False
-    ),
-    check: bool = typer.Option(
-        False,
-        "--check",
-        help="Write nothing; exit 1 and show a diff "
-        "when OUT is not what the inventory generates, 0 when current.",
-    ),
-    host: list[str] = typer.Option(
-        [],
-        "--host",
-        help="Only regenerate this host's files "
-        "(repeatable); other hosts' files are left as they are.",
-    ),
-    quiet: bool = typer.Option(False, "-q", "--quiet", help="Print nothing on success."),
-    strict: bool = typer.Option(
-        False,
-        "--strict",
-        help="Inventory warnings (e.g. a credential sent over plain http) are errors: "
-        "exit 2, nothing written.",
-    ),
+    inventory: Annotated[
+        Path,
+        typer.Option(
+            "-i",
+            "--inventory",
+            metavar="INVENTORY",
+            dir_okay=False,
+            help="The host inventory (YAML).",
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "-o",
+            "--out",
+            metavar="OUT",
+            parser=out_dir,
+            help="Output directory, written atomically (a symlink to a directory is followed).",
+        ),
+    ],
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Write nothing; exit 1 and show a diff "
+            "when OUT is not what the inventory generates, 0 when current.",
+        ),
+    ] = False,
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--host",
+            metavar="HOST",
+            help="Only regenerate this host's files "
+            "(repeatable); other hosts' files are left as they are.",
+        ),
+    ] = None,
+    lock_wait: Annotated[
+        float,
+        typer.Option(
+            "--lock-wait",
+            metavar="SECONDS",
+            min=0,
+            help="How long to wait for another flobs generate writing the same OUT "
+            "before giving up (exit 3).",
+        ),
+    ] = LOCK_WAIT_SECONDS,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing on success.")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Inventory warnings (e.g. a credential sent over plain http) are errors: "
+            "exit 2, nothing written.",
+        ),
+    ] = False,
 ) -> None:
-    """Render every host's and the central configs from the inventory into OUT."""
+    """Render every host's and the central configs from the inventory into OUT.
+
+    Exit codes: 0 written (or, with --check, OUT is current) · 1 --check found OUT
+    out of date · 2 bad inventory or usage · 3 disk, permission or lock failure ·
+    130 interrupted (OUT keeps the old tree).
+    """
     with ProgressBar("rendering hosts", enabled=not quiet, minimum=PROGRESS_MIN_HOSTS) as bar:
         result = run_generate(
             inventory,
@@ -53,6 +102,8 @@ def generate_command(
             progress=bar,
             inventory_display=str(inventory),
             strict=strict,
+            out_display=str(out),
+            lock_wait=lock_wait,
         )
     for warning in result.warnings:
         err_console.print(warning.render(), markup=False)
