@@ -13,6 +13,7 @@ imports).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import signal
@@ -48,18 +49,26 @@ EXIT_CODES_HELP = (
 
 class _Usage:
     """Help that reads the same in every command: a flag shows no value placeholder
-    (typer prints `<bool>`), and a required argument reads OUT, not {OUT}."""
+    (typer prints `<bool>`), an argument is shown by its name alone (OUT, as the
+    options name it, not `OUT <Path>`), and a required argument reads OUT, not {OUT}."""
 
     @staticmethod
     def flags_without_metavar(params: list[Any]) -> list[Any]:
         for param in params:
             if isinstance(param, typer.core.TyperOption) and (param.is_flag or param.count):
                 param.metavar = ""
+            elif isinstance(param, typer.core.TyperArgument) and param.metavar:
+                # typer offers no setting for this; an instance attribute shadows the method
+                param.display_type_rich = _no_type  # type: ignore[method-assign]
         return params
 
     @staticmethod
     def plain(pieces: list[str]) -> list[str]:
         return [p[1:-1] if p.startswith("{") and p.endswith("}") else p for p in pieces]
+
+
+def _no_type(ctx: Any) -> None:
+    return None
 
 
 class FlobsCommand(typer.core.TyperCommand):
@@ -281,12 +290,10 @@ class PipeSafeStream:
 
     def _drop(self) -> None:
         self.reader_gone = True
-        try:
+        with contextlib.suppress(OSError, ValueError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, self._stream.fileno())
             os.close(devnull)
-        except (OSError, ValueError):
-            pass
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
@@ -294,9 +301,13 @@ class PipeSafeStream:
 
 def _interrupted_between_commands(signum: int, frame: object) -> None:
     # Before the commands are loaded and after one has finished there is nothing
-    # to clean up: say so and leave with 130.
+    # to clean up: flush what was printed, say so and leave with 130. (Raising
+    # here could land in an import's weakref callback, where it would be ignored.)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
     os.write(2, b"interrupted\n")
-    raise SystemExit(int(ExitCode.INTERRUPTED))
+    os._exit(int(ExitCode.INTERRUPTED))
 
 
 def main() -> None:

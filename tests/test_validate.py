@@ -86,8 +86,8 @@ def test_junit_on_stdout(out: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--format", "yaml"], "--format 'yaml' is not one of"),
-        (["--tools", "maybe"], "--tools 'maybe' is not one of"),
+        (["--format", "yaml"], "'yaml' is not one of 'text', 'json', 'junit', 'github'."),
+        (["--tools", "maybe"], "'maybe' is not one of 'auto', 'require', 'off'."),
     ],
 )
 def test_bad_options_exit_2(out: Path, args: list[str], message: str) -> None:

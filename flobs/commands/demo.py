@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import tempfile
 import threading
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Annotated
@@ -13,7 +14,7 @@ import typer
 
 from flobs.cli import app, err_console, handle_errors, out_console
 from flobs.commands.verify import render_text
-from flobs.errors import ExitCode, UsageError
+from flobs.errors import ExitCode
 from flobs.live.demo import MAX_HOSTS, Mode, run_demo
 from flobs.live.verify import VerifyReport
 
@@ -32,7 +33,15 @@ def panels_by_dashboard(
     return with_data, without
 
 
-@app.command("demo")
+class DemoMode(StrEnum):
+    federation = "federation"
+    remote_write = "remote_write"
+
+
+@app.command(
+    "demo",
+    epilog="Example: flobs demo --hosts 3 --mode remote_write --keep-running",
+)
 @handle_errors
 def demo_command(
     hosts: Annotated[
@@ -40,11 +49,12 @@ def demo_command(
         typer.Option("--hosts", min=1, max=MAX_HOSTS, help="How many simulated Flintlock hosts."),
     ] = 3,
     mode: Annotated[
-        str,
+        DemoMode,
         typer.Option(
-            "--mode", help="federation (central Prometheus) or remote_write (into VictoriaMetrics)."
+            "--mode",
+            help="federation (central Prometheus) or remote_write (into VictoriaMetrics).",
         ),
-    ] = "federation",
+    ] = DemoMode.federation,
     keep_running: Annotated[
         bool, typer.Option("--keep-running", help="Leave everything running until Ctrl-C.")
     ] = False,
@@ -52,6 +62,7 @@ def demo_command(
         Path | None,
         typer.Option(
             "--workdir",
+            metavar="DIR",
             file_okay=False,
             help="Where the inventory, OUT, TSDBs and logs go "
             "(default: a temporary directory, removed afterwards).",
@@ -64,10 +75,11 @@ def demo_command(
     Needs the Debian binaries: apt-get install prometheus prometheus-node-exporter
     (+ victoria-metrics for --mode remote_write; prometheus-process-exporter is used
     when installed). Everything listens on 127.0.0.0/8 and is stopped on exit and Ctrl-C.
+
+    Exit codes: 0 every host verified · 1 a host or query failed verification ·
+    2 bad usage · 3 a binary is missing or a process failed · 130 interrupted.
     """
-    if mode not in ("federation", "remote_write"):
-        raise UsageError(f"--mode {mode!r}: choose federation or remote_write")
-    chosen: Mode = "remote_write" if mode == "remote_write" else "federation"
+    chosen: Mode = "remote_write" if mode is DemoMode.remote_write else "federation"
     stop = threading.Event()
 
     def on_term(signum: int, frame: FrameType | None) -> None:

@@ -6,12 +6,13 @@ import json
 import os
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from flobs.cli import ProgressBar, app, err_console, handle_errors, out_console
+from flobs.cli import ProgressBar, app, err_console, handle_errors, out_console, out_dir
 from flobs.errors import ExitCode, UsageError
 from flobs.grafana.client import (
     GrafanaClient,
@@ -38,110 +39,155 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-@app.command("push-dashboards")
+@app.command(
+    "push-dashboards",
+    epilog="Example: GRAFANA_TOKEN=... flobs push-dashboards out -i inventory.yaml --dry-run",
+)
 @handle_errors
 def push_dashboards_command(
-    out: Path = typer.Argument(
-        ..., help="The generated tree (flobs generate -o OUT).", file_okay=False
-    ),
-    grafana_url: str | None = typer.Option(
-        None,
-        "--grafana-url",
-        help="Grafana base URL; default: central.grafana.url of -i INVENTORY.",
-    ),
-    inventory: Path | None = typer.Option(
-        None,
-        "-i",
-        "--inventory",
-        dir_okay=False,
-        help="Take the URL and folder from this inventory.",
-    ),
-    folder_uid: str | None = typer.Option(
-        None,
-        "--folder-uid",
-        help="Folder uid; nested "
-        "folders as parent/child (parents first). Default: "
-        "the inventory's, else flobs-flintlock.",
-    ),
-    folder_title: str | None = typer.Option(
-        None,
-        "--folder-title",
-        help="Folder title used "
-        "when the folder is created. Default: the "
-        "inventory's, else Flintlock.",
-    ),
-    org_id: int | None = typer.Option(
-        None, "--org-id", min=1, help="Grafana organisation (sent as X-Grafana-Org-Id)."
-    ),
-    token_env: str = typer.Option(
-        "GRAFANA_TOKEN",
-        "--token-env",
-        help="Environment variable "
-        "holding the service-account token; without it, basic auth "
-        "from GRAFANA_USER/GRAFANA_PASSWORD.",
-    ),
-    datasources: bool = typer.Option(
-        False,
-        "--datasources",
-        help="Also create/update the datasources of grafana/provisioning/datasources/flobs.yaml.",
-    ),
-    dry_run: bool = typer.Option(
-        False, "--dry-run", help="Print the plan with short diffs; write nothing."
-    ),
-    force: bool = typer.Option(
-        False,
-        "--force",
-        help="Overwrite dashboards edited in Grafana (conflicts) and re-send datasource secrets.",
-    ),
-    force_uid: list[str] = typer.Option(
-        [],
-        "--force-uid",
-        metavar="UID",
-        help="Like --force, for this dashboard only (repeatable).",
-    ),
-    prune: bool = typer.Option(
-        False,
-        "--prune",
-        help="Delete dashboards flobs pushed (its marker, this folder) that OUT no longer "
-        "has; never one flobs did not push. Try with --dry-run first.",
-    ),
-    concurrency: int = typer.Option(
-        4, "--concurrency", min=1, max=32, help="Dashboards pushed in parallel."
-    ),
-    ca_file: Path | None = typer.Option(
-        None,
-        "--ca-file",
-        dir_okay=False,
-        exists=True,
-        help="PEM CA bundle that signed Grafana's certificate.",
-    ),
-    insecure_skip_verify: bool = typer.Option(
-        False,
-        "--insecure-skip-verify",
-        help="Do not verify Grafana's TLS certificate (throw-away test instances only).",
-    ),
-    retries: int = typer.Option(
-        4,
-        "--retries",
-        min=0,
-        max=10,
-        help="Retries of a request that failed transiently (429, 502-504, connection errors).",
-    ),
-    timeout: float = typer.Option(
-        10.0,
-        "--timeout",
-        min=0.1,
-        max=600,
-        help="Seconds per HTTP request, the whole answer included (connect: at most 5).",
-    ),
-    output_format: OutputFormat = typer.Option(
-        OutputFormat.text, "--format", help="text (table) or json on stdout."
-    ),
+    out: Annotated[
+        Path,
+        typer.Argument(
+            metavar="OUT",
+            parser=out_dir,
+            show_default=False,
+            help="The generated tree (flobs generate -o OUT).",
+        ),
+    ],
+    grafana_url: Annotated[
+        str | None,
+        typer.Option(
+            "--grafana-url",
+            metavar="URL",
+            help="Grafana base URL; default: central.grafana.url of -i INVENTORY.",
+        ),
+    ] = None,
+    inventory: Annotated[
+        Path | None,
+        typer.Option(
+            "-i",
+            "--inventory",
+            metavar="INVENTORY",
+            dir_okay=False,
+            help="Take the URL and folder from this inventory.",
+        ),
+    ] = None,
+    folder_uid: Annotated[
+        str | None,
+        typer.Option(
+            "--folder-uid",
+            metavar="UID",
+            help="Folder uid; nested "
+            "folders as parent/child (parents first). Default: "
+            "the inventory's, else flobs-flintlock.",
+        ),
+    ] = None,
+    folder_title: Annotated[
+        str | None,
+        typer.Option(
+            "--folder-title",
+            metavar="TITLE",
+            help="Folder title used "
+            "when the folder is created. Default: the "
+            "inventory's, else Flintlock.",
+        ),
+    ] = None,
+    org_id: Annotated[
+        int | None,
+        typer.Option("--org-id", min=1, help="Grafana organisation (sent as X-Grafana-Org-Id)."),
+    ] = None,
+    token_env: Annotated[
+        str,
+        typer.Option(
+            "--token-env",
+            metavar="VAR",
+            help="Environment variable "
+            "holding the service-account token; without it, basic auth "
+            "from GRAFANA_USER/GRAFANA_PASSWORD.",
+        ),
+    ] = "GRAFANA_TOKEN",  # noqa: S107 - the variable's name, not a token
+    datasources: Annotated[
+        bool,
+        typer.Option(
+            "--datasources",
+            help="Also create/update the datasources of "
+            "grafana/provisioning/datasources/flobs.yaml.",
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan with short diffs; write nothing.")
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Overwrite dashboards edited in Grafana (conflicts) and re-send datasource "
+            "secrets.",
+        ),
+    ] = False,
+    force_uid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--force-uid",
+            metavar="UID",
+            help="Like --force, for this dashboard only (repeatable).",
+        ),
+    ] = None,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune",
+            help="Delete dashboards flobs pushed (its marker, this folder) that OUT no longer "
+            "has; never one flobs did not push. Try with --dry-run first.",
+        ),
+    ] = False,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=32, help="Dashboards pushed in parallel.")
+    ] = 4,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-file",
+            metavar="FILE",
+            dir_okay=False,
+            exists=True,
+            help="PEM CA bundle that signed Grafana's certificate.",
+        ),
+    ] = None,
+    insecure_skip_verify: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-skip-verify",
+            help="Do not verify Grafana's TLS certificate (throw-away test instances only).",
+        ),
+    ] = False,
+    retries: Annotated[
+        int,
+        typer.Option(
+            "--retries",
+            min=0,
+            max=10,
+            help="Retries of a request that failed transiently (429, 502-504, connection errors).",
+        ),
+    ] = 4,
+    timeout: Annotated[
+        float,
+        typer.Option(
+            "--timeout",
+            min=0.1,
+            max=600,
+            help="Seconds per HTTP request, the whole answer included (connect: at most 5).",
+        ),
+    ] = 10.0,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", help="text (table) or json on stdout.")
+    ] = OutputFormat.text,
 ) -> None:
     """Push the generated dashboards to Grafana: idempotent, never clobbering edits.
 
     Exit codes: 0 pushed (or nothing to do) · 1 conflicts or failed dashboards ·
-    2 bad input or usage · 3 Grafana unreachable or credentials refused.
+    2 bad input or usage · 3 Grafana unreachable or credentials refused ·
+    130 interrupted.
     """
     if ca_file is not None and insecure_skip_verify:
         raise UsageError("--ca-file and --insecure-skip-verify contradict each other")
@@ -179,7 +225,7 @@ def push_dashboards_command(
         folders=folders,
         dry_run=dry_run,
         force=force,
-        force_uids=frozenset(force_uid),
+        force_uids=frozenset(force_uid or ()),
         prune=prune,
         concurrency=concurrency,
         progress=bar,

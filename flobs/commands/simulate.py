@@ -16,23 +16,40 @@ from flobs.inventory import load_fleet
 from flobs.sim.host import SimulatedHost
 
 
-@app.command("simulate")
+@app.command(
+    "simulate",
+    epilog="Example: flobs simulate fl-eu1-a-01 -i inventory.yaml --duration 60",
+)
 @handle_errors
 def simulate_command(
-    host: Annotated[str, typer.Argument(help="The inventory host to impersonate.")],
+    host: Annotated[
+        str,
+        typer.Argument(
+            metavar="HOST", show_default=False, help="The inventory host to impersonate."
+        ),
+    ],
     inventory: Annotated[
-        Path, typer.Option("-i", "--inventory", dir_okay=False, help="The host inventory (YAML).")
+        Path,
+        typer.Option(
+            "-i",
+            "--inventory",
+            metavar="INVENTORY",
+            dir_okay=False,
+            help="The host inventory (YAML).",
+        ),
     ],
     seed: Annotated[
         int,
         typer.Option(
-            help="Traffic, microVMs and log lines are a function of the seed (and elapsed time)."
+            "--seed",
+            help="Traffic, microVMs and log lines are a function of the seed (and elapsed time).",
         ),
     ] = 1,
     log_file: Annotated[
         Path | None,
         typer.Option(
             "--log-file",
+            metavar="FILE",
             dir_okay=False,
             help="Append logrus JSON lines here instead of the host's vars.logs.path.",
         ),
@@ -40,10 +57,19 @@ def simulate_command(
     no_logs: Annotated[bool, typer.Option("--no-logs", help="Write no log lines.")] = False,
     duration: Annotated[
         float,
-        typer.Option(min=0, help="Stop after this many seconds (0: run until Ctrl-C or SIGTERM)."),
+        typer.Option(
+            "--duration",
+            metavar="SECONDS",
+            min=0,
+            help="Stop after this many seconds (0: run until Ctrl-C or SIGTERM).",
+        ),
     ] = 0,
 ) -> None:
-    """Serve a simulated Flintlock host: flintlockd /metrics, flintlock-metrics /machine, logs."""
+    """Serve a simulated Flintlock host: flintlockd /metrics, flintlock-metrics /machine, logs.
+
+    Exit codes: 0 stopped by --duration or SIGTERM · 2 bad inventory or unknown host ·
+    3 a port could not be bound · 130 interrupted (Ctrl-C).
+    """
     fleet = load_fleet(inventory).fleet
     try:
         target = fleet.host(host)

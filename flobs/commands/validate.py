@@ -2,65 +2,107 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from flobs.checks import ToolMode
-from flobs.cli import app, err_console, handle_errors, out_console
+from flobs.cli import app, err_console, handle_errors, out_console, out_dir
 from flobs.errors import ExitCode, SystemFailure, UsageError
-from flobs.report import FORMATS, render
+from flobs.report import render
 from flobs.validate import checks_text, validate
 
-TOOL_MODES = ("auto", "require", "off")
+
+class ReportFormat(StrEnum):
+    text = "text"
+    json = "json"
+    junit = "junit"
+    github = "github"
 
 
-@app.command("validate")
+class ToolsMode(StrEnum):
+    auto = "auto"
+    require = "require"
+    off = "off"
+
+
+@app.command(
+    "validate",
+    epilog="Example: flobs validate out -i inventory.yaml --format github "
+    "(annotations in a GitHub Actions log)",
+)
 @handle_errors
 def validate_command(
-    out: Path | None = typer.Argument(
-        None, help="The output tree `flobs generate` wrote.", show_default=False, metavar="OUT"
-    ),
-    inventory: Path | None = typer.Option(
-        None,
-        "-i",
-        "--inventory",
-        dir_okay=False,
-        help="The inventory OUT was generated from; enables the checks that compare with it.",
-    ),
-    fmt: str = typer.Option(
-        "text", "--format", "-f", help="Report format: text, json, junit or github."
-    ),
-    tools: str = typer.Option(
-        "auto",
-        "--tools",
-        help="Real tools (promtool, promtail, alloy, "
-        "otelcol): auto = use those on PATH and note the others, require "
-        "= a missing one is an error (exit 3), off = never run them.",
-    ),
-    strict: bool = typer.Option(False, "--strict", help="Warnings fail too (exit 1)."),
-    disable: list[str] = typer.Option(
-        [],
-        "--disable",
-        metavar="CHECK",
-        help="Do not run this check (repeatable). Listed as disabled in every report.",
-    ),
-    enable: list[str] = typer.Option(
-        [],
-        "--enable",
-        metavar="CHECK",
-        help="Run this check although the inventory's validation.disable turns it off.",
-    ),
-    list_checks: bool = typer.Option(
-        False, "--list-checks", help="Describe every check (id, what, why, an example)."
-    ),
-    output: Path | None = typer.Option(
-        None, "--output", dir_okay=False, help="Write the report to this file instead of stdout."
-    ),
+    out: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="OUT",
+            parser=out_dir,
+            show_default=False,
+            help="The output tree `flobs generate -o OUT` wrote.",
+        ),
+    ] = None,
+    inventory: Annotated[
+        Path | None,
+        typer.Option(
+            "-i",
+            "--inventory",
+            metavar="INVENTORY",
+            dir_okay=False,
+            help="The inventory OUT was generated from; enables the checks that compare with it.",
+        ),
+    ] = None,
+    fmt: Annotated[
+        ReportFormat, typer.Option("--format", "-f", help="Report format.")
+    ] = ReportFormat.text,
+    tools: Annotated[
+        ToolsMode,
+        typer.Option(
+            "--tools",
+            help="Real tools (promtool, promtail, alloy, "
+            "otelcol): auto = use those on PATH and note the others, require "
+            "= a missing one is an error (exit 3), off = never run them.",
+        ),
+    ] = ToolsMode.auto,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings fail too (exit 1).")] = False,
+    disable: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--disable",
+            metavar="CHECK",
+            help="Do not run this check (repeatable). Listed as disabled in every report.",
+        ),
+    ] = None,
+    enable: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--enable",
+            metavar="CHECK",
+            help="Run this check although the inventory's validation.disable turns it off.",
+        ),
+    ] = None,
+    list_checks: Annotated[
+        bool,
+        typer.Option("--list-checks", help="Describe every check (id, what, why, an example)."),
+    ] = False,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            metavar="FILE",
+            dir_okay=False,
+            help="Write the report to this file instead of stdout.",
+        ),
+    ] = None,
 ) -> None:
     """Check a generated tree: schemas, manifest, Prometheus, PromQL, dashboards,
-    cross-artifact closure, and the real tools. Exit 0 clean, 1 findings, 2 bad usage,
-    3 a tool crashed."""
+    cross-artifact closure, and the real tools.
+
+    Exit codes: 0 clean · 1 findings (errors, or warnings with --strict) · 2 bad
+    usage · 3 a tool crashed, or is missing under --tools require · 130 interrupted.
+    """
     if list_checks:
         out_console.file.write(checks_text())
         return
@@ -69,22 +111,18 @@ def validate_command(
             "missing OUT: the directory `flobs generate -o OUT` wrote",
             hint="flobs validate OUT [-i INVENTORY]",
         )
-    if fmt not in FORMATS:
-        raise UsageError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
-    if tools not in TOOL_MODES:
-        raise UsageError(f"--tools {tools!r} is not one of {', '.join(TOOL_MODES)}")
     mode: ToolMode = "auto" if tools == "auto" else "require" if tools == "require" else "off"
     result = validate(
         out,
         inventory=inventory,
         tools=mode,
         strict=strict,
-        disable=tuple(disable),
-        enable=tuple(enable),
+        disable=tuple(disable or ()),
+        enable=tuple(enable or ()),
     )
     for note in result.notes:
         err_console.print(f"note: {note}", markup=False)
-    report = render(result, fmt, base=str(out))
+    report = render(result, fmt.value, base=str(out))
     if output is not None:
         try:
             output.parent.mkdir(parents=True, exist_ok=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import signal
 from collections.abc import Callable, Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from flobs.cli import app, err_console, handle_errors, out_console
+from flobs.cli import app, err_console, handle_errors, out_console, out_dir
 from flobs.errors import ExitCode, RemoteError, UsageError
 from flobs.inventory import load_fleet
 from flobs.live.deep import REL_TOLERANCE
@@ -180,16 +181,33 @@ def render_alerts(report: VerifyReport) -> Iterator[str]:
         yield f"note: {note}\n"
 
 
-@app.command("verify")
+class VerifyFormat(StrEnum):
+    text = "text"
+    json = "json"
+    html = "html"
+
+
+@app.command(
+    "verify",
+    epilog="Example: flobs verify -i inventory.yaml --out out --prometheus http://127.0.0.1:9090",
+)
 @handle_errors
 def verify_command(
     inventory: Annotated[
-        Path, typer.Option("-i", "--inventory", dir_okay=False, help="The host inventory (YAML).")
+        Path,
+        typer.Option(
+            "-i",
+            "--inventory",
+            metavar="INVENTORY",
+            dir_okay=False,
+            help="The host inventory (YAML).",
+        ),
     ],
     prometheus: Annotated[
         str | None,
         typer.Option(
             "--prometheus",
+            metavar="URL",
             help="Base URL of the central Prometheus-compatible query API "
             "(default: central.prometheus.url). Credentials: FLOBS_PROMETHEUS_TOKEN, or "
             "FLOBS_PROMETHEUS_USERNAME + FLOBS_PROMETHEUS_PASSWORD; FLOBS_PROMETHEUS_CA_FILE.",
@@ -199,23 +217,25 @@ def verify_command(
         Path | None,
         typer.Option(
             "--out",
-            file_okay=False,
+            metavar="OUT",
+            parser=out_dir,
             help="Generated tree: also run every dashboard panel "
             "query and central rule expression in it.",
         ),
     ] = None,
     output_format: Annotated[
-        str,
+        VerifyFormat,
         typer.Option(
             "--format",
             help="text, json (schemas/verify-report.schema.json) or html (one "
             "self-contained page); on stdout.",
         ),
-    ] = "text",
+    ] = VerifyFormat.text,
     stale_after: Annotated[
         str | None,
         typer.Option(
             "--stale-after",
+            metavar="DURATION",
             help="A host whose newest series is older than this is stale "
             "(default: 3x the longest interval, +60s in remote_write mode).",
         ),
@@ -224,6 +244,7 @@ def verify_command(
         int,
         typer.Option(
             "--panel-hosts",
+            metavar="N",
             min=0,
             help=f"Run per-host panels for the first N hosts (0: all; default {PANEL_HOSTS}).",
         ),
@@ -323,11 +344,10 @@ def verify_command(
 ) -> None:
     """Check that every inventory host's data reaches the centre and the queries work.
 
-    Exit 0 when every host is present and no query fails; 1 when a host is missing or
-    stale or a query fails; 2 on bad usage; 3 when Prometheus cannot be reached.
+    Exit codes: 0 every host present and no query fails · 1 a host missing or stale,
+    or a query fails · 2 bad inventory or usage · 3 Prometheus cannot be reached ·
+    130 interrupted.
     """
-    if output_format not in ("text", "json", "html"):
-        raise UsageError(f"--format {output_format!r}: choose text, json or html")
     stale = _duration("--stale-after", stale_after)
     wait_seconds = _duration("--wait", wait)
     every_seconds = _duration("--every", every)

@@ -240,7 +240,7 @@ def test_unreachable_prometheus_exits_3(inventory: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--format", "xml"], "--format 'xml': choose text, json or html"),
+        (["--format", "xml"], "'xml' is not one of 'text', 'json', 'html'."),
         (["--stale-after", "soon"], "--stale-after 'soon' is not a duration"),
         (["--out", "/nonexistent-flobs-out"], "is not a flobs output tree"),
         (["--prometheus", "prom:9090"], "is not an http(s) URL"),
