@@ -26,7 +26,7 @@ A tree is ``{relative posix path: bytes}``. Writing it:
 sha256, which ``flobs validate`` uses to spot hand-edited files.
 
 Tests drive fault points with ``FLOBS_TEST_FAULT=<point>:<kill|raise|sleep=SECONDS>``
-(see :func:`_fault`); the points are ``locked``, ``staged``, ``journal``,
+(see :func:`_fault`); the points are ``locked``, ``busy``, ``staged``, ``journal``,
 ``apply-<n>``, ``applied``, ``committed`` and ``swapped``.
 """
 
@@ -390,6 +390,7 @@ def out_lock(root: OutRoot, *, wait: float = LOCK_WAIT_SECONDS) -> Iterator[None
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)
+            _fault("busy")
             if time.monotonic() >= deadline:
                 raise SystemFailure(
                     f"another flobs generate holds {root.display} (pid {holder})",
@@ -464,8 +465,10 @@ def _deferred_interrupts() -> Iterator[None]:
 def _fault(point: str) -> None:
     """Test hook: ``FLOBS_TEST_FAULT=<point>:<action>`` acts when ``point`` is reached.
 
-    ``kill`` sends SIGKILL to this process, ``raise`` raises an I/O error and
-    ``sleep=S`` waits S seconds. Unset (always, outside tests), it does nothing.
+    ``kill`` sends SIGKILL to this process, ``raise`` raises an I/O error,
+    ``sleep=S`` waits S seconds, ``wait=PATH`` waits (at most a minute) until PATH
+    exists and ``touch=PATH`` creates PATH. Unset (always, outside tests), it does
+    nothing.
     """
     spec = os.environ.get("FLOBS_TEST_FAULT")
     if not spec:
@@ -479,6 +482,12 @@ def _fault(point: str) -> None:
         raise OSError(errno.EIO, f"injected fault at {point}")
     elif action.startswith("sleep="):
         time.sleep(float(action.removeprefix("sleep=")))
+    elif action.startswith("wait="):
+        deadline = time.monotonic() + 60
+        while not os.path.exists(action.removeprefix("wait=")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    elif action.startswith("touch="):
+        Path(action.removeprefix("touch=")).touch()
 
 
 # Up to this many changed/added/removed files are committed in place (each staged,
