@@ -366,3 +366,34 @@ def test_lock_file_planted_as_a_symlink_is_not_followed(tmp_path: Path) -> None:
     with pytest.raises(SystemFailure, match="cannot lock"):
         write_tree(tmp_path / "out", OLD)
     assert victim.read_text() == "not flobs'"
+
+
+# ---- validate reads the same manifest: a hostile entry is a finding, never a crash --------
+
+
+@pytest.mark.parametrize("entry", ["../victim", "a\x00b", "ABSOLUTE", "a//b", "x/"])
+def test_validate_reports_a_hostile_manifest_entry_and_reads_nothing_outside(
+    tmp_path: Path, entry: str
+) -> None:
+    from flobs.validate import validate
+
+    out = tmp_path / "out"
+    victim = tmp_path / "victim"
+    victim.write_text("x")
+    write_tree(out, OLD)
+    entry = str(victim) if entry == "ABSOLUTE" else entry
+    listed = json.loads((out / MANIFEST).read_text())["files"]
+    _set_manifest_files(out, {**listed, entry: {"sha256": "0" * 64, "size": 1}})
+    result = validate(out, tools="off")
+    found = [(p.file, p.line, p.col, p.check_id, p.key_path, p.message) for p in result.problems]
+    # The schema check locates keys in YAML files only; manifest.json is JSON.
+    assert found == [
+        (
+            MANIFEST,
+            None,
+            None,
+            "schema",
+            "$.files",
+            "has a key that is not a valid name (schema manifest.schema.json)",
+        )
+    ]

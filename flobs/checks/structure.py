@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from flobs import resources
 from flobs.checks import Check, CheckContext, register
 from flobs.checks import kinds as k
-from flobs.output import MANIFEST, sha256
+from flobs.output import MANIFEST, path_problem, sha256
 from flobs.problems import Problem, Severity
 
 # Which schema (schemas/<name>) each generated file must satisfy.
@@ -48,6 +48,8 @@ def describe(error: ValidationError) -> str:
     Every check that reports JSON Schema errors words them with this function.
     """
     v, want = error.validator, error.validator_value
+    if "propertyNames" in error.relative_schema_path:
+        v = "propertyNames"  # the key's own rule failed; name the key, not the rule
     if v in ("required", "additionalProperties", "dependentRequired"):
         return str(error.message)
     described = {
@@ -147,6 +149,8 @@ class ManifestHashes(Check):
         if manifest is None:
             return
         for path, entry in sorted(manifest["files"].items()):
+            if path_problem(path) is not None:
+                continue  # not a path inside OUT: the schema check reports it
             want = entry.get("sha256") if isinstance(entry, dict) else None
             try:
                 have = sha256((ctx.out / path).read_bytes())
@@ -194,7 +198,7 @@ class ManifestFiles(Check):
         unmanaged = settings.get("unmanaged") if isinstance(settings, dict) else None
         allowed = tuple(str(g) for g in unmanaged) if isinstance(unmanaged, list) else ()
         for path in sorted(listed):
-            if path not in present:
+            if path not in present and path_problem(path) is None:
                 yield ctx.problem(
                     self,
                     path,
