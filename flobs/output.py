@@ -41,6 +41,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -100,17 +101,21 @@ def read_manifest(out: Path) -> dict[str, Any] | None:
 # ---- paths inside OUT ----------------------------------------------------------------
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_EMPTY_OR_DOT_PART = re.compile(r"//|/$|(^|/)\.\.?(/|$)")
+
+
 def path_problem(path: object) -> str | None:
     """Why ``path`` cannot name a file inside OUT, or None when it can."""
     if not isinstance(path, str):
         return f"is a {type(path).__name__}, not a path"
     if not path:
         return "is empty"
-    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in path):
+    if _CONTROL.search(path):
         return "contains a control character (NUL, newline, ...)"
     if path.startswith("/"):
         return "is an absolute path"
-    if any(part in ("", ".", "..") for part in path.split("/")):
+    if _EMPTY_OR_DOT_PART.search(path):
         return "has an empty, `.` or `..` component"
     return None
 
@@ -132,6 +137,9 @@ class OutRoot:
         self.given = out
         self.display = display if display is not None else str(out)
         self.path = Path(os.path.realpath(out))
+        # Directories inside OUT already seen to be real directories: 60,000 files
+        # share a few thousand of them. Concurrent flobs runs are kept out by the lock.
+        self._real_dirs: set[str] = set()
 
     def show(self, rel: str) -> str:
         return f"{self.display.rstrip('/')}/{rel}"
@@ -149,27 +157,38 @@ class OutRoot:
                 f"{rel!r} {reason}: flobs writes and removes files only inside OUT",
                 hint="an entry of manifest.json was edited; fix it or delete manifest.json",
             )
-        current = self.path
-        for part in rel.split("/")[:-1]:
-            current = current / part
+        base = str(self.path)
+        parts = rel.split("/")
+        for n in range(1, len(parts)):
+            prefix = "/".join(parts[:n])
+            if prefix in self._real_dirs:
+                continue
             try:
-                mode = os.lstat(current).st_mode
+                mode = os.lstat(f"{base}/{prefix}").st_mode
             except FileNotFoundError:
                 break  # created below, inside OUT
             if stat.S_ISLNK(mode):
-                shown = self.show(current.relative_to(self.path).as_posix())
+                shown = self.show(prefix)
                 raise UsageError(
                     f"{shown} is a symlink: flobs will not write or remove {rel} through it",
                     hint="flobs writes only real directories inside OUT; replace the symlink "
                     "with a directory, or remove it",
                 )
             if not stat.S_ISDIR(mode):
-                shown = self.show(current.relative_to(self.path).as_posix())
+                shown = self.show(prefix)
                 raise UsageError(
                     f"{shown} is not a directory, but flobs writes {rel} below it",
                     hint="move that file out of the way",
                 )
+            self._real_dirs.add(prefix)
         return self.path / rel
+
+    def remove_dir(self, rel_dir: str) -> None:
+        """rmdir OUT/rel_dir (checked like any change); OSError when not empty."""
+        os.rmdir(self.target(rel_dir + "/x").parent)
+        self._real_dirs = {
+            d for d in self._real_dirs if d != rel_dir and not d.startswith(rel_dir + "/")
+        }
 
     def make_parents(self, rel: str) -> None:
         """Create OUT/rel's missing directories (each checked like a write)."""
@@ -703,7 +722,7 @@ def _roll_back(root: OutRoot, staging: Path) -> None:
                     os.unlink(root.target(path))
         for directory in sorted(created, key=lambda d: d.count("/"), reverse=True):
             with contextlib.suppress(OSError):  # not empty: it holds the user's files
-                os.rmdir(root.target(directory + "/x").parent)
+                root.remove_dir(directory)
     except OSError as err:
         raise SystemFailure(
             f"cannot roll back the interrupted commit of {root.display}: {err.strerror}",
@@ -715,9 +734,8 @@ def _roll_back(root: OutRoot, staging: Path) -> None:
 def _prune_empty_dirs(root: OutRoot, removed: str) -> None:
     parts = removed.split("/")[:-1]
     while parts:
-        directory = root.target("/".join(parts) + "/x").parent
         try:
-            directory.rmdir()
+            root.remove_dir("/".join(parts))
         except OSError:  # not empty (or gone): stop here
             return
         parts.pop()
