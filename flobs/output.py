@@ -335,6 +335,20 @@ def plan(
     root = OutRoot(out, display=display)
     for path in tree:
         _validate_path(path)
+    if os.path.exists(root.path) and not os.path.isdir(root.path):
+        raise UsageError(
+            f"{root.display} is not a directory", hint="OUT is the directory flobs writes into"
+        )
+    try:
+        return _plan(root, tree, manifest)
+    except OSError as err:
+        raise SystemFailure(
+            f"cannot read {root.display}: {err.strerror or err}",
+            hint="check the permissions of OUT and the files in it",
+        ) from err
+
+
+def _plan(root: OutRoot, tree: Tree, manifest: dict[str, Any] | None) -> ChangeSet:
     if manifest is None:
         manifest = load_manifest(root) or {"files": {}}
     old_files: dict[str, Any] = manifest["files"]
@@ -710,6 +724,13 @@ def _roll_back(root: OutRoot, staging: Path) -> None:
             f"cannot roll back the interrupted commit of {root.display}: {journal} is unreadable",
             hint=f"compare {root.display} with {staging}/old by hand, then remove {staging}",
         ) from err
+    for path in [*removes, *writes, *created]:
+        if path_problem(path) is not None:
+            raise SystemFailure(
+                f"cannot roll back the interrupted commit of {root.display}: {journal} lists "
+                f"{path!r}, which is not a path inside OUT",
+                hint=f"flobs never writes such a journal; remove {staging}",
+            )
     try:
         for path in [*writes, *removes]:
             saved = staging / "old" / path

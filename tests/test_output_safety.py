@@ -297,9 +297,22 @@ def test_planted_journal_cannot_reach_outside_out(tmp_path: Path) -> None:
     (planted / "journal.json").write_text(
         json.dumps({"removes": [], "writes": ["../victim"], "backups": [], "created": []})
     )
-    with pytest.raises(UsageError, match=r"'\.\./victim' has an empty"):
+    with pytest.raises(SystemFailure) as caught:
         write_tree(out, NEW)
+    assert caught.value.message == (
+        f"cannot roll back the interrupted commit of {out}: {planted}/journal.json lists "
+        "'../victim', which is not a path inside OUT"
+    )
     assert victim.read_text() == "not flobs'"
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_out_that_is_a_file_is_a_usage_error(tmp_path: Path, check: bool) -> None:
+    out = tmp_path / "out"
+    out.write_text("a file")
+    with pytest.raises(UsageError, match=f"^{out} is not a directory$"):
+        plan(out, NEW) if check else write_tree(out, NEW)
+    assert out.read_text() == "a file"
 
 
 # ---- 4. OUT as a symlink, leftovers, what the swap keeps ----------------------------------
