@@ -21,7 +21,7 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import IO, Annotated, Any, TypeVar
+from typing import IO, Annotated, Any, TextIO, TypeVar, cast
 
 import typer
 import typer.core
@@ -315,8 +315,8 @@ def main() -> None:
     signal.signal(signal.SIGINT, _interrupted_between_commands)
     # What bypasses the consoles (click's usage errors, warnings) is redacted too;
     # beneath the redaction, a closed pipe drops the output instead of raising.
-    sys.stdout = redacting("stdout", target=PipeSafeStream(sys.stdout))
-    sys.stderr = redacting("stderr", target=PipeSafeStream(sys.stderr))
+    sys.stdout = redacting("stdout", target=cast(TextIO, PipeSafeStream(sys.stdout)))
+    sys.stderr = redacting("stderr", target=cast(TextIO, PipeSafeStream(sys.stderr)))
     try:
         _register()
         signal.signal(signal.SIGINT, signal.default_int_handler)
