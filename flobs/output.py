@@ -134,7 +134,6 @@ class OutRoot:
     """
 
     def __init__(self, out: Path, *, display: str | None = None) -> None:
-        self.given = out
         self.display = display if display is not None else str(out)
         self.path = Path(os.path.realpath(out))
         # Directories inside OUT already seen to be real directories: 60,000 files
