@@ -17,7 +17,15 @@ from flobs.commands.validate import ReportFormat
 from flobs.report import FORMATS
 
 _register()
-COMMANDS = ["generate", "validate", "push-dashboards", "verify", "simulate", "demo"]
+COMMANDS = [
+    "generate",
+    "validate",
+    "push-dashboards",
+    "pull-dashboards",
+    "verify",
+    "simulate",
+    "demo",
+]
 
 
 def _help(*args: str) -> str:
@@ -56,6 +64,7 @@ def test_help_shows_no_type_placeholders_for_flags_or_named_arguments(command: s
         ("generate", "Usage: flobs generate [OPTIONS]", ["-i      INVENTORY", "-o      OUT"]),
         ("validate", "Usage: flobs validate [OPTIONS] [OUT]", ["-i      INVENTORY"]),
         ("push-dashboards", "Usage: flobs push-dashboards [OPTIONS] OUT", ["-i      INVENTORY"]),
+        ("pull-dashboards", "Usage: flobs pull-dashboards [OPTIONS] OUT", ["-i      INVENTORY"]),
         ("verify", "Usage: flobs verify [OPTIONS]", ["-i      INVENTORY", "--out           OUT"]),
     ],
 )
@@ -74,7 +83,8 @@ def test_out_and_inventory_are_named_the_same_everywhere(
         ("validate", "<text|json|junit|github>"),
         ("validate", "<auto|require|off>"),
         ("push-dashboards", "<text|json>"),
-        ("verify", "<text|json>"),
+        ("verify", "<text|json|html>"),
+        ("pull-dashboards", "<text|json>"),
         ("demo", "<federation|remote_write>"),
     ],
 )

@@ -6,11 +6,12 @@ import json
 import os
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from flobs import yamlio
-from flobs.cli import app, err_console, handle_errors, out_console
+from flobs.cli import app, err_console, handle_errors, out_console, out_dir
 from flobs.errors import ExitCode, SystemFailure, UsageError
 from flobs.grafana.client import GrafanaClient, RetryPolicy, credentials_from_env
 from flobs.grafana.pull import PullResult, PullState, pull
@@ -22,53 +23,92 @@ class PullFormat(StrEnum):
     json = "json"
 
 
-@app.command("pull-dashboards")
+@app.command(
+    "pull-dashboards",
+    epilog="Example: GRAFANA_TOKEN=... flobs pull-dashboards out -i inventory.yaml "
+    "--patch-out overrides.yaml",
+)
 @handle_errors
 def pull_dashboards_command(
-    out: Path = typer.Argument(
-        ..., help="The generated tree (flobs generate -o OUT).", file_okay=False
-    ),
-    grafana_url: str | None = typer.Option(
-        None, "--grafana-url", help="Grafana base URL; default: central.grafana.url of -i."
-    ),
-    inventory: Path | None = typer.Option(
-        None,
-        "-i",
-        "--inventory",
-        dir_okay=False,
-        help="The inventory OUT came from: where --write puts files, and how flobs' panel "
-        "titles are keyed in overrides.",
-    ),
-    folder_uid: str | None = typer.Option(
-        None, "--folder-uid", help="The folder push-dashboards pushes into."
-    ),
-    org_id: int | None = typer.Option(None, "--org-id", min=1, help="Grafana organisation."),
-    token_env: str = typer.Option(
-        "GRAFANA_TOKEN", "--token-env", help="Environment variable holding the token."
-    ),
-    write: bool = typer.Option(
-        False,
-        "--write",
-        help="Write edited user dashboards over their source files and edits of flobs' "
-        "dashboards that overrides cannot express as extra dashboards (needs -i).",
-    ),
-    patch_out: Path | None = typer.Option(
-        None,
-        "--patch-out",
-        dir_okay=False,
-        help="Write the overrides patch (YAML, for the inventory's extensions:) to this file.",
-    ),
-    ca_file: Path | None = typer.Option(
-        None, "--ca-file", dir_okay=False, exists=True, help="PEM CA bundle for Grafana's TLS."
-    ),
-    timeout: float = typer.Option(10.0, "--timeout", min=0.1, max=600, help="Seconds per request."),
-    output_format: PullFormat = typer.Option(PullFormat.text, "--format", help="text or json."),
+    out: Annotated[
+        Path,
+        typer.Argument(
+            metavar="OUT",
+            parser=out_dir,
+            show_default=False,
+            help="The generated tree (flobs generate -o OUT).",
+        ),
+    ],
+    grafana_url: Annotated[
+        str | None,
+        typer.Option(
+            "--grafana-url",
+            metavar="URL",
+            help="Grafana base URL; default: central.grafana.url of -i.",
+        ),
+    ] = None,
+    inventory: Annotated[
+        Path | None,
+        typer.Option(
+            "-i",
+            "--inventory",
+            metavar="INVENTORY",
+            dir_okay=False,
+            help="The inventory OUT came from: where --write puts files, and how flobs' panel "
+            "titles are keyed in overrides.",
+        ),
+    ] = None,
+    folder_uid: Annotated[
+        str | None,
+        typer.Option("--folder-uid", metavar="UID", help="The folder push-dashboards pushes into."),
+    ] = None,
+    org_id: Annotated[
+        int | None, typer.Option("--org-id", min=1, help="Grafana organisation.")
+    ] = None,
+    token_env: Annotated[
+        str,
+        typer.Option("--token-env", metavar="VAR", help="Environment variable holding the token."),
+    ] = "GRAFANA_TOKEN",  # noqa: S107 - the variable's name, not a token
+    write: Annotated[
+        bool,
+        typer.Option(
+            "--write",
+            help="Write edited user dashboards over their source files and edits of flobs' "
+            "dashboards that overrides cannot express as extra dashboards (needs -i).",
+        ),
+    ] = False,
+    patch_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--patch-out",
+            metavar="FILE",
+            dir_okay=False,
+            help="Write the overrides patch (YAML, for the inventory's extensions:) to this file.",
+        ),
+    ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--ca-file",
+            metavar="FILE",
+            dir_okay=False,
+            exists=True,
+            help="PEM CA bundle for Grafana's TLS.",
+        ),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=0.1, max=600, help="Seconds per request.")
+    ] = 10.0,
+    output_format: Annotated[
+        PullFormat, typer.Option("--format", help="Report format.")
+    ] = PullFormat.text,
 ) -> None:
     """Compare OUT's dashboards with Grafana's and bring UI edits home: user dashboards
     back to their files, flobs' as an overrides patch (or an extra dashboard).
 
     Exit codes: 0 nothing to pull, or written with --write · 1 edits found and not
-    written · 2 bad usage · 3 Grafana unreachable or credentials refused.
+    written · 2 bad usage · 3 Grafana unreachable or credentials refused ·
+    130 interrupted.
     """
     from flobs.commands.push import _defaults
 
