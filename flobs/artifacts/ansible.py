@@ -170,18 +170,19 @@ def _handlers(notified: set[str], side: layout.Side) -> list[dict[str, Any]]:
                     {
                         "name": name,
                         "ansible.builtin.systemd": {"name": unit, "state": state},
-                        # only a service flobs installed here (vmalert: remote_write mode)
-                        "when": ["flobs_manage_services | bool", _unit_installed(unit)],
+                        "when": _handler_when(unit),
                     }
                 )
     return handlers
 
 
-def _unit_installed(unit: str) -> str:
-    return (
-        f"(src_dir ~ '/systemd/{unit}') is file or "
-        f"(src_dir ~ '/systemd/{unit}.d/{layout.DROP_IN}') is file"
-    )
+def _handler_when(unit: str) -> list[str]:
+    """A packaged service is there with its package; a unit of flobs' own (vmalert, only
+    in remote_write mode) only where flobs wrote it."""
+    when = ["flobs_manage_services | bool"]
+    if unit not in layout.DEBIAN_UNITS | layout.DEBIAN_CENTRAL_UNITS:
+        when.append(f"(src_dir ~ '/systemd/{unit}') is file")
+    return when
 
 
 def _play(name: str, group: str, side: layout.Side, src_dir: str) -> dict[str, Any]:

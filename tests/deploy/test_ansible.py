@@ -17,7 +17,7 @@ from flobs import yamlio
 from flobs.generate import generate
 from tests.conftest import EXAMPLE_INVENTORY, REPO, require_major, require_tool
 
-pytestmark = pytest.mark.tools
+pytestmark = pytest.mark.tools  # ansible-playbook, promtool, otelcol
 
 # Promtail hosts on Prometheus 3 and 2, one with Alloy, and the centre: every row of
 # the layout, and each promtool major.
@@ -203,3 +203,16 @@ def test_a_file_the_real_tool_rejects_is_not_placed(out: Path, tmp_path: Path) -
     assert "failed to validate" in r.stdout + r.stderr
     assert "unclosed left parenthesis" in r.stdout + r.stderr
     assert not (root / "fl-eu1-a-01/etc/flobs/prometheus/rules/flobs-local.yml").exists()
+
+
+def test_reload_handlers_skip_services_flobs_did_not_install(out: Path) -> None:
+    """vmalert exists only in remote_write mode: its handler checks that flobs wrote its
+    unit; a packaged service (prometheus-alertmanager) is there with its package."""
+    central = yamlio.load((out / "deploy/ansible/playbook.yml").read_text())[1]
+    when = {h["name"]: h["when"] for h in central["handlers"]}
+    assert when["reload flobs-vmalert.service"] == [
+        "flobs_manage_services | bool",
+        "(src_dir ~ '/systemd/flobs-vmalert.service') is file",
+    ]
+    assert when["reload prometheus-alertmanager.service"] == ["flobs_manage_services | bool"]
+    assert when["reload prometheus.service"] == ["flobs_manage_services | bool"]
