@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from flobs.live.demo import LiveFleet, demo_inventory, start_fleet, write_inventory
-from tests.conftest import require_tool
+from tests.conftest import require_major, require_tool
 from tests.deploy.certs import make_ca, make_server_cert, write_bcrypt
-from tests.e2e.fleet import LONG_FLUSH, loopback_block
+from tests.e2e.fleet import LONG_FLUSH, _major_minor, loopback_block
 from tests.helpers import run_flobs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tools]
@@ -28,12 +28,17 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture(scope="module")
 def tls_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFleet]:
-    require_tool("prometheus")
+    prometheus = require_major("prometheus", 3)
     require_tool("prometheus-node-exporter")
     require_tool("openssl")
     workdir = tmp_path_factory.mktemp("fleet-tls")
     doc = demo_inventory(
-        3, workdir, first_address=loopback_block(), flush_interval=LONG_FLUSH, cluster="e2e"
+        3,
+        workdir,
+        first_address=loopback_block(),
+        flush_interval=LONG_FLUSH,
+        cluster="e2e",
+        prometheus_version=_major_minor(prometheus),
     )
     addresses = [h["address"] for h in doc["hosts"]]
     secrets = workdir / "secrets"
@@ -42,13 +47,11 @@ def tls_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveFleet]:
     password_file = secrets / "federate.password"
     password_file.write_text(PASSWORD + "\n")
     write_bcrypt(secrets / "federate.bcrypt", PASSWORD)
-    doc["defaults"]["local_prometheus"] = {
-        "web": {
-            "tls": {"cert_file": str(server.cert), "key_file": str(server.key)},
-            # relative to the inventory, as documented
-            "basic_auth_users": {USER: "secrets/federate.bcrypt"},
-            "self_scrape": {"username": USER, "password_file": str(password_file)},
-        }
+    doc["defaults"]["local_prometheus"]["web"] = {
+        "tls": {"cert_file": str(server.cert), "key_file": str(server.key)},
+        # relative to the inventory, as documented
+        "basic_auth_users": {USER: "secrets/federate.bcrypt"},
+        "self_scrape": {"username": USER, "password_file": str(password_file)},
     }
     doc["central"]["prometheus"]["federation"] = {
         "ca_file": str(secrets / "centre-ca.pem"),
