@@ -139,6 +139,7 @@ class Logs:
 @dataclass(frozen=True, slots=True)
 class Otelcol:
     enabled: bool
+    version: tuple[int, int, int]  # the collector release on the host, e.g. (0, 158, 0)
     grpc_endpoint: Endpoint
     http_endpoint: Endpoint
     health_endpoint: Endpoint
@@ -314,22 +315,54 @@ class CentralPrometheus:
     federation_auth: FileAuth = field(default_factory=FileAuth)
 
 
+LogsBackend = Literal["loki", "victorialogs"]
+TracesBackend = Literal["tempo", "jaeger"]
+# Grafana datasource type per backend: Jaeger is a core datasource; VictoriaLogs needs
+# its plugin (grafana-cli plugins install victoriametrics-logs-datasource).
+LOGS_DATASOURCE_TYPES: dict[str, str] = {
+    "loki": "loki",
+    "victorialogs": "victoriametrics-logs-datasource",
+}
+TRACES_DATASOURCE_TYPES: dict[str, str] = {"tempo": "tempo", "jaeger": "jaeger"}
+
+
 @dataclass(frozen=True, slots=True)
-class Loki:
-    url: str  # push URL
-    query_url: str  # what Grafana queries
+class LogStore:
+    """The central log store: Loki, or VictoriaLogs (which also takes the Loki push API)."""
+
+    backend: LogsBackend
+    url: str  # Loki push API URL (VictoriaLogs: its /insert/loki/api/v1/push)
+    query_url: str  # base URL of the query API, what Grafana and flobs query
     tenant: str | None
     auth: FileAuth
+
+    @property
+    def otlp_logs_url(self) -> str:
+        """Full OTLP/HTTP logs URL: Loki 3 serves ``/otlp/v1/logs`` under its base URL,
+        VictoriaLogs ``/insert/opentelemetry/v1/logs`` (real-components.md)."""
+        if self.backend == "victorialogs":
+            return self.query_url.rstrip("/") + "/insert/opentelemetry/v1/logs"
+        return self.query_url.rstrip("/") + "/otlp/v1/logs"
+
+    def tenant_headers(self) -> dict[str, str]:
+        """HTTP headers that select the tenant (none when there is no tenant)."""
+        if not self.tenant:
+            return {}
+        if self.backend == "victorialogs":
+            account, _, project = self.tenant.partition(":")
+            return {"AccountID": account, **({"ProjectID": project} if project else {})}
+        return {"X-Scope-OrgID": self.tenant}
 
 
 @dataclass(frozen=True, slots=True)
 class Traces:
+    backend: TracesBackend
     otlp_endpoint: str
     insecure: bool  # plaintext gRPC to the central collector/Tempo (explicit opt-in)
     auth: FileAuth
     # OTLP header name -> environment variable holding its value (never the value itself)
     headers_from_env: tuple[tuple[str, str], ...]
-    query_url: str  # Tempo's query URL for Grafana
+    query_url: str  # the store's HTTP query API (Tempo :3200, Jaeger :16686)
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,8 +378,8 @@ class Grafana:
     folder: str
     folder_uid: str
     prometheus: DatasourceRef
-    loki: DatasourceRef
-    tempo: DatasourceRef
+    logs: DatasourceRef  # Loki or VictoriaLogs, after central.logs.backend
+    traces: DatasourceRef  # Tempo or Jaeger, after central.traces.backend
     # Where the Grafana server reads the dashboard JSON files (file provisioning).
     dashboards_path: str = "/var/lib/grafana/dashboards/flobs"
 
@@ -373,7 +406,7 @@ class ContinuousVerify:
 @dataclass(frozen=True, slots=True)
 class Central:
     prometheus: CentralPrometheus
-    loki: Loki
+    logs: LogStore
     traces: Traces
     grafana: Grafana
     alerts: Alerts

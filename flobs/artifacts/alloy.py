@@ -96,7 +96,7 @@ def run_command(host: Host) -> str:
 
 def context(fleet: Fleet, host: Host) -> dict[str, Any]:
     logs = host.vars.logs
-    loki = fleet.central.loki
+    loki = fleet.central.logs
     auth = loki.auth
     comment = header(
         fleet,
@@ -112,6 +112,7 @@ def context(fleet: Fleet, host: Host) -> dict[str, Any]:
         "journal_max_age": promtail.JOURNAL_MAX_AGE,
         "journal_unit_label": promtail.JOURNAL_UNIT_LABEL,
         "path": logs.path,
+        "legacy_positions_file": f"{logs.positions_dir.rstrip('/')}/{promtail.POSITIONS_FILE}",
         "json_fields": promtail.JSON_FIELDS,
         "label_fields": promtail.LABEL_FIELDS,
         "metadata_fields": promtail.METADATA_FIELDS,

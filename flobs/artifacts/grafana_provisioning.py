@@ -1,9 +1,11 @@
 """Grafana file provisioning: datasources with their correlations, and the dashboard provider.
 
-* ``grafana/provisioning/datasources/flobs.yaml``: the central Prometheus, Loki and
-  Tempo with the inventory's uids, linked both ways: Tempo traces → Loki logs
-  (``tracesToLogsV2``) and → Prometheus (``tracesToMetrics``), Loki ``trace_id`` →
-  Tempo (``derivedFields``), Prometheus exemplars → Tempo.
+* ``grafana/provisioning/datasources/flobs.yaml``: the central Prometheus, the log
+  store (Loki, or VictoriaLogs through the ``victoriametrics-logs-datasource``
+  plugin) and the trace store (Tempo, or Jaeger, a core datasource) with the
+  inventory's uids, linked both ways: traces → logs (``tracesToLogsV2``) and →
+  Prometheus (``tracesToMetrics``), a log line's ``trace_id`` → its trace
+  (``derivedFields``), Prometheus exemplars → the trace store.
 * ``grafana/provisioning/dashboards/flobs.yaml``: a file provider reading the
   dashboards from ``central.grafana.dashboards_path`` into the inventory's folder.
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from flobs.artifacts.common import yaml_file
-from flobs.model import FileAuth, Fleet
+from flobs.model import LOGS_DATASOURCE_TYPES, TRACES_DATASOURCE_TYPES, FileAuth, Fleet
 
 DATASOURCES_FILE = "grafana/provisioning/datasources/flobs.yaml"
 DASHBOARDS_FILE = "grafana/provisioning/dashboards/flobs.yaml"
@@ -98,36 +100,34 @@ def prometheus(fleet: Fleet) -> dict[str, Any]:
             "timeInterval": fleet.central.prometheus.scrape_interval,
             "prometheusType": "Prometheus",
             "exemplarTraceIdDestinations": [
-                {"datasourceUid": g.tempo.uid, "name": "trace_id"},
+                {"datasourceUid": g.traces.uid, "name": "trace_id"},
             ],
         },
     }
 
 
-def loki(fleet: Fleet) -> dict[str, Any]:
+def _trace_links(fleet: Fleet) -> list[dict[str, Any]]:
+    """Derived fields: a log line's trace_id opens the trace in the trace store."""
     g = fleet.central.grafana
-    lk = fleet.central.loki
-    plain, json_data, auth_headers = _auth("loki", lk.auth)
-    names: list[str] = []
-    values: list[str] = []
-    if lk.tenant:
-        # Multi-tenant Loki: the tenant id is not a secret, but Grafana only takes
-        # custom header values in secureJsonData.
-        names.append("X-Scope-OrgID")
-        values.append(escape(lk.tenant))
-    if "Authorization" in auth_headers:
-        names.append("Authorization")
-        values.append("Bearer " + _secret("loki", "token"))
-    for n, name in enumerate(names, 1):
-        json_data[f"httpHeaderName{n}"] = name
-    json_data["maxLines"] = 1000
-    json_data["derivedFields"] = [
+    if fleet.central.logs.backend == "victorialogs":
+        # VictoriaLogs keeps trace_id as a field of the entry (never a stream field).
+        return [
+            {
+                "name": "trace_id",
+                "matcherType": "label",
+                "matcherRegex": "trace_id",
+                "datasourceUid": g.traces.uid,
+                "url": "$${__value.raw}",
+                "urlDisplayLabel": "View trace",
+            }
+        ]
+    return [
         # trace_id is structured metadata on every shipped line (never a label).
         {
             "name": "trace_id",
             "matcherType": "label",
             "matcherRegex": "trace_id",
-            "datasourceUid": g.tempo.uid,
+            "datasourceUid": g.traces.uid,
             "url": "$${__value.raw}",
             "urlDisplayLabel": "View trace",
         },
@@ -136,17 +136,38 @@ def loki(fleet: Fleet) -> dict[str, Any]:
             "name": "trace_id_in_line",
             "matcherType": "regex",
             "matcherRegex": '"trace_id":"(\\w+)"',
-            "datasourceUid": g.tempo.uid,
+            "datasourceUid": g.traces.uid,
             "url": "$${__value.raw}",
             "urlDisplayLabel": "View trace",
         },
     ]
+
+
+def logs(fleet: Fleet) -> dict[str, Any]:
+    """The logs datasource: Loki, or VictoriaLogs through its Grafana plugin."""
+    g = fleet.central.grafana
+    lk = fleet.central.logs
+    plain, json_data, auth_headers = _auth("loki", lk.auth)
+    names: list[str] = []
+    values: list[str] = []
+    # The tenant is not a secret, but Grafana only takes custom header values in
+    # secureJsonData (Loki: X-Scope-OrgID; VictoriaLogs: AccountID/ProjectID).
+    for name, value in lk.tenant_headers().items():
+        names.append(name)
+        values.append(escape(value))
+    if "Authorization" in auth_headers:
+        names.append("Authorization")
+        values.append("Bearer " + _secret("loki", "token"))
+    for n, name in enumerate(names, 1):
+        json_data[f"httpHeaderName{n}"] = name
+    json_data["maxLines"] = 1000
+    json_data["derivedFields"] = _trace_links(fleet)
     doc: dict[str, Any] = {
-        "name": escape(g.loki.name),
-        "type": "loki",
-        "uid": g.loki.uid,
+        "name": escape(g.logs.name),
+        "type": LOGS_DATASOURCE_TYPES[lk.backend],
+        "uid": g.logs.uid,
         "access": "proxy",
-        "url": escape(g.loki.url),
+        "url": escape(g.logs.url),
         "editable": False,
         **plain,
         "jsonData": json_data,
@@ -157,51 +178,62 @@ def loki(fleet: Fleet) -> dict[str, Any]:
     return doc
 
 
-def tempo(fleet: Fleet) -> dict[str, Any]:
+def traces(fleet: Fleet) -> dict[str, Any]:
+    """The traces datasource: Tempo, or Jaeger (a core Grafana datasource)."""
     g = fleet.central.grafana
-    # Span resource attributes set by each host's collector → Loki stream labels.
+    backend = fleet.central.traces.backend
+    # Span resource attributes set by each host's collector → log stream labels.
     tags = [{"key": "host.name", "value": "host"}, {"key": "flintlock.cluster", "value": "cluster"}]
-    return {
-        "name": escape(g.tempo.name),
-        "type": "tempo",
-        "uid": g.tempo.uid,
-        "access": "proxy",
-        "url": escape(g.tempo.url),
-        "editable": False,
-        "jsonData": {
-            "tracesToLogsV2": {
-                "datasourceUid": g.loki.uid,
-                "spanStartTimeShift": "-5m",
-                "spanEndTimeShift": "5m",
-                "tags": tags,
-                "filterByTraceID": True,
-                "filterBySpanID": False,
-                "customQuery": False,
-            },
-            "tracesToMetrics": {
-                "datasourceUid": g.prometheus.uid,
-                "spanStartTimeShift": "-5m",
-                "spanEndTimeShift": "5m",
-                "tags": [{"key": "host.name", "value": "host"}],
-                "queries": [
-                    {
-                        "name": "flintlockd gRPC calls",
-                        # $$__tags: Grafana fills in host="…" from the span (escaped `$`).
-                        "query": "sum by (grpc_method, grpc_code) "
-                        "(host:grpc_server_handled:rate5m{$$__tags})",
-                    }
-                ],
-            },
-            "serviceMap": {"datasourceUid": g.prometheus.uid},
-            "nodeGraph": {"enabled": True},
-            "lokiSearch": {"datasourceUid": g.loki.uid},
-            "search": {"hide": False},
+    to_logs: dict[str, Any] = {
+        "datasourceUid": g.logs.uid,
+        "spanStartTimeShift": "-5m",
+        "spanEndTimeShift": "5m",
+        "tags": tags,
+        "filterByTraceID": True,
+        "filterBySpanID": False,
+        "customQuery": False,
+    }
+    if fleet.central.logs.backend == "victorialogs":
+        # Grafana builds LogQL for Loki only; other log stores take a custom query.
+        to_logs["customQuery"] = True
+        to_logs["query"] = 'trace_id:="$${__span.traceId}"'
+    json_data: dict[str, Any] = {
+        "tracesToLogsV2": to_logs,
+        "tracesToMetrics": {
+            "datasourceUid": g.prometheus.uid,
+            "spanStartTimeShift": "-5m",
+            "spanEndTimeShift": "5m",
+            "tags": [{"key": "host.name", "value": "host"}],
+            "queries": [
+                {
+                    "name": "flintlockd gRPC calls",
+                    # $$__tags: Grafana fills in host="…" from the span (escaped `$`).
+                    "query": "sum by (grpc_method, grpc_code) "
+                    "(host:grpc_server_handled:rate5m{$$__tags})",
+                }
+            ],
         },
+        "nodeGraph": {"enabled": True},
+    }
+    if backend == "tempo":
+        # No serviceMap: Tempo's service graph needs its metrics-generator writing
+        # traces_service_graph_* series, which no flobs Prometheus ever has.
+        if fleet.central.logs.backend == "loki":
+            json_data["lokiSearch"] = {"datasourceUid": g.logs.uid}
+        json_data["search"] = {"hide": False}
+    return {
+        "name": escape(g.traces.name),
+        "type": TRACES_DATASOURCE_TYPES[backend],
+        "uid": g.traces.uid,
+        "access": "proxy",
+        "url": escape(g.traces.url),
+        "editable": False,
+        "jsonData": json_data,
     }
 
 
 def datasources(fleet: Fleet) -> dict[str, Any]:
-    return {"apiVersion": 1, "datasources": [prometheus(fleet), loki(fleet), tempo(fleet)]}
+    return {"apiVersion": 1, "datasources": [prometheus(fleet), logs(fleet), traces(fleet)]}
 
 
 def dashboard_provider(fleet: Fleet) -> dict[str, Any]:

@@ -5,6 +5,10 @@ Facts relied on (flintlock-facts.md, grafana-api.md):
   host (``localhost:4317`` gRPC, ``localhost:4318`` HTTP).
 * ``memory_limiter`` must run first (it refuses data before anything buffers it),
   samplers next, ``batch`` last (batching before sampling would batch dropped spans).
+  From v0.160 batching moves into the exporter's ``sending_queue`` instead.
+* Traces go over OTLP/gRPC to the trace store (Tempo or Jaeger), logs over OTLP/HTTP
+  to the log store (Loki ``/otlp``, VictoriaLogs ``/insert/opentelemetry``): a trace
+  store has no OTLP logs service, so the two never share an exporter.
 * The collector's internal metrics are served by a pull Prometheus reader
   (``service.telemetry.metrics.readers``), scraped by the host's local Prometheus.
 
@@ -15,8 +19,10 @@ Secrets are never inline: headers are ``${env:VAR}`` references, tokens and
 passwords are read from files by the collector.
 
 The components used (``resource``, ``probabilistic_sampler``, ``journald``,
-``filelog``, ``bearertokenauth``, ``basicauth``, ``file_storage``) ship in the
-``otelcol-contrib`` distribution.
+``filelog``, ``bearertokenauth``, ``basicauth``) ship in the ``otelcol-contrib``
+distribution and in flobs' test build (tools/otelcol). No storage extension is used:
+after a restart the journal and file receivers resume at the end, so lines written
+while the collector was down are not shipped (Promtail and Alloy keep positions).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any
 
 from flobs.artifacts import promtail
 from flobs.artifacts.common import yaml_file
-from flobs.model import Endpoint, Fleet, Host
+from flobs.model import Endpoint, FileAuth, Fleet, Host
 
 
 class Expand(str):
@@ -51,24 +57,43 @@ def env_ref(var: str) -> Expand:
     return Expand(f"${{env:{var}}}")
 
 
-def file_ref(path: str) -> Expand:
-    # A `}` would end the reference early and `$` start another: the inventory
-    # builder refuses such paths with their position (flobs.inventory.build).
-    if "}" in path or "$" in path:
-        raise ValueError(f"file_ref: {path!r} cannot be a ${{file:...}} reference")
-    return Expand(f"${{file:{path}}}")
-
-
-# Keeps one flintlockd JSON line's fields as attributes and takes the timestamp
-# and severity from them; a line that is not JSON is sent as it is (send_quiet).
-# Go layout of logrus' time.RFC3339 (flintlock-facts.md).
+# The journald receiver and filelog parse the same logrus JSON: its fields become log
+# attributes, `time` the timestamp, `level` the severity. logrus has a `panic` level
+# the default severity mapping does not know (flintlock-facts.md); it ranks above
+# `fatal` in logrus, so it maps to FATAL2. A line that is not JSON (a Go panic's
+# stack, runtime output) is sent as it is (send_quiet) and keeps the read time.
 GO_RFC3339 = "2006-01-02T15:04:05Z07:00"
+SEVERITY_MAPPING = {"fatal2": "panic"}
+
+# Collector releases that change what we write (real-components.md):
+# v0.144 renamed the OTLP exporters (`otlp` → `otlp_grpc`, `otlphttp` → `otlp_http`;
+# the old names are deprecated aliases that warn at every start), and v0.160
+# deprecated the `batch` processor in favour of batching in the exporter's queue.
+NEW_EXPORTER_NAMES = (0, 144, 0)
+QUEUE_BATCHING = (0, 160, 0)
+
+TRACES_EXPORTER = "traces"  # instance names: otlp_grpc/traces, otlp_http/logs
+LOGS_EXPORTER = "logs"
+# flintlockd is the service every span and log line of a host's collector comes from;
+# Loki 3 derives `service_name` from `service.name` (otherwise from the first label).
+SERVICE_NAME = "flintlockd"
 
 
-def _json_operator(parse_from: str) -> dict[str, Any]:
+def exporter_types(version: tuple[int, int, int]) -> tuple[str, str]:
+    """The (gRPC, HTTP) OTLP exporter type names this collector release knows."""
+    if version >= NEW_EXPORTER_NAMES:
+        return "otlp_grpc", "otlp_http"
+    return "otlp", "otlphttp"
+
+
+def queue_batching(version: tuple[int, int, int]) -> bool:
+    return version >= QUEUE_BATCHING
+
+
+def _json_operator() -> dict[str, Any]:
     return {
         "type": "json_parser",
-        "parse_from": parse_from,
+        "parse_from": "body",
         "parse_to": "attributes",
         "on_error": "send_quiet",
         "timestamp": {
@@ -76,7 +101,7 @@ def _json_operator(parse_from: str) -> dict[str, Any]:
             "layout_type": "gotime",
             "layout": GO_RFC3339,
         },
-        "severity": {"parse_from": "attributes.level"},
+        "severity": {"parse_from": "attributes.level", "mapping": SEVERITY_MAPPING},
     }
 
 
@@ -101,18 +126,45 @@ def receivers(host: Host) -> dict[str, Any]:
                 "units": [logs.unit],
                 "priority": "debug",
                 "start_at": "end",
-                "storage": "file_storage",
-                # Journal entries arrive as a map; flintlockd's JSON is in MESSAGE.
-                "operators": [_json_operator("body.MESSAGE")],
+                # A journal entry arrives as a map of journal fields; flintlockd's line
+                # is its MESSAGE, which becomes the body before the JSON is parsed.
+                "operators": [
+                    {"type": "move", "from": "body.MESSAGE", "to": "body"},
+                    _json_operator(),
+                ],
             }
         else:
             out["filelog"] = {
                 "include": [logs.path],
                 "start_at": "end",
-                "storage": "file_storage",
-                "operators": [_json_operator("body")],
+                "operators": [_json_operator()],
             }
     return out
+
+
+def log_resource(fleet: Fleet, host: Host) -> list[dict[str, Any]]:
+    """Resource attributes named like the labels/stream fields the dashboards query.
+
+    Loki indexes them once its ``otlp_config`` lists them (docs/logs-and-traces.md);
+    VictoriaLogs takes them as stream fields (``VL-Stream-Fields``).
+    """
+    attrs = {
+        "cluster": fleet.cluster,
+        "host": host.name,
+        "service.name": SERVICE_NAME,
+    }
+    if host.vars.logs.source == "journal":
+        attrs["unit"] = host.vars.logs.unit
+    return [{"key": k, "value": v, "action": "upsert"} for k, v in attrs.items()]
+
+
+def log_stream_fields(fleet: Fleet, host: Host) -> list[str]:
+    """The fields VictoriaLogs indexes as the log stream: the same set Promtail makes
+    Loki labels (cluster, host, host labels, unit, level, component)."""
+    fields = ["cluster", "host", *(k for k, _ in host.labels)]
+    if host.vars.logs.source == "journal":
+        fields.append("unit")
+    return [*fields, *promtail.LABEL_FIELDS]
 
 
 def processors(fleet: Fleet, host: Host) -> dict[str, Any]:
@@ -132,63 +184,121 @@ def processors(fleet: Fleet, host: Host) -> dict[str, Any]:
         },
         "resource": {"attributes": attributes},
     }
+    if o.logs_pipeline:
+        out["resource/logs"] = {"attributes": log_resource(fleet, host)}
     if o.sampling_percentage is not None:
         out["probabilistic_sampler"] = {"sampling_percentage": o.sampling_percentage}
-    out["batch"] = {"send_batch_size": 8192, "timeout": "5s"}
+    if not queue_batching(o.version):
+        out["batch"] = {"send_batch_size": 8192, "timeout": "5s"}
     return out
 
 
-def exporter(fleet: Fleet) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The ``otlp`` exporter and the auth extensions it needs."""
-    t = fleet.central.traces
-    tls: dict[str, Any] = {"insecure": t.insecure}
-    if not t.insecure:
+def _queue(version: tuple[int, int, int]) -> dict[str, Any]:
+    if not queue_batching(version):
+        return {"enabled": True, "queue_size": 5000}
+    # From v0.160 the exporter batches out of its queue (the batch processor's job);
+    # sizes count items (spans, log records), as send_batch_size did.
+    return {
+        "enabled": True,
+        "sizer": "items",
+        "queue_size": 100000,
+        "batch": {"flush_timeout": "5s", "min_size": 8192, "max_size": 16384},
+    }
+
+
+def _tls(auth: FileAuth, *, insecure: bool) -> dict[str, Any]:
+    tls: dict[str, Any] = {"insecure": insecure}
+    if not insecure:
         for key in ("ca_file", "cert_file", "key_file"):
-            if getattr(t.auth, key):
-                tls[key] = getattr(t.auth, key)
-        if t.auth.insecure_skip_verify:
+            if getattr(auth, key):
+                tls[key] = getattr(auth, key)
+        if auth.insecure_skip_verify:
             tls["insecure_skip_verify"] = True
-    exp: dict[str, Any] = {"endpoint": t.otlp_endpoint, "tls": tls}
+    return tls
+
+
+def _auth_extension(auth: FileAuth, name: str) -> tuple[str, dict[str, Any]] | None:
+    """The client auth extension for one destination: the secret stays in its file.
+
+    basicauth's ``password_file`` is read as it is; a ``${file:…}`` reference would be
+    parsed as YAML (a password starting with `#` or `{`, or containing `: `, breaks).
+    """
+    if auth.bearer_token_file:
+        return f"bearertokenauth/{name}", {"filename": auth.bearer_token_file}
+    if auth.username and auth.password_file:
+        return f"basicauth/{name}", {
+            "client_auth": {"username": auth.username, "password_file": auth.password_file}
+        }
+    return None
+
+
+def traces_exporter(fleet: Fleet, host: Host) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The OTLP/gRPC exporter to the trace store: (id, body, auth extensions)."""
+    t = fleet.central.traces
+    grpc, _ = exporter_types(host.vars.otelcol.version)
+    exp: dict[str, Any] = {"endpoint": t.otlp_endpoint, "tls": _tls(t.auth, insecure=t.insecure)}
     if t.headers_from_env:
         exp["headers"] = {header: env_ref(var) for header, var in t.headers_from_env}
     extensions: dict[str, Any] = {}
-    if t.auth.bearer_token_file:
-        extensions["bearertokenauth/central"] = {"filename": t.auth.bearer_token_file}
-        exp["auth"] = {"authenticator": "bearertokenauth/central"}
-    elif t.auth.username and t.auth.password_file:
-        extensions["basicauth/central"] = {
-            "client_auth": {"username": t.auth.username, "password": file_ref(t.auth.password_file)}
-        }
-        exp["auth"] = {"authenticator": "basicauth/central"}
-    exp["sending_queue"] = {"enabled": True, "queue_size": 5000}
+    found = _auth_extension(t.auth, TRACES_EXPORTER)
+    if found:
+        extensions[found[0]] = found[1]
+        exp["auth"] = {"authenticator": found[0]}
+    exp["sending_queue"] = _queue(host.vars.otelcol.version)
     exp["retry_on_failure"] = {"enabled": True, "max_elapsed_time": "5m"}
-    return {"otlp": exp}, extensions
+    return f"{grpc}/{TRACES_EXPORTER}", exp, extensions
+
+
+def logs_exporter(fleet: Fleet, host: Host) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """The OTLP/HTTP exporter to the log store (never the trace store: Tempo and Jaeger
+    have no OTLP logs service)."""
+    store = fleet.central.logs
+    _, http = exporter_types(host.vars.otelcol.version)
+    exp: dict[str, Any] = {"logs_endpoint": store.otlp_logs_url}
+    if store.otlp_logs_url.startswith("https://"):
+        exp["tls"] = _tls(store.auth, insecure=False)
+    headers = dict(store.tenant_headers())
+    if store.backend == "victorialogs":
+        headers["VL-Stream-Fields"] = ",".join(log_stream_fields(fleet, host))
+    if headers:
+        exp["headers"] = headers
+    extensions: dict[str, Any] = {}
+    found = _auth_extension(store.auth, LOGS_EXPORTER)
+    if found:
+        extensions[found[0]] = found[1]
+        exp["auth"] = {"authenticator": found[0]}
+    exp["sending_queue"] = _queue(host.vars.otelcol.version)
+    exp["retry_on_failure"] = {"enabled": True, "max_elapsed_time": "5m"}
+    return f"{http}/{LOGS_EXPORTER}", exp, extensions
 
 
 def config(fleet: Fleet, host: Host) -> dict[str, Any]:
     o = host.vars.otelcol
     logs = host.vars.logs
-    exporters, auth_extensions = exporter(fleet)
     extensions: dict[str, Any] = {"health_check": {"endpoint": _endpoint(o.health_endpoint)}}
-    extensions.update(auth_extensions)
-    if o.logs_pipeline:
-        # Read offsets survive restarts (the collector's positions file).
-        extensions["file_storage"] = {
-            "directory": f"{logs.positions_dir.rstrip('/')}/otelcol",
-            "create_directory": True,
-        }
+    trace_id, trace_exp, trace_ext = traces_exporter(fleet, host)
+    exporters: dict[str, Any] = {trace_id: trace_exp}
+    extensions.update(trace_ext)
     procs = processors(fleet, host)
-    trace_processors = list(procs)  # memory_limiter … batch, in the order built
+    batch = ["batch"] if "batch" in procs else []
+    sampler = ["probabilistic_sampler"] if "probabilistic_sampler" in procs else []
     pipelines: dict[str, Any] = {
-        "traces": {"receivers": ["otlp"], "processors": trace_processors, "exporters": ["otlp"]},
+        "traces": {
+            "receivers": ["otlp"],
+            "processors": ["memory_limiter", "resource", *sampler, *batch],
+            "exporters": [trace_id],
+        },
     }
     if o.logs_pipeline:
+        logs_id, logs_exp, logs_ext = logs_exporter(fleet, host)
+        exporters[logs_id] = logs_exp
+        extensions.update(logs_ext)
         log_receiver = "journald" if logs.source == "journal" else "filelog"
         pipelines["logs"] = {
             "receivers": ["otlp", log_receiver],
             # Sampling is for traces; every log line is kept.
-            "processors": [p for p in trace_processors if p != "probabilistic_sampler"],
-            "exporters": ["otlp"],
+            "processors": ["memory_limiter", "resource", "resource/logs", *batch],
+            "exporters": [logs_id],
         }
     metrics = o.metrics_endpoint
     doc = {

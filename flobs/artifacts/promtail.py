@@ -55,16 +55,26 @@ POSITIONS_FILE = "positions.yaml"
 # Labels the pipeline sets from each entry. A host label of the same name would be
 # overridden on JSON lines only (entry labels win over client external labels), so
 # one label would mean two things; the inventory loader refuses such host labels.
-PIPELINE_LABELS: tuple[str, ...] = (*LABEL_FIELDS, "unit")
+PIPELINE_LABELS: tuple[str, ...] = (*LABEL_FIELDS, "unit", "service_name")
+
+
+# Loki 3 derives `service_name` from the first of a list of labels (else from the
+# first stream label, e.g. `component`), so every stream of flintlockd says who it is.
+SERVICE_NAME = "flintlockd"
 
 
 def stream_labels(fleet: Fleet, host: Host) -> dict[str, str]:
     """The constant labels every stream of this host carries."""
-    return {"cluster": fleet.cluster, "host": host.name, **host.label_dict}
+    return {
+        "cluster": fleet.cluster,
+        "host": host.name,
+        "service_name": SERVICE_NAME,
+        **host.label_dict,
+    }
 
 
 def client(fleet: Fleet, host: Host) -> dict[str, Any]:
-    loki = fleet.central.loki
+    loki = fleet.central.logs
     doc: dict[str, Any] = {"url": loki.url}
     if loki.tenant:
         doc["tenant_id"] = loki.tenant
@@ -87,9 +97,10 @@ def pipeline_stages(host: Host) -> list[dict[str, Any]]:
     stages: list[dict[str, Any]] = [
         # Lines that are not JSON (panics, Go runtime output) pass through unchanged.
         {"json": {"expressions": {f: f for f in JSON_FIELDS}, "drop_malformed": False}},
-        # Without a parsable `time` the entry keeps the read time (action_on_failure
-        # fudge), so non-JSON lines still arrive in order.
-        {"timestamp": {"source": TIME_FIELD, "format": TIME_FORMAT, "action_on_failure": "fudge"}},
+        # Without a parsable `time` the entry keeps the time it was read
+        # (action_on_failure skip). `fudge` would stamp a panic's lines with the last
+        # JSON line's time + 1 ns instead, however much later they came.
+        {"timestamp": {"source": TIME_FIELD, "format": TIME_FORMAT, "action_on_failure": "skip"}},
         {"labels": {f: None for f in LABEL_FIELDS}},
         {"structured_metadata": {f: None for f in METADATA_FIELDS}},
     ]

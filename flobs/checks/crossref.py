@@ -9,12 +9,11 @@ from flobs.artifacts.central import target_file_name
 from flobs.checks import Check, CheckContext, register
 from flobs.checks import kinds as k
 from flobs.checks.dashboards import datasource_refs, provisioned_datasources
-from flobs.model import Endpoint
+from flobs.model import LOGS_DATASOURCE_TYPES, TRACES_DATASOURCE_TYPES, Endpoint
 from flobs.problems import Problem
 from flobs.yamlio import YamlSyntaxError
 
 # Datasource types Grafana uses for what the inventory calls prometheus/loki/tempo.
-DATASOURCE_TYPES = {"prometheus": "prometheus", "loki": "loki", "tempo": "tempo"}
 
 
 def _targets(ctx: CheckContext) -> Iterator[tuple[str, int, str, list[str]]]:
@@ -289,7 +288,13 @@ class DatasourcesAgree(Check):
         known = provisioned_datasources(ctx)
         if ctx.fleet is not None:
             g = ctx.fleet.central.grafana
-            for kind, ref in (("prometheus", g.prometheus), ("loki", g.loki), ("tempo", g.tempo)):
+            c = ctx.fleet.central
+            wanted = (
+                ("prometheus", g.prometheus, "prometheus"),
+                ("logs", g.logs, LOGS_DATASOURCE_TYPES[c.logs.backend]),
+                ("traces", g.traces, TRACES_DATASOURCE_TYPES[c.traces.backend]),
+            )
+            for kind, ref, ds_type in wanted:
                 have = known.get(ref.uid)
                 if have is None:
                     yield ctx.problem(
@@ -297,7 +302,7 @@ class DatasourcesAgree(Check):
                         files[0],
                         f"the inventory's {kind} datasource uid {ref.uid!r} is not provisioned",
                     )
-                elif have[0] != DATASOURCE_TYPES[kind]:
+                elif have[0] != ds_type:
                     yield ctx.problem(
                         self,
                         have[1],

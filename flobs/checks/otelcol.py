@@ -175,7 +175,9 @@ class OtelcolProcessorOrder(Check):
 
     The memory limiter can only refuse data before anything else holds it in memory;
     batching before sampling or attribute changes would batch spans that are then
-    dropped or changed. Both must be present.
+    dropped or changed. From collector v0.160 batching belongs in the exporter
+    (`sending_queue.batch`, the `batch` processor is deprecated): a pipeline without
+    a `batch` processor must have every exporter batch in its queue.
     """
 
     ID = "otelcol-processor-order"
@@ -196,13 +198,23 @@ class OtelcolProcessorOrder(Check):
                         hint="put memory_limiter first",
                         key_path=where,
                     )
+                exporters = _defined(doc, "exporters")
+                queue_batched = bool(pipeline.get("exporters")) and all(
+                    isinstance(exporters.get(e), dict)
+                    and isinstance(exporters[e].get("sending_queue"), dict)
+                    and isinstance(exporters[e]["sending_queue"].get("batch"), dict)
+                    for e in pipeline.get("exporters") or []
+                )
+                if "batch" not in procs and queue_batched:
+                    continue
                 if not procs or procs[-1] != "batch":
                     yield ctx.problem(
                         self,
                         path,
                         f"pipeline {name}: the last processor is "
                         f"{procs[-1] if procs else 'missing'}, not batch",
-                        hint="put batch last",
+                        hint="put batch last (or, from collector v0.160, batch in every "
+                        "exporter's sending_queue)",
                         key_path=where,
                     )
 

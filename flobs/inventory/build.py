@@ -38,7 +38,7 @@ from flobs.model import (
     HostVars,
     LocalPrometheus,
     Logs,
-    Loki,
+    LogStore,
     Otelcol,
     RemoteWrite,
     Traces,
@@ -51,6 +51,9 @@ from flobs.promtime import parse_duration
 BCRYPT_HASH = re.compile(r"\$2[aby]?\$[0-9]{2}\$[./A-Za-z0-9]{53}")
 # Where the local Prometheus listens when nothing needs to reach it (remote_write mode).
 REMOTE_WRITE_LOCAL_LISTEN = "127.0.0.1:9091"
+# The oldest collector release flobs writes configs for (its journald operators,
+# sending_queue and OTLP exporters behave as used here from then on).
+OTELCOL_OLDEST = (0, 120, 0)
 
 # Labels flobs sets itself, or that Prometheus owns.
 RESERVED_LABELS = frozenset({"cluster", "host", "job", "instance"})
@@ -305,6 +308,7 @@ class _Builder:
                 "memory_spike_limit_mib must be below memory_limit_mib",
                 "the memory_limiter refuses to start otherwise; 20-25% of the limit is usual",
             )
+        otel_version = self._otelcol_version(m, hpath, otel)
         hv = HostVars(
             scrape_interval=interval,
             scrape_timeout=timeout,
@@ -358,6 +362,7 @@ class _Builder:
             ),
             otelcol=Otelcol(
                 enabled=otel["enabled"],
+                version=otel_version,
                 grpc_endpoint=ep(("otelcol", "grpc_endpoint")),
                 http_endpoint=ep(("otelcol", "http_endpoint")),
                 health_endpoint=ep(("otelcol", "health_endpoint")),
@@ -480,6 +485,24 @@ class _Builder:
             self_password_file=self_scrape.get("password_file"),
         )
 
+    def _otelcol_version(
+        self, m: Merged, hpath: DocPath, otel: Mapping[str, Any]
+    ) -> tuple[int, int, int]:
+        text: str = otel["version"]
+        parts = [int(p) for p in text.split(".")]
+        version = (parts[0], parts[1], parts[2] if len(parts) > 2 else 0)
+        if version[0] != 0 or version < OTELCOL_OLDEST:
+            oldest = ".".join(map(str, OTELCOL_OLDEST[:2]))
+            self.var_error(
+                m,
+                hpath,
+                ("otelcol", "version"),
+                f"otelcol version {text} is not one flobs knows "
+                f"(supported: {oldest} to 0.x; the OTLP exporter names and batching depend on it)",
+                "give the contrib release you run, e.g. 0.158.0",
+            )
+        return version
+
     def _check_host(self, host: Host, m: Merged, hpath: DocPath) -> None:
         v = host.vars
         if v.flintlockd.metrics_endpoint is None:
@@ -493,6 +516,21 @@ class _Builder:
                 "vars.flintlockd.metrics_endpoint",
                 severity=Severity.WARNING,
                 host=host.name,
+            )
+        if v.logs.source == "file" and (
+            host.log_agent is not None or (v.otelcol.enabled and v.otelcol.logs_pipeline)
+        ):
+            # flintlockd opens --log-output with create+append but without write access
+            # (pkg/log/log.go), so the file very likely stays empty (flintlock-facts.md).
+            self.var_error(
+                m,
+                hpath,
+                ("logs", "source"),
+                f"host {host.name}: logs.source is file, but flintlockd opens its --log-output "
+                "file without write access (upstream bug), so the file very likely stays empty",
+                "ship from the journal: logs.source: journal (flintlockd logs to stderr, "
+                "which systemd puts in the journal)",
+                severity=Severity.WARNING,
             )
         # No two listeners of one host on the same port (flintlock-facts.md: 9090 trap).
         seen: dict[int, list[tuple[str, Endpoint, VarPath]]] = {}
@@ -627,60 +665,17 @@ class _Builder:
                 f"`flobs verify` would query {prom_url} instead of the store hosts write to",
                 f"add central.prometheus.url (the store's query URL), {one_machine}",
             )
-        loki_raw = c.get("loki") or {"url": "http://localhost:3100/loki/api/v1/push"}
-        if "loki" not in c and not single_host:
-            self.error(
-                ("central",),
-                "central.loki is not set: every host's log shipper would push to its own "
-                "localhost:3100, so no log reaches a central Loki",
-                "add central.loki: {url: https://loki.example/loki/api/v1/push}, " + one_machine,
-                at_key=True,
-            )
-        push = loki_raw["url"]
-        query = loki_raw.get("query_url") or re.sub(r"/loki/api/v1/push/?$", "", push)
-        loki = Loki(push, query, loki_raw.get("tenant"), _file_auth(loki_raw))
-
-        tr = c.get("traces") or {"otlp_endpoint": "localhost:4317"}
-        if "traces" not in c and not single_host:
-            self.error(
-                ("central",),
-                "central.traces is not set: every host's collector would export traces to "
-                "its own localhost:4317, so no trace reaches a central store",
-                "add central.traces: {otlp_endpoint: tempo.example:4317}, " + one_machine,
-                at_key=True,
-            )
-        otlp_host = re.sub(r"^[a-z]+://", "", tr["otlp_endpoint"]).rsplit(":", 1)[0]
-        traces = Traces(
-            otlp_endpoint=tr["otlp_endpoint"],
-            insecure=tr.get("insecure", False),
-            auth=_file_auth(tr),
-            headers_from_env=tuple(sorted((tr.get("headers_from_env") or {}).items())),
-            query_url=tr.get("query_url") or f"http://{otlp_host}:3200",
-        )
-        password_file = traces.auth.password_file
-        if password_file is not None and ("}" in password_file or "$" in password_file):
-            self.error(
-                ("central", "traces", "basic_auth", "password_file"),
-                "the path contains `$` or `}`, which the collector's ${file:PATH} reference "
-                "cannot quote",
-                "move the file to a path without `$` and `}`",
-            )
-        for header in dict(traces.headers_from_env):
-            if header.lower() in ("authorization",) and traces.insecure:
-                self.warn(
-                    ("central", "traces", "headers_from_env", header),
-                    "credentials sent over plaintext OTLP (traces.insecure is true)",
-                    "turn insecure off and give a ca_file",
-                )
+        logs = self._log_store(c, single_host, one_machine)
+        traces = self._traces(c, single_host, one_machine)
 
         g = c["grafana"]
         ds = g.get("datasources") or {}
 
-        def ref(name: str, default_url: str) -> DatasourceRef:
+        def ref(name: str, default_url: str, default: str = "") -> DatasourceRef:
             d = ds.get(name) or {}
             return DatasourceRef(
-                d.get("uid", f"flobs-{name}"),
-                d.get("name", f"flobs-{name}"),
+                d.get("uid", default or f"flobs-{name}"),
+                d.get("name", default or f"flobs-{name}"),
                 d.get("url", default_url),
             )
 
@@ -689,11 +684,11 @@ class _Builder:
             folder=g.get("folder", "Flintlock"),
             folder_uid=g.get("folder_uid", "flobs-flintlock"),
             prometheus=ref("prometheus", prom_url),
-            loki=ref("loki", query),
-            tempo=ref("tempo", traces.query_url),
+            logs=ref("loki", logs.query_url, default=f"flobs-{logs.backend}"),
+            traces=ref("tempo", traces.query_url, default=f"flobs-{traces.backend}"),
             dashboards_path=g.get("dashboards_path", "/var/lib/grafana/dashboards/flobs"),
         )
-        uids = [grafana.prometheus.uid, grafana.loki.uid, grafana.tempo.uid]
+        uids = [grafana.prometheus.uid, grafana.logs.uid, grafana.traces.uid]
         if len(set(uids)) != 3:
             self.error(
                 ("central", "grafana", "datasources"),
@@ -709,12 +704,13 @@ class _Builder:
                     "Grafana URL is plain http; the API token would cross the network unencrypted",
                     "use https://",
                 )
-        self._warn_plaintext_credentials(loki, traces, rw)
-        insecure: list[DocPath] = [("central", "loki"), ("central", "traces")]
+        logs_key = "logs" if "logs" in c else "loki"
+        self._warn_plaintext_credentials(logs, logs_key, traces, rw)
+        insecure: list[DocPath] = [("central", logs_key), ("central", "traces")]
         if rw is not None:
             insecure.append(("central", "prometheus", "remote_write"))
         for where, auth in zip(
-            insecure, [loki.auth, traces.auth, *([rw.auth] if rw else [])], strict=True
+            insecure, [logs.auth, traces.auth, *([rw.auth] if rw else [])], strict=True
         ):
             if auth.insecure_skip_verify:
                 self.warn(
@@ -725,7 +721,7 @@ class _Builder:
         v = c.get("verify") or {}
         return Central(
             prometheus,
-            loki,
+            logs,
             traces,
             grafana,
             Alerts(tuple(sorted(alerts.items()))),
@@ -741,12 +737,17 @@ class _Builder:
         )
 
     def _warn_plaintext_credentials(
-        self, loki: Loki, traces: Traces, rw: RemoteWrite | None
+        self, logs: LogStore, logs_key: str, traces: Traces, rw: RemoteWrite | None
     ) -> None:
         """Every URL flobs sends a credential to, judged the same way as Grafana's:
         plain http to anything but this machine carries it readable on the network."""
         urls: list[tuple[DocPath, str, FileAuth, str]] = [
-            (("central", "loki", "url"), loki.url, loki.auth, "Loki"),
+            (
+                ("central", logs_key, "url"),
+                logs.url,
+                logs.auth,
+                "Loki" if logs.backend == "loki" else "VictoriaLogs",
+            ),
         ]
         if rw is not None:
             urls.append(
@@ -771,6 +772,106 @@ class _Builder:
                 ("central", "traces", "insecure"),
                 "credentials sent over plaintext OTLP (traces.insecure is true)",
                 "turn insecure off and give a ca_file",
+            )
+
+    def _log_store(self, c: dict[str, Any], single_host: bool, one_machine: str) -> LogStore:
+        if "logs" in c and "loki" in c:
+            self.error(
+                ("central", "loki"),
+                "central.loki and central.logs both describe the log store",
+                "keep central.logs (central.loki is its older spelling for backend: loki)",
+                at_key=True,
+            )
+        key = "logs" if "logs" in c else "loki"
+        raw = c.get(key)
+        if raw is None:
+            if not single_host:
+                self.error(
+                    ("central",),
+                    "central.loki is not set: every host's log shipper would push to its own "
+                    "localhost:3100, so no log reaches a central Loki",
+                    "add central.logs: {url: https://loki.example/loki/api/v1/push}, "
+                    + one_machine,
+                    at_key=True,
+                )
+            raw = {"url": "http://localhost:3100/loki/api/v1/push"}
+        backend = raw.get("backend", "loki")
+        url = raw["url"]
+        if backend == "victorialogs":
+            base = url.rstrip("/")
+            if re.search(r"/insert/", base):
+                self.error(
+                    ("central", key, "url"),
+                    "for VictoriaLogs give its base URL; flobs derives the /insert paths",
+                    f"write {base.split('/insert/')[0]}",
+                )
+            query = raw.get("query_url") or base
+            push = f"{base}/insert/loki/api/v1/push"
+            if raw.get("tenant") and not re.fullmatch(r"[0-9]+(:[0-9]+)?", raw["tenant"]):
+                self.error(
+                    ("central", key, "tenant"),
+                    "VictoriaLogs tenants are numbers `AccountID[:ProjectID]`, "
+                    f"not {raw['tenant']!r}",
+                    "write it like 12 or 12:3",
+                )
+        else:
+            push = url
+            query = raw.get("query_url") or re.sub(r"/loki/api/v1/push/?$", "", url)
+        auth = _file_auth(raw)
+        self._check_basic_auth(auth, ("central", key, "basic_auth", "username"))
+        return LogStore(backend, push, query, raw.get("tenant"), auth)
+
+    def _traces(self, c: dict[str, Any], single_host: bool, one_machine: str) -> Traces:
+        tr = c.get("traces") or {"otlp_endpoint": "localhost:4317"}
+        if "traces" not in c and not single_host:
+            self.error(
+                ("central",),
+                "central.traces is not set: every host's collector would export traces to "
+                "its own localhost:4317, so no trace reaches a central store",
+                "add central.traces: {otlp_endpoint: tempo.example:4317}, " + one_machine,
+                at_key=True,
+            )
+        backend = tr.get("backend", "tempo")
+        otlp_host = re.sub(r"^[a-z]+://", "", tr["otlp_endpoint"]).rsplit(":", 1)[0]
+        query_port = 16686 if backend == "jaeger" else 3200
+        traces = Traces(
+            backend=backend,
+            otlp_endpoint=tr["otlp_endpoint"],
+            insecure=tr.get("insecure", False),
+            auth=_file_auth(tr),
+            headers_from_env=tuple(sorted((tr.get("headers_from_env") or {}).items())),
+            query_url=tr.get("query_url") or f"http://{otlp_host}:{query_port}",
+        )
+        for header in dict(traces.headers_from_env):
+            if header.lower() in ("authorization",) and traces.insecure:
+                self.warn(
+                    ("central", "traces", "headers_from_env", header),
+                    "credentials sent over plaintext OTLP (traces.insecure is true)",
+                    "turn insecure off and give a ca_file",
+                )
+        if traces.insecure and (traces.auth.bearer_token_file or traces.auth.username):
+            # bearertokenauth and basicauth both return RequireTransportSecurity() true:
+            # the collector refuses to start ("grpc: the credentials require transport
+            # level security").
+            kind = "bearer_token_file" if traces.auth.bearer_token_file else "basic_auth"
+            self.error(
+                ("central", "traces", "insecure"),
+                f"insecure: true cannot carry {kind}: the collector refuses to start "
+                "(grpc: the credentials require transport level security)",
+                "remove insecure (TLS is verified; give a ca_file for a private CA), "
+                "or drop the credentials",
+            )
+        self._check_basic_auth(traces.auth, ("central", "traces", "basic_auth", "username"))
+        return traces
+
+    def _check_basic_auth(self, auth: FileAuth, path: DocPath) -> None:
+        if auth.username and ":" in auth.username:
+            # RFC 7617: the user-id cannot contain a colon; the collector's basicauth
+            # refuses such a name at start, other clients send a pair the server splits wrongly.
+            self.error(
+                path,
+                "a basic-auth user name cannot contain `:`",
+                "the server splits user:password at the first colon; pick another name",
             )
 
     def _check_selectors(self, selectors: tuple[str, ...]) -> None:
@@ -810,6 +911,7 @@ class _Builder:
                     "deploy/ansible/inventory.yml",
                     "rename the host",
                 )
+        self._check_collector_auth(fleet)
         if fleet.central.prometheus.mode != "federation":
             return
         self._check_federation_auth(fleet)
@@ -871,6 +973,22 @@ class _Builder:
                     (*where, key),
                     f"federation.{key} is set but no host serves TLS, so it is not used",
                     "set vars.local_prometheus.web.tls, or remove it",
+                )
+
+
+    def _check_collector_auth(self, fleet: Fleet) -> None:
+        # basicauth's client `password_file` is what keeps the secret out of YAML parsing;
+        # 0.158 is the oldest release it was checked in (0.140 lacks it).
+        c = fleet.central
+        for host in fleet.hosts:
+            o = host.vars.otelcol
+            uses_basic = c.traces.auth.username or (o.logs_pipeline and c.logs.auth.username)
+            if o.enabled and uses_basic and o.version < (0, 158, 0):
+                self.error(
+                    ("hosts", host.index, "name"),
+                    f"host {host.name}: basic auth needs otelcol 0.158 or later "
+                    f"(basicauth password_file); the host runs {'.'.join(map(str, o.version))}",
+                    "upgrade the collector or use bearer_token_file",
                 )
 
 

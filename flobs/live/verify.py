@@ -32,7 +32,7 @@ from flobs.live.alerts import AlertsSeen, alerts_seen
 from flobs.live.deep import DeepHost, deep_check
 from flobs.live.prometheus_api import PrometheusAPI, QueryFailed
 from flobs.live.signals import HostSignals, LogsBackend, TracesBackend, check_host_signals
-from flobs.model import Fleet
+from flobs.model import LOGS_DATASOURCE_TYPES, TRACES_DATASOURCE_TYPES, Fleet
 from flobs.promql import grafana_variables, substitute
 from flobs.promtime import seconds
 
@@ -417,10 +417,10 @@ def _datasource_kind(ds: Any, fleet: Fleet, ds_vars: dict[str, str]) -> str:
         return ds_vars.get(next(iter(names)), kind or "prometheus")
     if uid == g.prometheus.uid or kind == "prometheus":
         return "prometheus"
-    if uid == g.loki.uid or kind == "loki":
-        return "loki"
-    if uid == g.tempo.uid or kind == "tempo":
-        return "tempo"
+    if uid == g.logs.uid or kind in LOGS_DATASOURCE_TYPES.values():
+        return "loki" if fleet.central.logs.backend == "loki" else "victorialogs"
+    if uid == g.traces.uid or kind in TRACES_DATASOURCE_TYPES.values():
+        return fleet.central.traces.backend
     return kind or uid
 
 

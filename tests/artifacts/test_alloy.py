@@ -107,7 +107,7 @@ def test_hostile_values_round_trip_through_the_generated_file() -> None:
     text = alloy_text(doc=hostile_doc())
     pairs = assignments(text)
     assert ("tenant_id", HOSTILE) in pairs
-    assert ("username", HOSTILE) in pairs
+    assert ("username", HOSTILE.replace(":", "")) in pairs
     assert ("password_file", '/etc/flobs/pw ${x} "q"') in pairs
     assert ("ca_file", "/etc/ssl/ü ca.pem") in pairs
     assert ("url", 'https://loki.example/loki/api/v1/push?x=${y}&q="') in pairs

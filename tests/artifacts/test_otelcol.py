@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from flobs import yamlio
 from flobs.artifacts import alloy, otelcol, promtail
-from flobs.errors import InputError
 from flobs.model import Fleet
 from tests.artifacts.test_promtail import HOSTILE, example_doc, example_fleet, fleet_of, hostile_doc
 
@@ -54,7 +53,7 @@ def test_processor_order_and_sampling() -> None:
         "traces": {
             "receivers": ["otlp"],
             "processors": ["memory_limiter", "resource", "batch"],
-            "exporters": ["otlp"],
+            "exporters": ["otlp_grpc/traces"],
         }
     }
     assert "probabilistic_sampler" not in plain["processors"]
@@ -71,6 +70,46 @@ def test_processor_order_and_sampling() -> None:
         "limit_mib": 512,
         "spike_limit_mib": 128,
     }
+
+
+@pytest.mark.parametrize(
+    ("version", "grpc", "http", "batch_processor"),
+    [
+        # Before v0.144 only the old names exist (Jaeger 1.76 embeds collector v0.140).
+        ("0.140.0", "otlp", "otlphttp", True),
+        # v0.144 renamed them; `otlp`/`otlphttp` would warn at every start.
+        ("0.144", "otlp_grpc", "otlp_http", True),
+        ("0.158.0", "otlp_grpc", "otlp_http", True),
+        # v0.160 deprecates the batch processor: the exporter's queue batches.
+        ("0.160.0", "otlp_grpc", "otlp_http", False),
+    ],
+)
+def test_collector_version_decides_exporter_names_and_batching(
+    version: str, grpc: str, http: str, batch_processor: bool
+) -> None:
+    inv = example_doc()
+    inv["defaults"]["otelcol"] = {"version": version, "logs_pipeline": True}
+    for h in inv["hosts"]:
+        h.pop("vars", None)
+    doc = otel_doc(fleet_of(inv))
+    assert set(doc["exporters"]) == {f"{grpc}/traces", f"{http}/logs"}
+    pipelines = doc["service"]["pipelines"]
+    assert pipelines["traces"]["exporters"] == [f"{grpc}/traces"]
+    assert pipelines["logs"]["exporters"] == [f"{http}/logs"]
+    assert ("batch" in doc["processors"]) is batch_processor
+    for pipeline in pipelines.values():
+        assert (pipeline["processors"][-1] == "batch") is batch_processor
+    for exporter in doc["exporters"].values():
+        queue = exporter["sending_queue"]
+        if batch_processor:
+            assert queue == {"enabled": True, "queue_size": 5000}
+        else:
+            assert queue == {
+                "enabled": True,
+                "sizer": "items",
+                "queue_size": 100000,
+                "batch": {"flush_timeout": "5s", "min_size": 8192, "max_size": 16384},
+            }
 
 
 def test_resource_attributes_name_the_host_cluster_and_labels() -> None:
@@ -110,17 +149,17 @@ def test_listeners_follow_the_inventory_and_default_to_loopback() -> None:
 
 def test_exporter_tls_is_verified_unless_insecure_is_asked_for() -> None:
     doc = otel_doc(example_fleet())
-    exporter = doc["exporters"]["otlp"]
+    exporter = doc["exporters"]["otlp_grpc/traces"]
     assert exporter["endpoint"] == "tempo.example.internal:4317"
     assert exporter["tls"] == {"insecure": False}
     assert "headers" not in exporter
     assert "auth" not in exporter
     inv = example_doc()
     inv["central"]["traces"].update({"insecure": True, "ca_file": "/ca.pem"})
-    insecure = otel_doc(fleet_of(inv))["exporters"]["otlp"]
+    insecure = otel_doc(fleet_of(inv))["exporters"]["otlp_grpc/traces"]
     assert insecure["tls"] == {"insecure": True}  # a CA means nothing in plaintext
     inv["central"]["traces"].update({"insecure": False})
-    assert otel_doc(fleet_of(inv))["exporters"]["otlp"]["tls"] == {
+    assert otel_doc(fleet_of(inv))["exporters"]["otlp_grpc/traces"]["tls"] == {
         "insecure": False,
         "ca_file": "/ca.pem",
     }
@@ -135,63 +174,101 @@ def test_secrets_are_env_references_and_files_never_values() -> None:
         }
     )
     doc = otel_doc(fleet_of(inv))
-    exporter = doc["exporters"]["otlp"]
+    exporter = doc["exporters"]["otlp_grpc/traces"]
     assert exporter["headers"] == {
         "Authorization": "${env:TEMPO_AUTH}",
         "X-Scope-OrgID": "${env:TEMPO_TENANT}",
     }
-    assert exporter["auth"] == {"authenticator": "bearertokenauth/central"}
-    assert doc["extensions"]["bearertokenauth/central"] == {"filename": "/etc/flobs/tempo-token"}
-    assert doc["service"]["extensions"] == ["health_check", "bearertokenauth/central"]
+    assert exporter["auth"] == {"authenticator": "bearertokenauth/traces"}
+    assert doc["extensions"]["bearertokenauth/traces"] == {"filename": "/etc/flobs/tempo-token"}
+    assert doc["service"]["extensions"] == ["health_check", "bearertokenauth/traces"]
     inv["central"]["traces"].pop("bearer_token_file")
-    inv["central"]["traces"]["basic_auth"] = {"username": "fl", "password_file": "/etc/pw"}
-    basic = otel_doc(fleet_of(inv))
-    assert basic["extensions"]["basicauth/central"] == {
-        "client_auth": {"username": "fl", "password": "${file:/etc/pw}"}
+    # A password file the collector reads as it is: never ${file:…}, which YAML-parses
+    # the secret (a password starting with `#` or `{`, or holding `: `, breaks).
+    inv["central"]["traces"]["basic_auth"] = {"username": "fl", "password_file": "/etc/p}w $x"}
+    basic = collector_view(otel_doc(fleet_of(inv)))
+    assert basic["extensions"]["basicauth/traces"] == {
+        "client_auth": {"username": "fl", "password_file": "/etc/p}w $x"}
     }
 
 
-def test_password_file_that_cannot_be_referenced_is_refused_by_the_inventory() -> None:
-    # Refused where it enters, with its key path, not while rendering (no position).
-    inv = example_doc()
-    inv["central"]["traces"]["basic_auth"] = {"username": "fl", "password_file": "/etc/p}w"}
-    with pytest.raises(InputError) as err:
-        fleet_of(inv)
-    (problem,) = err.value.problems
-    assert problem.key_path == "$.central.traces.basic_auth.password_file"
-    assert problem.line is not None
-    with pytest.raises(ValueError, match="cannot be a"):
-        otelcol.file_ref("/etc/p}w")
-
-
+@pytest.mark.parametrize(("source", "receiver"), [("journal", "journald"), ("file", "filelog")])
 @pytest.mark.parametrize(
-    ("source", "receiver", "parse_from"),
-    [("journal", "journald", "body.MESSAGE"), ("file", "filelog", "body")],
+    ("backend", "url", "endpoint"),
+    [
+        (
+            "loki",
+            "https://loki.example/loki/api/v1/push",
+            "https://loki.example/otlp/v1/logs",
+        ),
+        (
+            "victorialogs",
+            "https://vl.example:9428",
+            "https://vl.example:9428/insert/opentelemetry/v1/logs",
+        ),
+    ],
 )
-def test_optional_logs_pipeline(source: str, receiver: str, parse_from: str) -> None:
+def test_logs_pipeline_has_its_own_exporter_to_the_log_store(
+    source: str, receiver: str, backend: str, url: str, endpoint: str
+) -> None:
     inv = example_doc()
     for h in inv["hosts"]:
         h.pop("vars", None)
     inv["defaults"]["logs"].update({"source": source, "positions_dir": "/data/logs"})
     inv["defaults"]["otelcol"] = {"logs_pipeline": True, "sampling_percentage": 10}
+    inv["central"].pop("loki")
+    inv["central"]["logs"] = {"backend": backend, "url": url, "bearer_token_file": "/etc/tok"}
     doc = otel_doc(fleet_of(inv))
     assert doc["service"]["pipelines"]["logs"] == {
         "receivers": ["otlp", receiver],
-        "processors": ["memory_limiter", "resource", "batch"],  # logs are never sampled
-        "exporters": ["otlp"],
+        # logs are never sampled; resource/logs names the streams
+        "processors": ["memory_limiter", "resource", "resource/logs", "batch"],
+        # never the traces exporter: Tempo and Jaeger have no OTLP logs service
+        "exporters": ["otlp_http/logs"],
     }
+    exporter = doc["exporters"]["otlp_http/logs"]
+    assert exporter["logs_endpoint"] == endpoint
+    assert exporter["auth"] == {"authenticator": "bearertokenauth/logs"}
+    assert doc["extensions"]["bearertokenauth/logs"] == {"filename": "/etc/tok"}
+    resource = {a["key"]: a["value"] for a in doc["processors"]["resource/logs"]["attributes"]}
+    want = {"cluster": "eu1", "host": "fl-eu1-a-01", "service.name": "flintlockd"}
+    if source == "journal":
+        want["unit"] = "flintlockd.service"
+    assert resource == want
+    if backend == "victorialogs":
+        # The same stream as Promtail's Loki labels; vmid and trace ids stay fields.
+        fields = "cluster,host,rack,region,zone"
+        fields += ",unit" if source == "journal" else ""
+        assert exporter["headers"] == {"VL-Stream-Fields": fields + ",level,component"}
+    else:
+        assert "headers" not in exporter
     rec = doc["receivers"][receiver]
-    assert rec["storage"] == "file_storage"
-    assert doc["extensions"]["file_storage"]["directory"] == "/data/logs/otelcol"
-    assert "file_storage" in doc["service"]["extensions"]
-    (op,) = rec["operators"]
-    assert op["parse_from"] == parse_from
-    assert op["on_error"] == "send_quiet"
-    assert op["timestamp"]["layout"] == "2006-01-02T15:04:05Z07:00"
+    parser = rec["operators"][-1]
     if source == "journal":
         assert rec["units"] == ["flintlockd.service"]
+        # MESSAGE (flintlockd's line) becomes the body, then its JSON is parsed.
+        assert rec["operators"][0] == {"type": "move", "from": "body.MESSAGE", "to": "body"}
     else:
         assert rec["include"] == ["/var/log/flintlockd/flintlockd.log"]
+        assert len(rec["operators"]) == 1
+    assert parser["parse_from"] == "body"
+    assert parser["on_error"] == "send_quiet"
+    assert parser["timestamp"]["layout"] == "2006-01-02T15:04:05Z07:00"
+    # logrus' panic level has no severity in the default mapping.
+    assert parser["severity"] == {"parse_from": "attributes.level", "mapping": {"fatal2": "panic"}}
+    assert "storage" not in rec
+
+
+def test_tenant_headers_follow_the_backend() -> None:
+    inv = example_doc()
+    inv["defaults"]["otelcol"] = {"logs_pipeline": True}
+    inv["central"]["loki"]["tenant"] = "team-a"
+    doc = otel_doc(fleet_of(inv))
+    assert doc["exporters"]["otlp_http/logs"]["headers"] == {"X-Scope-OrgID": "team-a"}
+    inv["central"]["logs"] = {"backend": "victorialogs", "url": "http://vl:9428", "tenant": "12:3"}
+    inv["central"].pop("loki")
+    headers = otel_doc(fleet_of(inv))["exporters"]["otlp_http/logs"]["headers"]
+    assert (headers["AccountID"], headers["ProjectID"]) == ("12", "3")
 
 
 def test_hostile_values_round_trip_and_dollars_never_expand() -> None:
@@ -202,8 +279,8 @@ def test_hostile_values_round_trip_and_dollars_never_expand() -> None:
     assert attrs["flintlock.cluster"] == HOSTILE
     assert attrs["rack"] == HOSTILE
     assert attrs["note"] == "{{ template }}"
-    assert seen["extensions"]["bearertokenauth/central"]["filename"] == "/etc/flobs/tok $x {{ y }}"
-    assert seen["exporters"]["otlp"]["tls"]["ca_file"] == "/etc/ssl/$HOME/ca.pem"
+    assert seen["extensions"]["bearertokenauth/traces"]["filename"] == "/etc/flobs/tok $x {{ y }}"
+    assert seen["exporters"]["otlp_grpc/traces"]["tls"]["ca_file"] == "/etc/ssl/$HOME/ca.pem"
     # The only expansions the collector performs are the ones we mean.
     expansions = []
 
@@ -245,7 +322,12 @@ def test_any_label_value_and_cluster_round_trip(value: str, cluster: str) -> Non
     assert attrs["flintlock.cluster"] == cluster
     (data,) = promtail.host_files(fleet, host).values()
     labels = yamlio.load(data.decode())["clients"][0]["external_labels"]
-    assert labels == {"cluster": cluster, "host": host.name, "rack": value}
+    assert labels == {
+        "cluster": cluster,
+        "host": host.name,
+        "service_name": "flintlockd",
+        "rack": value,
+    }
     blocks = alloy.parse(alloy.render(fleet, host))
     (write,) = [b for b in blocks if b.name == "loki.write"]
     assert write.attrs["external_labels"] == labels

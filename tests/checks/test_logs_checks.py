@@ -175,7 +175,12 @@ def test_no_loki_label_can_take_an_unbounded_value(doc_factory: Callable[[], Any
     fleet = fleet_of(doc_factory())
     agents: dict[str, int] = {}
     for host in fleet.hosts:
-        constants = {"cluster": fleet.cluster, "host": host.name, **host.label_dict}
+        constants = {
+            "cluster": fleet.cluster,
+            "host": host.name,
+            "service_name": promtail.SERVICE_NAME,
+            **host.label_dict,
+        }
         files = {**promtail.host_files(fleet, host), **alloy.host_files(fleet, host)}
         ((path, data),) = files.items()
         if path.endswith(".yml"):

@@ -35,10 +35,12 @@ def test_schema_check_fires_on_an_inline_header_secret(example_tree: tuple[Path,
     out, fleet = example_tree
     edit_yaml(
         out / OTEL,
-        lambda d: d["exporters"]["otlp"].update({"headers": {"Authorization": "Bearer s3cr3t"}}),
+        lambda d: d["exporters"]["otlp_grpc/traces"].update(
+            {"headers": {"Authorization": "Bearer s3cr3t"}}
+        ),
     )
     (problem,) = only(run(out, fleet), "otelcol-schema")
-    assert problem.key_path == "$.exporters.otlp.headers.Authorization"
+    assert problem.key_path == '$.exporters["otlp_grpc/traces"].headers.Authorization'
     assert problem.line is not None
 
 
@@ -57,13 +59,13 @@ def test_reference_check_fires_on_a_missing_auth_extension(tmp_path: Path) -> No
     doc["central"]["traces"]["bearer_token_file"] = "/etc/tok"
     fleet = fleet_of(doc)
     out = write_tree(tmp_path / "out", fleet)
-    edit_yaml(out / OTEL, lambda d: d["service"]["extensions"].remove("bearertokenauth/central"))
+    edit_yaml(out / OTEL, lambda d: d["service"]["extensions"].remove("bearertokenauth/traces"))
     problems = run(out, fleet)
     # Not enabled, so also unused; both findings name the same mistake.
     assert {p.check_id for p in problems} == {"otelcol-references", "otelcol-unused"}
     refs = [p for p in problems if p.check_id == "otelcol-references"]
     assert refs[0].message == (
-        "exporter `otlp` needs extension `bearertokenauth/central`, "
+        "exporter `otlp_grpc/traces` needs extension `bearertokenauth/traces`, "
         "which is not defined and enabled"
     )
 
@@ -99,11 +101,26 @@ def test_order_check_covers_the_logs_pipeline(tmp_path: Path) -> None:
     edit_yaml(
         out / OTEL,
         lambda d: d["service"]["pipelines"]["logs"].update(
-            {"processors": ["memory_limiter", "batch", "resource"]}
+            {"processors": ["memory_limiter", "batch", "resource", "resource/logs"]}
         ),
     )
     (problem,) = only(run(out, fleet), "otelcol-processor-order")
     assert problem.message == "pipeline logs: the last processor is resource, not batch"
+
+
+def test_order_check_accepts_queue_batching_from_v0_160(tmp_path: Path) -> None:
+    doc = full_featured_doc()
+    doc["defaults"].setdefault("otelcol", {})["version"] = "0.160.0"
+    fleet = fleet_of(doc)
+    out = write_tree(tmp_path / "out", fleet)
+    assert run(out, fleet) == []
+    # …but only while every exporter of the pipeline batches in its queue.
+    edit_yaml(
+        out / OTEL,
+        lambda d: d["exporters"]["otlp_grpc/traces"]["sending_queue"].pop("batch"),
+    )
+    (problem,) = only(run(out, fleet), "otelcol-processor-order")
+    assert problem.message == "pipeline traces: the last processor is resource, not batch"
 
 
 @pytest.mark.parametrize(

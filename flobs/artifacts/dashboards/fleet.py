@@ -249,6 +249,8 @@ def spec(view: View) -> DashboardSpec:
                     logql(
                         f'sum by (host) (rate({{{HOSTS}, level=~"{ERROR_LEVELS}"}}[$__auto]))',
                         "{{host}}",
+                        logsql=f'{{{HOSTS}, level=~"{ERROR_LEVELS}"}} '
+                        "| stats by (host) rate() as lines_per_second",
                     ),
                 ),
                 links=(HOST_LINK,),
@@ -258,7 +260,12 @@ def spec(view: View) -> DashboardSpec:
                 "The latest flintlockd error lines of the selected hosts.",
                 "short",
                 "logs",
-                (logql(f'{{{HOSTS}, level=~"{ERROR_LEVELS}"}}'),),
+                (
+                    logql(
+                        f'{{{HOSTS}, level=~"{ERROR_LEVELS}"}}',
+                        logsql=f'{{{HOSTS}, level=~"{ERROR_LEVELS}"}}',
+                    ),
+                ),
             ),
         ),
     )

@@ -271,7 +271,7 @@ def spec(view: View) -> DashboardSpec:
                 "trace_id link to the trace in Tempo.",
                 "short",
                 "logs",
-                (logql(f"{{{HOST}}}"),),
+                (logql(f"{{{HOST}}}", logsql=f"{{{HOST}}}"),),
                 width=14,
                 height=12,
             ),
@@ -284,7 +284,8 @@ def spec(view: View) -> DashboardSpec:
                 (
                     traceql(
                         '{ resource.host.name = "$host" && resource.flintlock.cluster = '
-                        '"$cluster" }'
+                        '"$cluster" }',
+                        jaeger_tags='host.name="$host" flintlock.cluster="$cluster"',
                     ),
                 ),
                 width=10,

@@ -118,7 +118,12 @@ def spec(view: View) -> DashboardSpec:
                 "selector, never a label.",
                 "short",
                 "logs",
-                (logql('{cluster="$cluster", host="$host"} | vmid=~"$namespace/$name/.*"'),),
+                (
+                    logql(
+                        '{cluster="$cluster", host="$host"} | vmid=~"$namespace/$name/.*"',
+                        logsql='{cluster="$cluster", host="$host"} vmid:~"^$namespace/$name/"',
+                    ),
+                ),
                 width=24,
                 height=14,
             ),

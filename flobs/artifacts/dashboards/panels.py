@@ -42,7 +42,15 @@ from grafana_foundation_sdk.models import common as common_m
 from grafana_foundation_sdk.models import dashboard as dash_m
 from grafana_foundation_sdk.models import tempo as tempo_m
 
-from flobs.model import Fleet
+from flobs.model import (
+    LOGS_DATASOURCE_TYPES,
+    TRACES_DATASOURCE_TYPES,
+    Fleet,
+    LogsBackend,
+    TracesBackend,
+)
+
+SERVICE_NAME = "flintlockd"  # the service.name of flintlockd's spans (flobs.sim, otelcol)
 
 QueryKind = Literal["promql", "logql", "traceql"]
 PanelKind = Literal["timeseries", "stat", "table", "logs", "traces"]
@@ -59,6 +67,10 @@ class Query:
     expr: str
     legend: str = ""
     instant: bool = False
+    # The same question for the other backends: LogsQL for VictoriaLogs (a `| stats`
+    # query is drawn as a time series), Jaeger search tags (logfmt) for Jaeger.
+    logsql: str = ""
+    jaeger_tags: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,8 +119,10 @@ class View:
     grpc_error_ratio: float = 0.05
     prometheus_uid: str = "flobs-prometheus"
     prometheus_name: str = "flobs-prometheus"
-    loki_uid: str = "flobs-loki"
-    tempo_uid: str = "flobs-tempo"
+    logs_uid: str = "flobs-loki"
+    traces_uid: str = "flobs-tempo"
+    logs_backend: LogsBackend = "loki"
+    traces_backend: TracesBackend = "tempo"
     cluster: str = ""
 
     @classmethod
@@ -124,8 +138,10 @@ class View:
             grpc_error_ratio=ratio or float(fleet.central.alerts.get("grpc_error_ratio")),
             prometheus_uid=g.prometheus.uid,
             prometheus_name=g.prometheus.name,
-            loki_uid=g.loki.uid,
-            tempo_uid=g.tempo.uid,
+            logs_uid=g.logs.uid,
+            traces_uid=g.traces.uid,
+            logs_backend=fleet.central.logs.backend,
+            traces_backend=fleet.central.traces.backend,
             cluster=fleet.cluster,
         )
 
@@ -142,12 +158,36 @@ def promql(expr: str, legend: str = "", *, instant: bool = False) -> Query:
     return Query("promql", expr, legend, instant)
 
 
-def logql(expr: str, legend: str = "") -> Query:
-    return Query("logql", expr, legend)
+def logql(expr: str, legend: str = "", *, logsql: str) -> Query:
+    """A log query: LogQL for Loki and the same question in LogsQL for VictoriaLogs."""
+    return Query("logql", expr, legend, logsql=logsql)
 
 
-def traceql(expr: str) -> Query:
-    return Query("traceql", expr)
+def traceql(expr: str, *, jaeger_tags: str) -> Query:
+    """A trace search: TraceQL for Tempo, service flintlockd + tags for Jaeger."""
+    return Query("traceql", expr, jaeger_tags=jaeger_tags)
+
+
+class _RawTarget:
+    """A panel target the SDK has no builder for (the VictoriaLogs plugin's query)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def build(self) -> dict[str, Any]:
+        return self.data
+
+
+def _logs_ref(view: View) -> dash_m.DataSourceRef:
+    return dash_m.DataSourceRef(
+        type_val=LOGS_DATASOURCE_TYPES[view.logs_backend], uid=view.logs_uid
+    )
+
+
+def _traces_ref(view: View) -> dash_m.DataSourceRef:
+    return dash_m.DataSourceRef(
+        type_val=TRACES_DATASOURCE_TYPES[view.traces_backend], uid=view.traces_uid
+    )
 
 
 # Label matchers every panel of a dashboard repeats.
@@ -245,14 +285,34 @@ def _target(view: View, query: Query, ref_id: str) -> Any:
         if query.legend:
             q = q.legend_format(query.legend)
         return q.instant() if query.instant else q.range()
+    if query.kind == "logql" and view.logs_backend == "victorialogs":
+        ref = _logs_ref(view)
+        raw: dict[str, Any] = {
+            "refId": ref_id,
+            "datasource": {"type": ref.type_val, "uid": ref.uid},
+            "editorMode": "code",
+            "expr": query.logsql,
+            # `| stats` over time is a range query (/select/logsql/stats_query_range).
+            "queryType": "statsRange" if "| stats" in query.logsql else "instant",
+        }
+        if query.legend:
+            raw["legendFormat"] = query.legend
+        return _RawTarget(raw)
     if query.kind == "logql":
-        lq = (
-            loki.Dataquery()
-            .expr(query.expr)
-            .ref_id(ref_id)
-            .datasource(dash_m.DataSourceRef(type_val="loki", uid=view.loki_uid))
-        )
+        lq = loki.Dataquery().expr(query.expr).ref_id(ref_id).datasource(_logs_ref(view))
         return lq.legend_format(query.legend) if query.legend else lq
+    if view.traces_backend == "jaeger":
+        ref = _traces_ref(view)
+        return _RawTarget(
+            {
+                "refId": ref_id,
+                "datasource": {"type": ref.type_val, "uid": ref.uid},
+                "queryType": "search",
+                "service": SERVICE_NAME,
+                "tags": query.jaeger_tags,
+                "limit": 20,
+            }
+        )
     return (
         tempo.TempoQuery()
         .query(query.expr)
@@ -260,16 +320,16 @@ def _target(view: View, query: Query, ref_id: str) -> Any:
         .ref_id(ref_id)
         .limit(20)
         .table_type(tempo_m.SearchTableType.TRACES)
-        .datasource(dash_m.DataSourceRef(type_val="tempo", uid=view.tempo_uid))
+        .datasource(_traces_ref(view))
     )
 
 
 def _panel_datasource(view: View, spec: PanelSpec) -> dash_m.DataSourceRef:
     kind = spec.queries[0].kind
     if kind == "logql":
-        return dash_m.DataSourceRef(type_val="loki", uid=view.loki_uid)
+        return _logs_ref(view)
     if kind == "traceql":
-        return dash_m.DataSourceRef(type_val="tempo", uid=view.tempo_uid)
+        return _traces_ref(view)
     return dash_m.DataSourceRef(type_val="prometheus", uid="${datasource}")
 
 
