@@ -87,7 +87,9 @@ class GrpcTraffic(Collector):
         self._handled = {(m, c): 0 for m, _ in METHODS for c in GRPC_CODES}
         self.ticks = 0
 
-    def tick(self) -> None:
+    def tick(self) -> list[tuple[str, str]]:
+        """Advance one second; returns the calls served, as (method, grpc code)."""
+        served: list[tuple[str, str]] = []
         with self._lock:
             for method, grpc_type in METHODS:
                 mean, errors = TRAFFIC[method]
@@ -104,10 +106,12 @@ class GrpcTraffic(Collector):
                             break
                         draw -= share
                     self._handled[(method, code)] += 1
+                    served.append((method, code))
                     if code == "OK":
                         # A stream sends one message per microVM; a unary call one reply.
                         counters.sent += self._rng.randint(1, 8) if grpc_type != "unary" else 1
             self.ticks += 1
+        return served
 
     def _poisson(self, mean: float) -> int:
         # Knuth's method; the means are small.
@@ -207,8 +211,8 @@ class FlintlockdMetrics:
         # The real process_* collector, reading this process' /proc entry.
         ProcessCollector(registry=self.registry)
 
-    def tick(self) -> None:
-        self.traffic.tick()
+    def tick(self) -> list[tuple[str, str]]:
+        return self.traffic.tick()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

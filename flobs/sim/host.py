@@ -24,6 +24,7 @@ from flobs.promtime import seconds
 from flobs.sim.flintlockd import FlintlockdMetrics
 from flobs.sim.logs import LogrusWriter
 from flobs.sim.machines import MachineMetrics, fleet_of_microvms
+from flobs.sim.traces import Call, SpanSender, Tracer
 
 TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 Clock = Callable[[], float]
@@ -103,6 +104,7 @@ class SimulatedHost:
         seed: int = 1,
         log_file: Path | None = None,
         write_logs: bool = True,
+        send_spans: bool = True,
         clock: Clock = time.time,
     ) -> None:
         self.host = host
@@ -115,6 +117,11 @@ class SimulatedHost:
         self.machines = MachineMetrics(self.seed, self.vms, flush)
         self.log_path = log_file or Path(v.logs.path)
         self.logs = LogrusWriter(self.seed, self.log_path, self.vms) if write_logs else None
+        self.tracer = Tracer(self.seed, self.vms)
+        # Spans go to the host's collector over OTLP/HTTP, as flintlockd would send them.
+        self.spans: SpanSender | None = None
+        if send_spans and v.otelcol.enabled:
+            self.spans = SpanSender(f"http://{v.otelcol.http_endpoint}/v1/traces")
         self._servers: list[_Quiet] = []
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
@@ -188,10 +195,13 @@ class SimulatedHost:
         while not self._stop.wait(0.25):
             due = int(self.elapsed())
             while self.flintlockd.traffic.ticks < due:
-                self.flintlockd.tick()
+                now = self.clock()
+                calls: list[Call] = self.tracer.calls(self.flintlockd.tick(), now)
+                if self.spans is not None:
+                    self.spans.send(calls)
                 if self.logs is not None:
                     try:
-                        self.logs.write_tick(self.clock())
+                        self.logs.write_tick(now, calls)
                     except OSError:
                         self.logs = None  # the disk went away; keep serving metrics
 
@@ -206,6 +216,8 @@ class SimulatedHost:
             t.join(timeout=2)
         self._servers.clear()
         self._threads.clear()
+        if self.spans is not None:
+            self.spans.close()
 
     def __enter__(self) -> SimulatedHost:
         self.start()

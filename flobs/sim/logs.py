@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from flobs.sim.machines import MicroVM
+from flobs.sim.traces import Call
 
 PLAN_STEPS = (
     "microvm_create",
@@ -89,8 +90,64 @@ class LogrusWriter:
                 )
         return out
 
-    def write_tick(self, now: float) -> int:
-        lines = self.lines_for_tick(now)
+    def call_lines(self, calls: list[Call]) -> list[dict[str, str]]:
+        """The lines flintlockd logs while serving traced calls: create and delete calls
+        (and their plan steps) log, reads do not. Each line carries the trace and span
+        it was logged under, as an instrumented flintlockd's logrus hook would add."""
+        out: list[dict[str, str]] = []
+        for call in calls:
+            if call.method not in ("CreateMicroVM", "DeleteMicroVM"):
+                continue
+            end = datetime.fromtimestamp(call.span.end_ns / 1e9, UTC)
+            stamp = end.strftime("%Y-%m-%dT%H:%M:%SZ")
+            verb = "creating" if call.method == "CreateMicroVM" else "deleting"
+            base = {"time": stamp, "trace_id": call.span.trace_id}
+            if call.vmid:
+                base["vmid"] = call.vmid
+            out.append(
+                {
+                    **base,
+                    "span_id": call.span.span_id,
+                    "level": "info",
+                    "component": "app",
+                    "action": call.method,
+                    "msg": f"{verb} microvm",
+                }
+            )
+            for step in call.steps:
+                name = dict(step.attributes)["flintlock.plan.step"]
+                line = {
+                    **base,
+                    "span_id": step.span_id,
+                    "component": "plans",
+                    "planType": "microvm_create_update"
+                    if call.method == "CreateMicroVM"
+                    else "microvm_delete",
+                    "stage": "execute",
+                    "step": str(name),
+                }
+                if step.error:
+                    out.append(
+                        {**line, "level": "error", "error": step.error, "msg": "step failed"}
+                    )
+                else:
+                    out.append({**line, "level": "debug", "msg": "step completed"})
+            if call.span.error:
+                out.append(
+                    {
+                        **base,
+                        "span_id": call.span.span_id,
+                        "level": "error",
+                        "component": "app",
+                        "action": call.method,
+                        "error": call.span.error,
+                        "msg": f"{verb} microvm failed",
+                    }
+                )
+        return out
+
+    def write_tick(self, now: float, calls: list[Call] | None = None) -> int:
+        lines = self.lines_for_tick(now) + self.call_lines(calls or [])
         if lines:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a", encoding="utf-8") as f:
