@@ -61,7 +61,7 @@ BACKENDS = [
     ("loki", "jaeger"),
     ("victorialogs", "tempo"),
 ]
-# Host variants: collector release × sampling × logs pipeline.
+# Host variants: collector release x sampling x logs pipeline.
 HOST_VARS: list[dict[str, Any]] = [
     {"otelcol": {"version": version, **sampling, **logs_pipeline}, **source}
     for version, sampling, (logs_pipeline, source) in itertools.product(
