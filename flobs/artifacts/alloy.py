@@ -115,7 +115,7 @@ def context(fleet: Fleet, host: Host) -> dict[str, Any]:
         "legacy_positions_file": f"{logs.positions_dir.rstrip('/')}/{promtail.POSITIONS_FILE}",
         "json_fields": promtail.JSON_FIELDS,
         "label_fields": promtail.LABEL_FIELDS,
-        "metadata_fields": promtail.METADATA_FIELDS,
+        "metadata_fields": promtail.metadata_fields(fleet),
         "time_field": promtail.TIME_FIELD,
         "time_format": promtail.TIME_FORMAT,
         "dropped_labels": promtail.DROPPED_LABELS,

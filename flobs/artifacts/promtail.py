@@ -93,7 +93,13 @@ def _auth(auth: FileAuth) -> dict[str, Any]:
     return http_client_auth(auth, bearer="bearer_token_file")
 
 
-def pipeline_stages(host: Host) -> list[dict[str, Any]]:
+def metadata_fields(fleet: Fleet) -> tuple[str, ...]:
+    """Fields sent as Loki structured metadata. VictoriaLogs parses the JSON line into
+    fields itself (none of them a stream field), so metadata would only repeat them."""
+    return () if fleet.central.logs.backend == "victorialogs" else METADATA_FIELDS
+
+
+def pipeline_stages(fleet: Fleet, host: Host) -> list[dict[str, Any]]:
     stages: list[dict[str, Any]] = [
         # Lines that are not JSON (panics, Go runtime output) pass through unchanged.
         {"json": {"expressions": {f: f for f in JSON_FIELDS}, "drop_malformed": False}},
@@ -102,14 +108,15 @@ def pipeline_stages(host: Host) -> list[dict[str, Any]]:
         # JSON line's time + 1 ns instead, however much later they came.
         {"timestamp": {"source": TIME_FIELD, "format": TIME_FORMAT, "action_on_failure": "skip"}},
         {"labels": {f: None for f in LABEL_FIELDS}},
-        {"structured_metadata": {f: None for f in METADATA_FIELDS}},
     ]
+    if metadata_fields(fleet):
+        stages.append({"structured_metadata": {f: None for f in metadata_fields(fleet)}})
     if host.vars.logs.source == "file":
         stages.append({"labeldrop": ["filename"]})
     return stages
 
 
-def scrape_config(host: Host) -> dict[str, Any]:
+def scrape_config(fleet: Fleet, host: Host) -> dict[str, Any]:
     logs = host.vars.logs
     job: dict[str, Any] = {"job_name": "flintlockd"}
     if logs.source == "journal":
@@ -123,7 +130,7 @@ def scrape_config(host: Host) -> dict[str, Any]:
         ]
     else:
         job["static_configs"] = [{"targets": ["localhost"], "labels": {"__path__": logs.path}}]
-    job["pipeline_stages"] = pipeline_stages(host)
+    job["pipeline_stages"] = pipeline_stages(fleet, host)
     return job
 
 
@@ -144,7 +151,7 @@ def config(fleet: Fleet, host: Host) -> dict[str, Any]:
             "sync_period": "10s",
         },
         "clients": [client(fleet, host)],
-        "scrape_configs": [scrape_config(host)],
+        "scrape_configs": [scrape_config(fleet, host)],
     }
 
 

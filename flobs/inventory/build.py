@@ -806,7 +806,8 @@ class _Builder:
                     f"write {base.split('/insert/')[0]}",
                 )
             query = raw.get("query_url") or base
-            push = f"{base}/insert/loki/api/v1/push"
+            # VictoriaLogs parses a JSON line into fields; `msg` is logrus' message.
+            push = f"{base}/insert/loki/api/v1/push?_msg_field=msg"
             if raw.get("tenant") and not re.fullmatch(r"[0-9]+(:[0-9]+)?", raw["tenant"]):
                 self.error(
                     ("central", key, "tenant"),

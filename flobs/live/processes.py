@@ -58,6 +58,11 @@ class Child:
     argv: list[str]
     log: Path
     proc: subprocess.Popen[bytes]
+    # What the demo reports about it (demo.json): its role, its host (None: central)
+    # and the base URL it serves.
+    role: str = ""
+    host: str | None = None
+    url: str | None = None
 
     def tail(self, lines: int = 15) -> str:
         try:
@@ -74,7 +79,16 @@ class Supervisor:
         self.log_dir = log_dir
         self.children: dict[str, Child] = {}
 
-    def start(self, name: str, argv: list[str], *, cwd: Path | None = None) -> Child:
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        *,
+        cwd: Path | None = None,
+        role: str = "",
+        host: str | None = None,
+        url: str | None = None,
+    ) -> Child:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.log"
         with log.open("wb") as out:
@@ -89,7 +103,7 @@ class Supervisor:
                 )
             except OSError as err:
                 raise ToolFailure(argv, None, str(err)) from err
-        child = Child(name, argv, log, proc)
+        child = Child(name, argv, log, proc, role or name, host, url)
         self.children[name] = child
         return child
 
