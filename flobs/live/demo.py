@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import socket
 import ssl
 import time
@@ -27,14 +28,18 @@ import httpx
 from flobs import httpio, tools, versions, yamlio
 from flobs.errors import SystemFailure, UsageError
 from flobs.generate import generate
+from flobs.live import stores
 from flobs.live.processes import MissingTools, Supervisor, require
 from flobs.live.prometheus_api import PrometheusAPI
 from flobs.live.verify import VerifyReport, verify
-from flobs.model import Fleet, Host
+from flobs.model import Endpoint, Fleet, Host
 from flobs.sim.host import SimulatedHost
 
 Mode = Literal["federation", "remote_write"]
-CENTRE_PROCESSES = ("prometheus-central", "victoria-metrics")
+# Stopped last (senders first): the stores every host sends to.
+CENTRE_PROCESSES = ("prometheus-central", "victoria-metrics", "victoria-logs", "jaeger")
+# What the demo's log and trace path needs (`make tools` builds them).
+TELEMETRY_TOOLS = ("otelcol", "jaeger", "victoria-logs")
 Progress = Callable[[str], None]
 MAX_HOSTS = 200
 FIRST_ADDRESS = "127.0.0.11"
@@ -70,11 +75,14 @@ def demo_inventory(
     flush_interval: str = DEMO_FLUSH,
     ports: PortPool | None = None,
     prometheus_version: str | None = None,
+    telemetry: bool = False,
 ) -> dict[str, Any]:
     """An inventory of ``hosts`` simulated hosts on loopback, every port free right now.
 
     ``prometheus_version`` is the version of the binary that will run it (host and
     centre alike), so the files are written for the program that reads them.
+    With ``telemetry`` each host's collector ships traces to a central Jaeger and
+    flintlockd's logs to a central VictoriaLogs (the runnable, Apache-2.0 stores).
     """
     if not 1 <= hosts <= MAX_HOSTS:
         raise UsageError(f"--hosts must be between 1 and {MAX_HOSTS}")
@@ -116,6 +124,7 @@ def demo_inventory(
                         "http_endpoint": ep(),
                         "health_endpoint": ep(),
                         "metrics_endpoint": ep(),
+                        **({"logs_pipeline": True} if telemetry else {}),
                     },
                 },
             }
@@ -151,10 +160,27 @@ def demo_inventory(
         "hosts": entries,
         "central": {
             "prometheus": prometheus,
-            # Nothing listens here in the demo; log and trace panels stay empty.
+            **_stores(pool, telemetry),
+            "grafana": {"url": "http://127.0.0.1:3000"},
+        },
+    }
+
+
+def _stores(pool: PortPool, telemetry: bool) -> dict[str, Any]:
+    if not telemetry:
+        # Nothing listens here; log and trace panels stay empty.
+        return {
             "loki": {"url": "http://127.0.0.1:3100/loki/api/v1/push"},
             "traces": {"otlp_endpoint": "127.0.0.1:4317", "insecure": True},
-            "grafana": {"url": "http://127.0.0.1:3000"},
+        }
+    local = "127.0.0.1"
+    return {
+        "logs": {"backend": "victorialogs", "url": f"http://{local}:{pool.take(local)}"},
+        "traces": {
+            "backend": "jaeger",
+            "otlp_endpoint": f"{local}:{pool.take(local)}",
+            "insecure": True,  # loopback, no credentials
+            "query_url": f"http://{local}:{pool.take(local)}",
         },
     }
 
@@ -243,6 +269,47 @@ class LiveFleet:
                         )
         return failures
 
+    def stores(self) -> dict[str, str | None]:
+        """Base URLs of the central stores' HTTP APIs (None: not running here)."""
+        roles = {c.role: c.url for c in self.supervisor.children.values() if c.host is None}
+        return {
+            "prometheus": self.central_url,
+            "logs": roles.get("victoria-logs"),
+            "traces": roles.get("jaeger"),
+            "alertmanager": roles.get("alertmanager"),
+        }
+
+    def demo_json(self) -> dict[str, Any]:
+        """What `flobs demo --workdir DIR` writes to DIR/demo.json: every process."""
+        processes: list[dict[str, Any]] = []
+        for host, sim in self.simulators.items():
+            endpoint = sim.host.vars.flintlockd.metrics_endpoint
+            processes.append(
+                {
+                    "role": "simulator",
+                    "host": host,
+                    "pid": os.getpid(),  # the simulators are threads of the demo itself
+                    "url": f"http://{endpoint}" if endpoint else None,
+                    "log": str(sim.log_path),
+                }
+            )
+        for child in self.supervisor.children.values():
+            processes.append(
+                {
+                    "role": child.role,
+                    "host": child.host,
+                    "pid": child.proc.pid,
+                    "url": child.url,
+                    "log": str(child.log),
+                }
+            )
+        return {"central": self.stores(), "processes": processes}
+
+    def write_demo_json(self) -> Path:
+        path = self.workdir / "demo.json"
+        path.write_text(json.dumps(self.demo_json(), indent=2) + "\n", encoding="utf-8")
+        return path
+
     def stop(self) -> None:
         try:
             self.supervisor.stop_all(last=CENTRE_PROCESSES)
@@ -250,6 +317,23 @@ class LiveFleet:
             for sim in self.simulators.values():
                 sim.stop()
             self.simulators.clear()
+
+
+def telemetry_tools_for(fleet: Fleet) -> tuple[str, ...]:
+    """The log/trace programs the inventory's stores and collectors need."""
+    c = fleet.central
+    needed = []
+    if any(h.vars.otelcol.enabled and h.vars.otelcol.logs_pipeline for h in fleet.hosts):
+        needed.append("otelcol")
+    if c.traces.backend == "jaeger":
+        needed.append("jaeger")
+    if c.logs.backend == "victorialogs":
+        needed.append("victoria-logs")
+    return tuple(needed)
+
+
+def telemetry_available() -> bool:
+    return all(tools.find_all(name) for name in TELEMETRY_TOOLS)
 
 
 def tools_for(mode: Mode) -> tuple[str, ...]:
@@ -265,7 +349,7 @@ def start_fleet(
     out = workdir / "out"
     fleet = generate(inventory, out).fleet
     mode: Mode = fleet.central.prometheus.mode
-    bins = require(*tools_for(mode))
+    bins = require(*tools_for(mode), *telemetry_tools_for(fleet))
     bins["prometheus"] = prometheus_binary(fleet.central.prometheus.version)
     for host in fleet.hosts:
         if host.vars.local_prometheus.version != fleet.central.prometheus.version:
@@ -305,30 +389,145 @@ def newest_prometheus_version() -> str | None:
     return ".".join(version.split(".")[:2]) if version else None
 
 
+@dataclass(frozen=True)
+class CentralProcess:
+    """One central program of the demo: started in list order, stopped after the hosts.
+
+    Adding a central program (e.g. Alertmanager) is adding an entry to the list
+    ``central_processes`` returns.
+    """
+
+    role: str  # demo.json role: prometheus, victoria-metrics, jaeger, victoria-logs, …
+    name: str  # the supervisor's name for it (and its log file)
+    argv: list[str]
+    url: str  # base URL of its HTTP API
+    ready: str  # polled until it answers 200
+    expect: str | None = None
+    after_hosts: bool = False  # a federating Prometheus starts once the hosts are up
+
+
+def central_processes(
+    live: LiveFleet, bins: dict[str, str], ports: PortPool | None = None
+) -> list[CentralProcess]:
+    """The central programs the fleet's inventory asks for, in start order."""
+    fleet, out, data = live.fleet, live.out, live.workdir / "data"
+    c = fleet.central
+    procs: list[CentralProcess] = []
+    if c.logs.backend == "victorialogs":
+        base = c.logs.query_url.rstrip("/")
+        procs.append(
+            CentralProcess(
+                "victoria-logs",
+                "victoria-logs",
+                stores.victorialogs_argv(
+                    bins["victoria-logs"],
+                    _endpoint_of(base),
+                    data / "victoria-logs",
+                ),
+                base,
+                f"{base}/health",
+                expect="OK",
+            )
+        )
+    if c.traces.backend == "jaeger":
+        pool = ports or PortPool()
+        grpc = _endpoint_of("http://" + c.traces.otlp_endpoint)
+        query = _endpoint_of(c.traces.query_url)
+        jports = stores.JaegerPorts(
+            otlp_grpc=grpc,
+            otlp_http=Endpoint(grpc.host, pool.take(grpc.host)),
+            query_http=query,
+            query_grpc=Endpoint(query.host, pool.take(query.host)),
+        )
+        config = stores.write_jaeger_config(jports, live.workdir / "jaeger.yaml")
+        base = c.traces.query_url.rstrip("/")
+        procs.append(
+            CentralProcess(
+                "jaeger",
+                "jaeger",
+                stores.jaeger_argv(bins["jaeger"], config),
+                base,
+                f"{base}/api/services",
+            )
+        )
+    p = c.prometheus
+    if p.mode == "remote_write":
+        store = p.url.rstrip("/")
+        procs.append(
+            CentralProcess(
+                "victoria-metrics",
+                "victoria-metrics",
+                [
+                    bins["victoria-metrics"],
+                    f"-httpListenAddr={store.split('://', 1)[1]}",
+                    f"-storageDataPath={data / 'victoria-metrics'}",
+                    "-retentionPeriod=1d",
+                    # Query results normally hide the newest 30 s; the demo wants them now.
+                    "-search.latencyOffset=1s",
+                    # Polling an empty result must not cache "empty" for the next poll.
+                    "-search.disableCache",
+                    "-loggerLevel=WARN",
+                ],
+                store,
+                f"{store}/health",
+                expect="OK",
+            )
+        )
+    else:
+        procs.append(
+            CentralProcess(
+                "prometheus",
+                "prometheus-central",
+                [
+                    bins["prometheus"],
+                    f"--config.file={out / 'central' / 'prometheus.yml'}",
+                    f"--web.listen-address={p.listen}",
+                    f"--storage.tsdb.path={data / 'central'}",
+                    "--log.level=warn",
+                ],
+                p.url.rstrip("/"),
+                f"{p.url.rstrip('/')}/-/ready",
+                after_hosts=True,
+            )
+        )
+    return procs
+
+
+def _endpoint_of(url: str) -> Endpoint:
+    netloc = url.split("://", 1)[1].split("/", 1)[0]
+    host, _, port = netloc.rpartition(":")
+    return Endpoint(host, int(port))
+
+
+def _start_central(live: LiveFleet, proc: CentralProcess, say: Progress) -> None:
+    say(f"starting {proc.role} on {proc.url}")
+    live.supervisor.start(proc.name, proc.argv, role=proc.role, url=proc.url)
+    live.supervisor.wait_ready(proc.name, proc.ready, expect=proc.expect)
+
+
 def _start_all(
     live: LiveFleet, bins: dict[str, str], process_exporter: str | None, seed: int, say: Progress
 ) -> None:
     fleet, out, data, sup = live.fleet, live.out, live.workdir / "data", live.supervisor
-    p = fleet.central.prometheus
-    if p.mode == "remote_write":
-        store = p.url.rstrip("/")
-        listen = store.split("://", 1)[1]
-        say(f"starting VictoriaMetrics on {listen}")
+    central = central_processes(live, bins)
+    for proc in central:
+        if not proc.after_hosts:
+            _start_central(live, proc, say)
+    collectors = [h for h in fleet.hosts if h.vars.otelcol.enabled and "otelcol" in bins]
+    for host in collectors:
+        # Before the simulators, so their first spans have somewhere to go.
+        o = host.vars.otelcol
         sup.start(
-            "victoria-metrics",
-            [
-                bins["victoria-metrics"],
-                f"-httpListenAddr={listen}",
-                f"-storageDataPath={data / 'victoria-metrics'}",
-                "-retentionPeriod=1d",
-                # Query results normally hide the newest 30 s; the demo wants them now.
-                "-search.latencyOffset=1s",
-                # Polling an empty result must not cache "empty" for the next poll.
-                "-search.disableCache",
-                "-loggerLevel=WARN",
-            ],
+            f"otelcol-{host.name}",
+            [bins["otelcol"], f"--config={out / 'hosts' / host.name / 'otelcol.yaml'}"],
+            role="otelcol",
+            host=host.name,
+            url=f"http://{o.http_endpoint}",
         )
-        sup.wait_ready("victoria-metrics", f"{store}/health", expect="OK")
+    if collectors:
+        say(f"starting {len(collectors)} OpenTelemetry Collectors")
+    for host in collectors:
+        sup.wait_ready(f"otelcol-{host.name}", f"http://{host.vars.otelcol.health_endpoint}/")
     say(f"starting {len(fleet.hosts)} simulated hosts")
     for host in fleet.hosts:
         sim = SimulatedHost(fleet, host, seed=seed)
@@ -344,6 +543,9 @@ def _start_all(
                     f"--web.listen-address={v.node_exporter.endpoint}",
                     f"--web.config.file={base / 'exporters' / 'node_exporter-web.yml'}",
                 ],
+                role="node_exporter",
+                host=host.name,
+                url=f"http://{v.node_exporter.endpoint}",
             )
         if v.process_exporter.enabled and process_exporter:
             sup.start(
@@ -355,6 +557,9 @@ def _start_all(
                     "-config.path",
                     str(base / "exporters" / "process-exporter.yml"),
                 ],
+                role="process_exporter",
+                host=host.name,
+                url=f"http://{v.process_exporter.endpoint}",
             )
         web = []
         if v.local_prometheus.web is not None:  # TLS / basic auth, as the unit runs it
@@ -370,23 +575,16 @@ def _start_all(
                 *web,
                 "--log.level=warn",
             ],
+            role="prometheus",
+            host=host.name,
+            url=f"http://{v.local_prometheus.listen}",
         )
     say(f"starting {len(fleet.hosts)} local Prometheus servers")
     for host in fleet.hosts:
         sup.wait_ready(live.local_prometheus_name(host), **_local_ready(fleet, host))
-    if p.mode == "federation":
-        say(f"starting the central Prometheus on {p.listen}")
-        sup.start(
-            "prometheus-central",
-            [
-                bins["prometheus"],
-                f"--config.file={out / 'central' / 'prometheus.yml'}",
-                f"--web.listen-address={p.listen}",
-                f"--storage.tsdb.path={data / 'central'}",
-                "--log.level=warn",
-            ],
-        )
-        sup.wait_ready("prometheus-central", f"{p.url.rstrip('/')}/-/ready")
+    for proc in central:
+        if proc.after_hosts:
+            _start_central(live, proc, say)
 
 
 def _local_ready(fleet: Fleet, host: Host) -> dict[str, Any]:
@@ -429,12 +627,24 @@ def run_demo(
 ) -> Iterator[tuple[DemoResult, LiveFleet]]:
     """Start a demo fleet, wait for it, verify it; everything stops when the block ends."""
     require(*tools_for(mode))  # fail before writing anything
+    say = progress or (lambda _msg: None)
+    telemetry = telemetry_available()
+    if not telemetry:
+        missing = [n for n in TELEMETRY_TOOLS if not tools.find_all(n)]
+        say(f"logs and traces off: {', '.join(missing)} not installed (`make tools` builds them)")
     inventory = workdir / "inventory.yaml"
-    doc = demo_inventory(hosts, workdir, mode=mode, prometheus_version=newest_prometheus_version())
+    doc = demo_inventory(
+        hosts,
+        workdir,
+        mode=mode,
+        prometheus_version=newest_prometheus_version(),
+        telemetry=telemetry,
+    )
     write_inventory(doc, inventory)
     started = time.monotonic()
     live = start_fleet(inventory, workdir, seed=seed, progress=progress)
     try:
+        live.write_demo_json()
         live.wait_for_hosts(timeout=timeout, progress=progress)
         # Rates over the 1m Grafana interval need two samples at the centre.
         time.sleep(3.0)

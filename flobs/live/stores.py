@@ -75,12 +75,15 @@ class VictoriaLogsAPI:
         return {str(v["value"]) for v in r.json().get("values", [])}
 
 
-def victorialogs_argv(binary: str, listen: Endpoint, data: Path) -> list[str]:
+def victorialogs_argv(
+    binary: str, listen: Endpoint, data: Path, *, retention: str = "1d"
+) -> list[str]:
+    """VictoriaLogs drops entries older than its retention on ingestion."""
     return [
         binary,
         f"-httpListenAddr={listen}",
         f"-storageDataPath={data}",
-        "-retentionPeriod=1d",
+        f"-retentionPeriod={retention}",
         "-loggerLevel=WARN",
     ]
 
