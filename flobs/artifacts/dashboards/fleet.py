@@ -247,7 +247,9 @@ def spec(view: View) -> DashboardSpec:
                 "timeseries",
                 (
                     logql(
-                        f'sum by (host) (rate({{{HOSTS}, level=~"{ERROR_LEVELS}"}}[$__auto]))',
+                        # `| level=~` (not a stream matcher): over Loki's OTLP ingestion
+                        # level is structured metadata, which only a filter sees.
+                        f'sum by (host) (rate({{{HOSTS}}} | level=~"{ERROR_LEVELS}" [$__auto]))',
                         "{{host}}",
                         logsql=f'{{{HOSTS}, level=~"{ERROR_LEVELS}"}} '
                         "| stats by (host) rate() as lines_per_second",
@@ -262,7 +264,7 @@ def spec(view: View) -> DashboardSpec:
                 "logs",
                 (
                     logql(
-                        f'{{{HOSTS}, level=~"{ERROR_LEVELS}"}}',
+                        f'{{{HOSTS}}} | level=~"{ERROR_LEVELS}"',
                         logsql=f'{{{HOSTS}, level=~"{ERROR_LEVELS}"}}',
                     ),
                 ),
