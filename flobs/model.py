@@ -14,6 +14,13 @@ from functools import cached_property
 from typing import Any, Literal
 
 LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost"})
+OTELCOL_LISTENERS = (
+    "grpc_endpoint",
+    "http_endpoint",
+    "health_endpoint",
+    "metrics_endpoint",
+    "spanmetrics_endpoint",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +151,7 @@ class Otelcol:
     http_endpoint: Endpoint
     health_endpoint: Endpoint
     metrics_endpoint: Endpoint
+    spanmetrics_endpoint: Endpoint  # request metrics derived from spans (Prometheus exporter)
     memory_limit_mib: int
     memory_spike_limit_mib: int
     sampling_percentage: float | None
@@ -283,7 +291,7 @@ class Host:
         if self.log_agent is not None:
             out.append(Listener("logs.listen", v.logs.listen, ("logs", "listen")))
         if v.otelcol.enabled:
-            for key in ("grpc_endpoint", "http_endpoint", "health_endpoint", "metrics_endpoint"):
+            for key in OTELCOL_LISTENERS:
                 out.append(Listener(f"otelcol.{key}", getattr(v.otelcol, key), ("otelcol", key)))
         return out
 

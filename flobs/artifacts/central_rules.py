@@ -27,6 +27,7 @@ from typing import Any
 from flobs import versions
 from flobs.artifacts.common import yaml_file
 from flobs.artifacts.extensions import apply_alert_overrides
+from flobs.artifacts.series import RPC_DURATION
 from flobs.model import Fleet
 from flobs.promtime import seconds
 
@@ -376,6 +377,42 @@ def _grpc_errors(ratio: float, for_: str) -> Alert:
     )
 
 
+def _create_microvm_slow(seconds: float, for_: str) -> Alert:
+    """CreateMicroVM's p90 from flintlockd's spans (spanmetrics, host rules)."""
+    m = _minutes(for_)
+    name = RPC_DURATION
+    base = _host_labels(rpc_method="CreateMicroVM")
+
+    def buckets(shares: Mapping[str, float]) -> tuple[tuple[str, str], ...]:
+        # Cumulative bucket rates: `shares[le]` of 10 calls/s took at most `le` seconds.
+        return tuple(
+            (series_text(name, {**base, "le": le}), _const(share * 10, m + 10))
+            for le, share in shares.items()
+        )
+
+    # Every call slower than the threshold (p90 ~1.85x it) / every call well under it.
+    slow = buckets({f"{seconds / 2:g}": 0.0, f"{seconds * 2:g}": 1.0, "+Inf": 1.0})
+    fast = buckets({f"{seconds / 4:g}": 1.0, f"{seconds * 2:g}": 1.0, "+Inf": 1.0})
+    quantile = (
+        "histogram_quantile(0.9, sum by (cluster, host, le) "
+        f'({name}{{rpc_method="CreateMicroVM"}}))'
+    )
+    return Alert(
+        "FlintlockdCreateMicroVMSlow",
+        f"{quantile} > {seconds:g}",
+        for_,
+        "warning",
+        "Creating microVMs is slow on {{ $labels.host }}",
+        f"The 90th percentile of CreateMicroVM calls on {{{{ $labels.host }}}} took longer "
+        f"than {seconds:g} s for {for_} (from flintlockd's spans; flintlockd itself has no "
+        "handling-time histogram). Look at the slowest traces' plan steps.",
+        (
+            Case(f"p90 above {seconds:g} s", slow, (m + 5) * 60, (_host_labels(),)),
+            Case(f"p90 well under {seconds:g} s", fast, (m + 5) * 60, ()),
+        ),
+    )
+
+
 def _vmm_panic(for_: str) -> Alert:
     m = _minutes(for_)
     name = "microvm:firecracker_vmm_panic_count:sum"
@@ -515,6 +552,10 @@ def alerts(fleet: Fleet) -> list[Alert]:
             _grpc_errors(
                 num("grpc_error_ratio", "FlintlockdGrpcErrors"),
                 dur("grpc_error_for", "FlintlockdGrpcErrors"),
+            ),
+            _create_microvm_slow(
+                num("create_microvm_p90_seconds", "FlintlockdCreateMicroVMSlow"),
+                dur("create_microvm_slow_for", "FlintlockdCreateMicroVMSlow"),
             ),
             _vmm_panic(dur("vmm_panic_for", "FirecrackerVmmPanic")),
             _firecracker_stale(

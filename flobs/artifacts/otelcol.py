@@ -272,6 +272,49 @@ def logs_exporter(fleet: Fleet, host: Host) -> tuple[str, dict[str, Any], dict[s
     return f"{http}/{LOGS_EXPORTER}", exp, extensions
 
 
+# Request metrics from spans (flintlockd has no handling-time histogram: the spans are
+# the only source of latency). The connector's default namespace gives Prometheus
+# names traces_span_metrics_calls_total and traces_span_metrics_duration_seconds_*.
+SPANMETRICS_EXPORTER = "prometheus/spanmetrics"
+# The connector was renamed `span_metrics`; in v0.158 `spanmetrics` is a deprecated
+# alias that warns at every start (seen with the real collector; v0.140 has only
+# the old name). 0.158 is the oldest release the new name was checked in.
+SPAN_METRICS_NAME = (0, 158, 0)
+
+
+def spanmetrics_type(version: tuple[int, int, int]) -> str:
+    return "span_metrics" if version >= SPAN_METRICS_NAME else "spanmetrics"
+
+
+# Seconds: a CreateMicroVM runs a plan (seconds), reads take milliseconds.
+LATENCY_BUCKETS = (
+    "5ms",
+    "10ms",
+    "25ms",
+    "50ms",
+    "100ms",
+    "250ms",
+    "500ms",
+    "1s",
+    "2500ms",
+    "5s",
+    "10s",
+    "30s",
+    "60s",
+)
+
+
+def spanmetrics_connector() -> dict[str, Any]:
+    return {
+        "histogram": {"unit": "s", "explicit": {"buckets": list(LATENCY_BUCKETS)}},
+        # The gRPC method and code of each call (OpenTelemetry's rpc.* conventions).
+        "dimensions": [{"name": "rpc.method"}, {"name": "rpc.grpc.status_code"}],
+        "metrics_flush_interval": "15s",
+        # A method nobody called for 5 minutes drops out instead of going flat.
+        "metrics_expiration": "5m",
+    }
+
+
 def config(fleet: Fleet, host: Host) -> dict[str, Any]:
     o = host.vars.otelcol
     logs = host.vars.logs
@@ -282,12 +325,27 @@ def config(fleet: Fleet, host: Host) -> dict[str, Any]:
     procs = processors(fleet, host)
     batch = ["batch"] if "batch" in procs else []
     sampler = ["probabilistic_sampler"] if "probabilistic_sampler" in procs else []
+    spanmetrics = spanmetrics_type(o.version)
     pipelines: dict[str, Any] = {
         "traces": {
             "receivers": ["otlp"],
             "processors": ["memory_limiter", "resource", *sampler, *batch],
-            "exporters": [trace_id],
+            # Without sampling the stored traces and the metrics see the same spans.
+            "exporters": [trace_id, *([] if sampler else [spanmetrics])],
         },
+    }
+    if sampler:
+        # Request metrics count every call, not the sampled share.
+        pipelines["traces/spanmetrics"] = {
+            "receivers": ["otlp"],
+            "processors": ["memory_limiter", "resource"],
+            "exporters": [spanmetrics],
+        }
+    exporters[SPANMETRICS_EXPORTER] = {"endpoint": _endpoint(o.spanmetrics_endpoint)}
+    pipelines["metrics/spanmetrics"] = {
+        "receivers": [spanmetrics],
+        "processors": ["memory_limiter"],
+        "exporters": [SPANMETRICS_EXPORTER],
     }
     if o.logs_pipeline:
         logs_id, logs_exp, logs_ext = logs_exporter(fleet, host)
@@ -306,6 +364,7 @@ def config(fleet: Fleet, host: Host) -> dict[str, Any]:
         "receivers": receivers(host),
         "processors": procs,
         "exporters": exporters,
+        "connectors": {spanmetrics: spanmetrics_connector()},
         "service": {
             "extensions": list(extensions),
             "pipelines": pipelines,

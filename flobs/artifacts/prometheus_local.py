@@ -142,6 +142,15 @@ def scrape_jobs(host: Host) -> list[dict[str, Any]]:
         jobs.append(
             _job("otelcol", scrape_address(v.otelcol.metrics_endpoint), host, sample_limit=5000)
         )
+        # flintlockd's request metrics, derived from its spans by the collector.
+        jobs.append(
+            _job(
+                "flintlockd-spans",
+                scrape_address(v.otelcol.spanmetrics_endpoint),
+                host,
+                sample_limit=5000,
+            )
+        )
     jobs.append(
         _job(
             "prometheus",

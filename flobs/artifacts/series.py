@@ -13,7 +13,9 @@ Facts relied on (flintlock-facts.md):
 * Firecracker values are deltas per flush (every ``flush_interval``), so per-second
   figures divide by the flush interval; ``rate()`` over them is wrong.
 * Cloud Hypervisor counters are cumulative, so ``rate()`` is right for them.
-* flintlockd has no ``grpc_server_handling_seconds`` histogram: no latency rules.
+* flintlockd has no ``grpc_server_handling_seconds`` histogram: latency comes from
+  its spans instead, as the collector's spanmetrics connector counts them (job
+  ``flintlockd-spans``).
 """
 
 from __future__ import annotations
@@ -82,6 +84,17 @@ CLOUD_HYPERVISOR_RATES: tuple[tuple[str, str], ...] = (
 
 MICROVM_KEY = "namespace, name, uid"
 
+# What the collector's spanmetrics connector serves (otelcol.SPANMETRICS_EXPORTER):
+# OpenTelemetry names, as the Prometheus exporter writes them.
+SPAN_CALLS = "traces_span_metrics_calls_total"
+SPAN_DURATION = "traces_span_metrics_duration_seconds_bucket"
+# flintlockd's own server spans: one per gRPC call (not its plan-step children).
+FLINTLOCKD_SERVER_SPANS = (
+    'job="flintlockd-spans", service_name="flintlockd", span_kind="SPAN_KIND_SERVER"'
+)
+RPC_DURATION = "host:flintlockd_rpc_duration_seconds_bucket:rate5m"
+RPC_CALLS = "host:flintlockd_rpc_calls:rate5m"
+
 
 def local_rules(host: Host) -> list[RecordingRule]:
     """The recording rules a host evaluates; their outputs are what the centre reads."""
@@ -104,6 +117,18 @@ def local_rules(host: Host) -> list[RecordingRule]:
             "host:grpc_server_errors:rate5m",
             "sum by (grpc_service, grpc_method) "
             '(rate(grpc_server_handled_total{job="flintlockd",grpc_code!="OK"}[5m]))',
+            "flobs-flintlockd",
+        ),
+        # Request rate, codes and latency from flintlockd's spans (spanmetrics).
+        RecordingRule(
+            RPC_DURATION,
+            f"sum by (rpc_method, le) (rate({SPAN_DURATION}{{{FLINTLOCKD_SERVER_SPANS}}}[5m]))",
+            "flobs-flintlockd",
+        ),
+        RecordingRule(
+            RPC_CALLS,
+            "sum by (rpc_method, rpc_grpc_status_code) "
+            f"(rate({SPAN_CALLS}{{{FLINTLOCKD_SERVER_SPANS}}}[5m]))",
             "flobs-flintlockd",
         ),
         # Processes (process-exporter groups).
@@ -272,5 +297,6 @@ JOB_PRODUCES: dict[str, tuple[str, ...]] = {
     "promtail": ("promtail_.+", "loki_.+", "go_.+", "process_.+"),
     "alloy": ("alloy_.+", "loki_.+", "go_.+", "process_.+"),
     "otelcol": ("otelcol_.+", "go_.+", "process_.+"),
+    "flintlockd-spans": ("traces_span_metrics_.+", "target_info"),
     "prometheus": ("prometheus_.+", "go_.+", "process_.+", "net_conntrack_.+"),
 }

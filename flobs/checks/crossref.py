@@ -159,6 +159,7 @@ SCRAPED_OWNERS = frozenset(
         "local_prometheus.listen",
         "logs.listen",
         "otelcol.metrics_endpoint",
+        "otelcol.spanmetrics_endpoint",
     }
 )
 

@@ -82,9 +82,12 @@ class OtelcolReferences(Check):
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
         for path, doc in _docs(ctx):
+            connectors = _defined(doc, "connectors")
             for name, pipeline in _pipelines(doc).items():
                 for kind in KINDS:
                     defined = _defined(doc, kind)
+                    if kind != "processors":  # a connector ends one pipeline, starts another
+                        defined = {**defined, **connectors}
                     for i, component in _names(pipeline.get(kind)):
                         if component not in defined:
                             yield ctx.problem(
@@ -145,8 +148,9 @@ class OtelcolUnused(Check):
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
         for path, doc in _docs(ctx):
             pipelines = _pipelines(doc)
-            for kind in KINDS:
-                used = {c for p in pipelines.values() for _, c in _names(p.get(kind))}
+            for kind in (*KINDS, "connectors"):
+                roles = ("receivers", "exporters") if kind == "connectors" else (kind,)
+                used = {c for p in pipelines.values() for r in roles for _, c in _names(p.get(r))}
                 for component in _defined(doc, kind):
                     if component not in used:
                         yield ctx.problem(
@@ -177,7 +181,8 @@ class OtelcolProcessorOrder(Check):
     batching before sampling or attribute changes would batch spans that are then
     dropped or changed. From collector v0.160 batching belongs in the exporter
     (`sending_queue.batch`, the `batch` processor is deprecated): a pipeline without
-    a `batch` processor must have every exporter batch in its queue.
+    a `batch` processor must have every exporter batch in its queue. Pipelines that
+    only feed a connector or a Prometheus (pull) exporter send nothing: no batching.
     """
 
     ID = "otelcol-processor-order"
@@ -199,10 +204,22 @@ class OtelcolProcessorOrder(Check):
                         key_path=where,
                     )
                 exporters = _defined(doc, "exporters")
+                connectors = _defined(doc, "connectors")
+                if pipeline.get("exporters") and all(
+                    str(e).split("/")[0] == "prometheus" or e in connectors
+                    for e in pipeline["exporters"]
+                ):
+                    # A pull exporter serves what it holds and a connector hands spans
+                    # to another pipeline in memory: nothing to batch.
+                    continue
                 queue_batched = bool(pipeline.get("exporters")) and all(
-                    isinstance(exporters.get(e), dict)
-                    and isinstance(exporters[e].get("sending_queue"), dict)
-                    and isinstance(exporters[e]["sending_queue"].get("batch"), dict)
+                    e in connectors
+                    or str(e).split("/")[0] == "prometheus"
+                    or (
+                        isinstance(exporters.get(e), dict)
+                        and isinstance(exporters[e].get("sending_queue"), dict)
+                        and isinstance(exporters[e]["sending_queue"].get("batch"), dict)
+                    )
                     for e in pipeline.get("exporters") or []
                 )
                 if "batch" not in procs and queue_batched:
@@ -226,9 +243,12 @@ def listeners(doc: dict[str, Any]) -> Iterator[tuple[str, tuple[str | int, ...]]
         for proto, settings in protocols.items() if isinstance(protocols, dict) else ():
             if isinstance(settings, dict) and "endpoint" in settings:
                 yield settings["endpoint"], ("receivers", cname, "protocols", proto, "endpoint")
-    for ename, body in _defined(doc, "extensions").items():
-        if isinstance(body, dict) and isinstance(body.get("endpoint"), str):
-            yield body["endpoint"], ("extensions", ename, "endpoint")
+    for kind in ("extensions", "exporters"):
+        for ename, body in _defined(doc, kind).items():
+            if kind == "exporters" and ename.split("/")[0] != "prometheus":
+                continue  # other exporters' endpoints are where they send, not listen
+            if isinstance(body, dict) and isinstance(body.get("endpoint"), str):
+                yield body["endpoint"], (kind, ename, "endpoint")
     service = _service(doc)
     readers = k.seq(k.get(k.get(service.get("telemetry"), "metrics"), "readers"))
     for i, reader in enumerate(readers):

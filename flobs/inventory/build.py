@@ -21,6 +21,7 @@ from flobs.inventory.merge import BUILTIN, Layer, Merged, VarPath, merge_layers,
 from flobs.inventory.schema_check import schema_default_vars
 from flobs.inventory.source import DocPath, Source
 from flobs.model import (
+    OTELCOL_LISTENERS,
     Alerts,
     Central,
     CentralPrometheus,
@@ -367,6 +368,7 @@ class _Builder:
                 http_endpoint=ep(("otelcol", "http_endpoint")),
                 health_endpoint=ep(("otelcol", "health_endpoint")),
                 metrics_endpoint=ep(("otelcol", "metrics_endpoint")),
+                spanmetrics_endpoint=ep(("otelcol", "spanmetrics_endpoint")),
                 memory_limit_mib=otel["memory_limit_mib"],
                 memory_spike_limit_mib=otel["memory_spike_limit_mib"],
                 sampling_percentage=otel["sampling_percentage"],
@@ -572,7 +574,7 @@ class _Builder:
         if host.log_agent is not None:
             public_checks.append(("logs", v.logs.listen, v.logs.allow_public, ("logs", "listen")))
         if v.otelcol.enabled:
-            for key in ("grpc_endpoint", "http_endpoint", "health_endpoint", "metrics_endpoint"):
+            for key in OTELCOL_LISTENERS:
                 public_checks.append(
                     ("otelcol", getattr(v.otelcol, key), v.otelcol.allow_public, ("otelcol", key))
                 )

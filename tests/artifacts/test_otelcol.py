@@ -53,8 +53,13 @@ def test_processor_order_and_sampling() -> None:
         "traces": {
             "receivers": ["otlp"],
             "processors": ["memory_limiter", "resource", "batch"],
-            "exporters": ["otlp_grpc/traces"],
-        }
+            "exporters": ["otlp_grpc/traces", "span_metrics"],
+        },
+        "metrics/spanmetrics": {
+            "receivers": ["span_metrics"],
+            "processors": ["memory_limiter"],
+            "exporters": ["prometheus/spanmetrics"],
+        },
     }
     assert "probabilistic_sampler" not in plain["processors"]
     sampled = otel_doc(fleet, 5)  # fl-eu1-b-03 sets sampling_percentage: 25
@@ -92,14 +97,16 @@ def test_collector_version_decides_exporter_names_and_batching(
     for h in inv["hosts"]:
         h.pop("vars", None)
     doc = otel_doc(fleet_of(inv))
-    assert set(doc["exporters"]) == {f"{grpc}/traces", f"{http}/logs"}
+    assert set(doc["exporters"]) == {f"{grpc}/traces", f"{http}/logs", "prometheus/spanmetrics"}
     pipelines = doc["service"]["pipelines"]
-    assert pipelines["traces"]["exporters"] == [f"{grpc}/traces"]
+    assert pipelines["traces"]["exporters"][0] == f"{grpc}/traces"
     assert pipelines["logs"]["exporters"] == [f"{http}/logs"]
     assert ("batch" in doc["processors"]) is batch_processor
-    for pipeline in pipelines.values():
-        assert (pipeline["processors"][-1] == "batch") is batch_processor
-    for exporter in doc["exporters"].values():
+    for name in ("traces", "logs"):
+        assert (pipelines[name]["processors"][-1] == "batch") is batch_processor
+    # The connector's new name from v0.158 (the old one warns there).
+    assert set(doc["connectors"]) == {"span_metrics" if version >= "0.158" else "spanmetrics"}
+    for exporter in (doc["exporters"][f"{grpc}/traces"], doc["exporters"][f"{http}/logs"]):
         queue = exporter["sending_queue"]
         if batch_processor:
             assert queue == {"enabled": True, "queue_size": 5000}
@@ -110,6 +117,23 @@ def test_collector_version_decides_exporter_names_and_batching(
                 "queue_size": 100000,
                 "batch": {"flush_timeout": "5s", "min_size": 8192, "max_size": 16384},
             }
+
+
+def test_request_metrics_from_every_span_even_when_traces_are_sampled() -> None:
+    fleet = example_fleet()
+    sampled = otel_doc(fleet, 5)  # sampling_percentage: 25
+    pipelines = sampled["service"]["pipelines"]
+    # The sampled pipeline does not feed the connector; a second one sees every span.
+    assert pipelines["traces"]["exporters"] == ["otlp_grpc/traces"]
+    assert pipelines["traces/spanmetrics"] == {
+        "receivers": ["otlp"],
+        "processors": ["memory_limiter", "resource"],
+        "exporters": ["span_metrics"],
+    }
+    connector = sampled["connectors"]["span_metrics"]
+    assert connector["histogram"]["unit"] == "s"
+    assert connector["dimensions"] == [{"name": "rpc.method"}, {"name": "rpc.grpc.status_code"}]
+    assert sampled["exporters"]["prometheus/spanmetrics"] == {"endpoint": "127.0.0.1:8889"}
 
 
 def test_resource_attributes_name_the_host_cluster_and_labels() -> None:

@@ -96,6 +96,8 @@ def variant_doc(auth: str, logs_backend: str, traces_backend: str, rotation: int
     }
     for i, host in enumerate(doc["hosts"]):
         host["vars"] = copy.deepcopy(HOST_VARS[(rotation * 5 + i) % len(HOST_VARS)])
+        if auth == "basic" and host["vars"]["otelcol"]["version"] < "0.158":
+            host["vars"]["otelcol"]["version"] = "0.158.0"  # password_file needs it
     return doc
 
 
@@ -179,50 +181,29 @@ def test_a_thousand_host_fleet_passes_real_otelcol_validate(tmp_path: Path) -> N
     assert time.monotonic() - start < 600
 
 
-def test_deprecated_exporter_names_warn_and_the_current_ones_do_not(tmp_path: Path) -> None:
-    """Collector v0.144+ logs a deprecation for `otlp`; flobs writes `otlp_grpc` there."""
+def test_the_current_names_start_without_deprecation_warnings(tmp_path: Path) -> None:
+    """Collector v0.158 warns at every start for the old `otlp` exporter and
+    `spanmetrics` connector names; flobs writes `otlp_grpc` and `span_metrics` there."""
     binary = otelcol_binary()
-    doc = example_doc()
-    doc["defaults"]["otelcol"] = {"version": "0.158.0"}
-    fleet = fleet_of(doc)
+    fleet = fleet_of(loopback_doc(tmp_path, free_port()))
     (data,) = otelcol.host_files(fleet, fleet.hosts[0]).values()
-    current = tmp_path / "current.yaml"
-    current.write_bytes(data)
-    old = tmp_path / "old.yaml"
-    old.write_text(data.decode().replace("otlp_grpc/traces", "otlp/traces"), encoding="utf-8")
-    rc_old, out_old = validate(binary, old)
-    rc_new, out_new = validate(binary, current)
-    assert (rc_old, rc_new) == (0, 0), (out_old, out_new)
-    assert "deprecat" in out_old.lower(), out_old
-    assert "deprecat" not in out_new.lower(), out_new
-
-
-@pytest.mark.parametrize("password", ["#starts-with-hash", "{braces}", "key: value"])
-def test_password_file_is_read_as_is_where_file_reference_breaks(
-    tmp_path: Path, password: str
-) -> None:
-    """`${file:PATH}` YAML-parses the secret: these passwords break it; password_file not."""
-    binary = otelcol_binary()
-    secret = tmp_path / "pw"
-    secret.write_text(password, encoding="utf-8")
-    doc = example_doc()
-    doc["central"]["traces"]["basic_auth"] = {"username": "fl", "password_file": str(secret)}
-    fleet = fleet_of(doc)
-    (data,) = otelcol.host_files(fleet, fleet.hosts[0]).values()
-    new = tmp_path / "new.yaml"
-    new.write_bytes(data)
-    assert validate(binary, new)[0] == 0
-    loaded = yamlio.load(data.decode())
-    client = loaded["extensions"]["basicauth/traces"]["client_auth"]
-    assert client == {"username": "fl", "password_file": str(secret)}
-    # The form flobs wrote before: the collector parses the file's text as YAML.
-    del client["password_file"]
-    client["password"] = f"${{file:{secret}}}"
-    old = tmp_path / "old.yaml"
-    old.write_text(yamlio.dump(loaded), encoding="utf-8")
-    rc, out = validate(binary, old)
-    assert rc != 0, f"the collector accepted a YAML-parsed password {password!r}"
-    assert out
+    assert "otlp_grpc/traces:" in data.decode() and "span_metrics:" in data.decode()
+    old = data.decode().replace("otlp_grpc/traces", "otlp/traces")
+    old = old.replace("span_metrics", "spanmetrics")
+    outputs = {}
+    for name, text in (("current", data.decode()), ("old", old)):
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(text, encoding="utf-8")
+        collector = Collector(binary, config, tmp_path / f"{name}.log")
+        try:
+            health = fleet.hosts[0].vars.otelcol.health_endpoint
+            wait_healthy(f"http://{health}/", collector)
+        finally:
+            collector.stop()
+        outputs[name] = collector.output()
+    assert '"otlp" alias is deprecated' in outputs["old"]
+    assert '"spanmetrics" alias is deprecated' in outputs["old"]
+    assert "deprecated" not in outputs["current"], outputs["current"]
 
 
 # --------------------------------------------------------------------------- running
@@ -391,3 +372,99 @@ def test_credentials_over_plaintext_grpc_stop_the_real_collector(
     with pytest.raises(InputError) as err:
         fleet_of(doc)
     assert "transport level security" in err.value.problems[0].message
+
+
+class _Capture:
+    """A loopback HTTP server recording the Authorization header of each request."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        seen = self.seen = []  # type: list[str]
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                seen.append(self.headers.get("Authorization") or "")
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def sent_password(
+    binary: str, tmp_path: Path, config_text: str, fleet: Fleet, capture: _Capture
+) -> str:
+    """Start the collector, push one log record through it, return the password it sent."""
+    import base64
+
+    config = tmp_path / "c.yaml"
+    config.write_text(config_text, encoding="utf-8")
+    o = fleet.hosts[0].vars.otelcol
+    collector = Collector(binary, config, tmp_path / "c.log")
+    try:
+        wait_healthy(f"http://{o.health_endpoint}/", collector)
+        record = {"timeUnixNano": str(time.time_ns()), "body": {"stringValue": "x"}}
+        body = {"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]}
+        r = httpx.post(f"http://{o.http_endpoint}/v1/logs", json=body, timeout=10)
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not capture.seen:
+            time.sleep(0.2)
+        assert capture.seen, collector.output()
+    finally:
+        collector.stop()
+    scheme, _, token = capture.seen[-1].partition(" ")
+    assert scheme == "Basic"
+    user, _, password = base64.b64decode(token).decode().partition(":")
+    assert user == "fl"
+    return password
+
+
+@pytest.mark.parametrize("password", ["#starts-with-hash", "{a: b}", "key: value", "p$w"])
+def test_basic_auth_sends_the_password_file_exactly(tmp_path: Path, password: str) -> None:
+    """basicauth `password_file` sends the file's text as it is.
+
+    Finding with the real v0.158: the `${file:…}` form flobs wrote before sends these
+    passwords exactly too (confmap keeps a string target's original text), so the
+    YAML-parsing breakage seen in older collectors does not reproduce here; flobs
+    still writes `password_file` (no expansion at all, and the file is re-read when
+    it changes). The old form's result is pinned so a change is noticed.
+    """
+    binary = otelcol_binary()
+    capture = _Capture()
+    try:
+        secret = tmp_path / "pw"
+        secret.write_text(password, encoding="utf-8")
+        doc = loopback_doc(tmp_path, free_port())
+        doc["defaults"]["otelcol"]["logs_pipeline"] = True
+        doc["defaults"]["logs"]["source"] = "file"
+        doc["defaults"]["logs"]["path"] = str(tmp_path / "flintlockd.log")
+        doc["central"].pop("loki")
+        doc["central"]["logs"] = {
+            "url": f"http://127.0.0.1:{capture.port}/loki/api/v1/push",
+            "basic_auth": {"username": "fl", "password_file": str(secret)},
+        }
+        fleet = fleet_of(doc)
+        (data,) = otelcol.host_files(fleet, fleet.hosts[0]).values()
+        assert sent_password(binary, tmp_path, data.decode(), fleet, capture) == password
+        old = yamlio.load(data.decode())
+        client = old["extensions"]["basicauth/logs"]["client_auth"]
+        del client["password_file"]
+        client["password"] = f"${{file:{secret}}}"
+        capture.seen.clear()
+        assert sent_password(binary, tmp_path, yamlio.dump(old), fleet, capture) == password
+    finally:
+        capture.close()
