@@ -108,9 +108,15 @@ def demo_command(
             out_console.file.write("panels with data:\n")
             for dashboard, titles in with_data.items():
                 out_console.file.write(f"  {dashboard}: {', '.join(titles)}\n")
+            for sig in result.signals:
+                out_console.file.write(
+                    f"signals: {sig.host}: {sig.log_lines} log lines in VictoriaLogs, "
+                    f"{sig.traces} traces in Jaeger\n"
+                )
             out_console.file.write(
-                "panels without data (logs/traces need agents the demo does not run; "
-                "failure panels show only failures; no flintlockd process exists here):\n"
+                "panels without data (log and trace panels are not queried by verify"
+                + ("" if result.signals else "; the demo runs no log/trace stores here")
+                + "; failure panels show only failures; no flintlockd process exists here):\n"
             )
             for dashboard, titles in without.items():
                 out_console.file.write(f"  {dashboard}: {', '.join(titles)}\n")
@@ -121,6 +127,12 @@ def demo_command(
                 f"{counts.data} panels with data, {counts.partial} partial, "
                 f"{counts.no_data} without\n"
                 f"demo: central ({chosen}): {result.central_url}\n"
+                + "".join(
+                    f"demo: {what}: {url}\n"
+                    for what, url in _live.stores().items()
+                    if url and what != "prometheus"
+                )
+                + f"demo: every process: {result.inventory.parent / 'demo.json'}\n"
                 f"demo: inventory {result.inventory}, generated files {result.out}"
                 + (" (removed on exit; keep them with --workdir DIR)" if temp else "")
                 + "\n"

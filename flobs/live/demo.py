@@ -613,6 +613,44 @@ class DemoResult:
     report: VerifyReport
     waited_seconds: float
     local_rule_failures: tuple[LocalRuleFailure, ...] = ()
+    signals: tuple[HostSignals, ...] = ()
+
+
+@dataclass(frozen=True)
+class HostSignals:
+    """What of one host reached the central log and trace stores."""
+
+    host: str
+    log_lines: int
+    traces: int
+
+
+def wait_for_signals(
+    live: LiveFleet, timeout: float = 30.0, progress: Progress | None = None
+) -> tuple[HostSignals, ...]:
+    """Poll VictoriaLogs and Jaeger until every host has log lines and traces there."""
+    urls = live.stores()
+    if not urls["logs"] or not urls["traces"]:
+        return ()
+    deadline = time.monotonic() + timeout
+    with stores.VictoriaLogsAPI(urls["logs"]) as logs, stores.JaegerAPI(urls["traces"]) as tr:
+        while True:
+            logs.force_flush()
+            found = tuple(
+                HostSignals(
+                    h.name,
+                    logs.count(f'{{cluster="{live.fleet.cluster}", host="{h.name}"}}'),
+                    len(tr.find_traces("flintlockd", tags={"host.name": h.name}, limit=1000)),
+                )
+                for h in live.fleet.hosts
+            )
+            done = all(s.log_lines and s.traces for s in found)
+            if done or time.monotonic() > deadline:
+                if progress:
+                    ready = sum(bool(s.log_lines and s.traces) for s in found)
+                    progress(f"{ready}/{len(found)} hosts' logs and traces at the centre")
+                return found
+            time.sleep(1.0)
 
 
 @contextmanager
@@ -648,6 +686,7 @@ def run_demo(
         live.wait_for_hosts(timeout=timeout, progress=progress)
         # Rates over the 1m Grafana interval need two samples at the centre.
         time.sleep(3.0)
+        signals = wait_for_signals(live, progress=progress)
         report = live.verify()
         result = DemoResult(
             live.fleet,
@@ -657,6 +696,7 @@ def run_demo(
             report,
             time.monotonic() - started,
             tuple(live.local_rule_failures()),
+            signals,
         )
         yield result, live
     finally:

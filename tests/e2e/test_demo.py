@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -104,6 +105,22 @@ def test_demo_reports_every_host_and_stops_everything_on_ctrl_c(tmp_path: Path) 
         assert (workdir / "inventory.yaml").is_file()
         assert (workdir / "out" / "manifest.json").is_file()
         assert len(_processes_mentioning(str(workdir))) >= 4  # 2 local + central + exporters
+        demo = json.loads((workdir / "demo.json").read_text(encoding="utf-8"))
+        assert demo["central"]["prometheus"] == central
+        roles = [(p["role"], p["host"]) for p in demo["processes"]]
+        for host in ("demo-1", "demo-2"):
+            assert ("simulator", host) in roles and ("prometheus", host) in roles
+            assert ("node_exporter", host) in roles
+        assert ("prometheus", None) in roles
+        for entry in demo["processes"]:
+            assert set(entry) == {"role", "host", "pid", "url", "log"}
+            assert Path(f"/proc/{entry['pid']}").exists(), entry
+        if demo["central"]["logs"]:  # the log/trace tools are installed
+            assert ("victoria-logs", None) in roles and ("jaeger", None) in roles
+            assert ("otelcol", "demo-1") in roles
+            assert re.search(
+                r"^signals: demo-1: [1-9]\d* log lines in VictoriaLogs, [1-9]", text, re.M
+            )
     finally:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
