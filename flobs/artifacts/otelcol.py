@@ -134,7 +134,7 @@ def receivers(host: Host) -> dict[str, Any]:
                 ],
             }
         else:
-            out["filelog"] = {
+            out[filelog_type(o.version)] = {
                 "include": [logs.path],
                 "start_at": "end",
                 "operators": [_json_operator()],
@@ -276,14 +276,21 @@ def logs_exporter(fleet: Fleet, host: Host) -> tuple[str, dict[str, Any], dict[s
 # the only source of latency). The connector's default namespace gives Prometheus
 # names traces_span_metrics_calls_total and traces_span_metrics_duration_seconds_*.
 SPANMETRICS_EXPORTER = "prometheus/spanmetrics"
-# The connector was renamed `span_metrics`; in v0.158 `spanmetrics` is a deprecated
-# alias that warns at every start (seen with the real collector; v0.140 has only
-# the old name). 0.158 is the oldest release the new name was checked in.
-SPAN_METRICS_NAME = (0, 158, 0)
+# Contrib renamed components to snake case (`spanmetrics` → `span_metrics`, `filelog` →
+# `file_log`); in v0.158 the old names are deprecated aliases that warn at every start
+# (seen with the real collector; v0.140 has only the old names). 0.158 is the oldest
+# release the new names were checked in.
+UNDERSCORE_NAMES = (0, 158, 0)
 
 
 def spanmetrics_type(version: tuple[int, int, int]) -> str:
-    return "span_metrics" if version >= SPAN_METRICS_NAME else "spanmetrics"
+    return "span_metrics" if version >= UNDERSCORE_NAMES else "spanmetrics"
+
+
+def filelog_type(version: tuple[int, int, int]) -> str:
+    """`file_log` in v0.158, where `filelog` is a deprecated alias that warns (seen with
+    the real collector, like `span_metrics`)."""
+    return "file_log" if version >= UNDERSCORE_NAMES else "filelog"
 
 
 # Seconds: a CreateMicroVM runs a plan (seconds), reads take milliseconds.
@@ -351,7 +358,7 @@ def config(fleet: Fleet, host: Host) -> dict[str, Any]:
         logs_id, logs_exp, logs_ext = logs_exporter(fleet, host)
         exporters[logs_id] = logs_exp
         extensions.update(logs_ext)
-        log_receiver = "journald" if logs.source == "journal" else "filelog"
+        log_receiver = "journald" if logs.source == "journal" else filelog_type(o.version)
         pipelines["logs"] = {
             "receivers": ["otlp", log_receiver],
             # Sampling is for traces; every log line is kept.

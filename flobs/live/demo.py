@@ -124,6 +124,7 @@ def demo_inventory(
                         "http_endpoint": ep(),
                         "health_endpoint": ep(),
                         "metrics_endpoint": ep(),
+                        "spanmetrics_endpoint": ep(),
                         **({"logs_pipeline": True} if telemetry else {}),
                     },
                 },

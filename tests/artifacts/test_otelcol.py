@@ -216,7 +216,7 @@ def test_secrets_are_env_references_and_files_never_values() -> None:
     }
 
 
-@pytest.mark.parametrize(("source", "receiver"), [("journal", "journald"), ("file", "filelog")])
+@pytest.mark.parametrize(("source", "receiver"), [("journal", "journald"), ("file", "file_log")])
 @pytest.mark.parametrize(
     ("backend", "url", "endpoint"),
     [

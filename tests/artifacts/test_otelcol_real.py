@@ -163,7 +163,8 @@ def test_every_variant_passes_real_otelcol_validate(tmp_path: Path) -> None:
     assert any("  batch:\n" in t for t in texts)
     assert any("      batch:\n        flush_timeout" in t for t in texts)
     assert any("basicauth/logs:" in t for t in texts)
-    assert any("journald:" in t for t in texts) and any("filelog:" in t for t in texts)
+    assert any("journald:" in t for t in texts) and any("file_log:" in t for t in texts)
+    assert any("  filelog:" in t for t in texts)  # releases before 0.158
 
 
 def test_a_thousand_host_fleet_passes_real_otelcol_validate(tmp_path: Path) -> None:
@@ -182,14 +183,20 @@ def test_a_thousand_host_fleet_passes_real_otelcol_validate(tmp_path: Path) -> N
 
 
 def test_the_current_names_start_without_deprecation_warnings(tmp_path: Path) -> None:
-    """Collector v0.158 warns at every start for the old `otlp` exporter and
-    `spanmetrics` connector names; flobs writes `otlp_grpc` and `span_metrics` there."""
+    """Collector v0.158 warns at every start for the old names (`otlp`, `otlphttp`,
+    `spanmetrics`, `filelog`); flobs writes the current ones for that release."""
     binary = otelcol_binary()
-    fleet = fleet_of(loopback_doc(tmp_path, free_port()))
+    doc = loopback_doc(tmp_path, free_port())
+    doc["defaults"]["otelcol"]["logs_pipeline"] = True
+    doc["defaults"]["logs"].update({"source": "file", "path": str(tmp_path / "f.log")})
+    doc["central"]["loki"] = {"url": f"http://127.0.0.1:{free_port()}/loki/api/v1/push"}
+    fleet = fleet_of(doc)
     (data,) = otelcol.host_files(fleet, fleet.hosts[0]).values()
-    assert "otlp_grpc/traces:" in data.decode() and "span_metrics:" in data.decode()
+    for name in ("otlp_grpc/traces:", "otlp_http/logs:", "span_metrics:", "file_log:"):
+        assert name in data.decode()
     old = data.decode().replace("otlp_grpc/traces", "otlp/traces")
-    old = old.replace("span_metrics", "spanmetrics")
+    old = old.replace("otlp_http/logs", "otlphttp/logs")
+    old = old.replace("span_metrics", "spanmetrics").replace("file_log", "filelog")
     outputs = {}
     for name, text in (("current", data.decode()), ("old", old)):
         config = tmp_path / f"{name}.yaml"
@@ -201,8 +208,8 @@ def test_the_current_names_start_without_deprecation_warnings(tmp_path: Path) ->
         finally:
             collector.stop()
         outputs[name] = collector.output()
-    assert '"otlp" alias is deprecated' in outputs["old"]
-    assert '"spanmetrics" alias is deprecated' in outputs["old"]
+    for alias in ("otlp", "otlphttp", "spanmetrics", "filelog"):
+        assert f'"{alias}" alias is deprecated' in outputs["old"], alias
     assert "deprecated" not in outputs["current"], outputs["current"]
 
 
