@@ -26,11 +26,12 @@ from typing import Any, Literal
 import httpx
 
 from flobs import httpio, tools, versions, yamlio
+from flobs.artifacts.series import RPC_CALLS
 from flobs.errors import SystemFailure, UsageError
 from flobs.generate import generate
 from flobs.live import stores
 from flobs.live.processes import MissingTools, Supervisor, require
-from flobs.live.prometheus_api import PrometheusAPI
+from flobs.live.prometheus_api import PrometheusAPI, QueryFailed
 from flobs.live.verify import VerifyReport, verify
 from flobs.model import Endpoint, Fleet, Host
 from flobs.sim.host import SimulatedHost
@@ -626,10 +627,21 @@ class HostSignals:
     traces: int
 
 
+def _latency_at_centre(live: LiveFleet) -> bool:
+    """Every host's span-derived request metrics reached the centre (the latency panels)."""
+    with live.api() as api:
+        try:
+            samples = api.query(f"count by (host) ({RPC_CALLS})")
+        except (QueryFailed, httpx.HTTPError):
+            return False
+    return len(samples) >= len(live.fleet.hosts)
+
+
 def wait_for_signals(
-    live: LiveFleet, timeout: float = 30.0, progress: Progress | None = None
+    live: LiveFleet, timeout: float = 45.0, progress: Progress | None = None
 ) -> tuple[HostSignals, ...]:
-    """Poll VictoriaLogs and Jaeger until every host has log lines and traces there."""
+    """Poll VictoriaLogs and Jaeger until every host has log lines and traces there, and
+    the centre has every host's request metrics derived from its spans."""
     urls = live.stores()
     if not urls["logs"] or not urls["traces"]:
         return ()
@@ -645,7 +657,7 @@ def wait_for_signals(
                 )
                 for h in live.fleet.hosts
             )
-            done = all(s.log_lines and s.traces for s in found)
+            done = all(s.log_lines and s.traces for s in found) and _latency_at_centre(live)
             if done or time.monotonic() > deadline:
                 if progress:
                     ready = sum(bool(s.log_lines and s.traces) for s in found)
