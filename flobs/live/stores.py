@@ -22,8 +22,20 @@ from typing import Any
 
 import httpx
 
-from flobs import yamlio
+from flobs import httpio, yamlio
 from flobs.model import Endpoint
+
+
+def _client(base_url: str, timeout: float, transport: httpx.BaseTransport | None) -> httpx.Client:
+    # Bounded like every other remote call of flobs (flobs.httpio): a dripping or
+    # endless answer is cut off instead of hanging a test or `flobs verify`.
+    return httpx.Client(
+        base_url=base_url,
+        transport=transport or httpio.BoundedTransport(),
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+    )
 
 
 class StoreQueryFailed(Exception):
@@ -36,9 +48,15 @@ class StoreQueryFailed(Exception):
 class VictoriaLogsAPI:
     """LogsQL over HTTP. ``base_url`` is the server's root, e.g. http://127.0.0.1:9428."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._client = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._client = _client(self.base_url, timeout, transport)
 
     def __enter__(self) -> VictoriaLogsAPI:
         return self
@@ -163,9 +181,15 @@ class JaegerSpan:
 class JaegerAPI:
     """Jaeger's query HTTP API (the one its UI and Grafana's datasource use)."""
 
-    def __init__(self, base_url: str, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._client = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._client = _client(self.base_url, timeout, transport)
 
     def __enter__(self) -> JaegerAPI:
         return self
