@@ -82,6 +82,15 @@ def assignments(text: str) -> list[tuple[str, str]]:
     return out
 
 
+def file_source_doc() -> dict[str, Any]:
+    """The example with fl-eu1-b-03's Alloy reading flintlockd's log file."""
+    doc = example_doc()
+    doc["hosts"][5]["vars"]["logs"].update(
+        {"source": "file", "path": "/var/log/flintlockd/flintlockd.log"}
+    )
+    return doc
+
+
 def alloy_text(fleet_index: int = 5, doc: dict[str, Any] | None = None) -> str:
     fleet = fleet_of(doc) if doc is not None else example_fleet()
     (data,) = alloy.host_files(fleet, fleet.hosts[fleet_index]).values()
@@ -175,7 +184,7 @@ def test_same_field_mapping_as_promtail_over_the_corpus() -> None:
 
 
 def test_file_source_config() -> None:
-    blocks = blocks_by_name(parse(alloy_text()))
+    blocks = blocks_by_name(parse(alloy_text(doc=file_source_doc())))
     assert set(blocks) == {
         "loki.source.file.flintlockd",
         "loki.process.flintlockd",

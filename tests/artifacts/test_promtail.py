@@ -53,7 +53,7 @@ def hostile_doc() -> dict[str, Any]:
     doc["cluster"] = HOSTILE
     doc["hosts"][0]["labels"] = {"rack": HOSTILE, "note": "{{ template }}"}
     doc["hosts"][5]["labels"] = {"rack": HOSTILE}
-    doc["hosts"][5]["vars"]["logs"]["path"] = '/var/log/${x} "q" #.log'
+    doc["hosts"][5]["vars"]["logs"].update({"source": "file", "path": '/var/log/${x} "q" #.log'})
     doc["defaults"]["logs"]["positions_dir"] = "/var/lib/{{x}} $y #z"
     doc["central"]["loki"] = {
         "url": 'https://loki.example/loki/api/v1/push?x=${y}&q="',

@@ -25,9 +25,15 @@ OTEL = "hosts/fl-eu1-a-01/otelcol.yaml"
 
 def test_otelcol_schema_does_not_echo_an_inline_header(example_tree: tuple[Path, Fleet]) -> None:
     out, fleet = example_tree
-    edit_yaml(out / OTEL, lambda d: d["exporters"]["otlp"].update({"headers": {"X-Key": SECRET}}))
+    edit_yaml(
+        out / OTEL,
+        lambda d: d["exporters"]["otlp_grpc/traces"].update({"headers": {"X-Key": SECRET}}),
+    )
     (problem,) = only(run(out, fleet), "otelcol-schema")
-    assert (problem.file, problem.key_path) == (OTEL, "$.exporters.otlp.headers.X-Key")
+    assert (problem.file, problem.key_path) == (
+        OTEL,
+        '$.exporters["otlp_grpc/traces"].headers.X-Key',
+    )
     assert problem.message == r"must match the pattern ^\$\{env:[A-Za-z_][A-Za-z0-9_]*\}$"
     assert SECRET not in problem.render()
 
@@ -44,7 +50,10 @@ def test_logs_schema_does_not_echo_a_wrong_typed_value(example_tree: tuple[Path,
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_no_report_format_carries_the_value(example_tree: tuple[Path, Fleet], fmt: str) -> None:
     out, _fleet = example_tree
-    edit_yaml(out / OTEL, lambda d: d["exporters"]["otlp"].update({"headers": {"X-Key": SECRET}}))
+    edit_yaml(
+        out / OTEL,
+        lambda d: d["exporters"]["otlp_grpc/traces"].update({"headers": {"X-Key": SECRET}}),
+    )
     edit_yaml(out / PROMTAIL, lambda d: d["server"].update({"http_listen_port": SECRET}))
     result = validate(out, inventory=None, tools="off")
     assert {p.check_id for p in result.problems} >= {"otelcol-schema", "logs-schema"}

@@ -56,6 +56,7 @@ URL_KEYS = _schema_url_keys()
 REQUIRED = {
     ("central", "traces"): {"otlp_endpoint": "tempo.example.internal:4317"},
     ("central", "loki"): {"url": "https://loki.example.internal/loki/api/v1/push"},
+    ("central", "logs"): {"url": "https://loki.example.internal/loki/api/v1/push"},
 }
 
 
@@ -68,6 +69,8 @@ def test_the_walk_finds_the_url_keys_the_code_refuses() -> None:
 
 def _with(doc: dict[str, Any], path: tuple[str, ...], value: str) -> dict[str, Any]:
     doc = copy.deepcopy(doc)
+    if path[:2] == ("central", "logs"):
+        doc["central"].pop("loki", None)  # central.logs replaces it; both is an error
     node = doc
     for depth, key in enumerate(path[:-1]):
         if key not in node:
