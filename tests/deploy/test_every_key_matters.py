@@ -116,6 +116,14 @@ EXPLICIT: dict[str, tuple[Any, Setting]] = {
     "central.prometheus.federation.key_file": ("/f.key", TLS_HOSTS),
     "central.prometheus.federation.basic_auth.username": ("v", USERS),
     "central.prometheus.federation.basic_auth.password_file": ("/v.pw", USERS),
+    # central.logs replaces central.loki (_inventory drops central.loki for these).
+    "central.logs.backend": ("victorialogs", {"central.logs.url": "https://vl.c"}),
+    "central.logs.url": ("https://loki3.c/loki/api/v1/push", {}),
+    "central.logs.query_url": ("https://lq3.c", {"central.logs.url": "https://l.c/x"}),
+    "central.logs.tenant": ("t2", {"central.logs.url": "https://l.c/x"}),
+    **_auth("central.logs", {"central.logs.url": "https://l.c/x"}),
+    "central.logs.insecure_skip_verify": (True, {"central.logs.url": "https://l.c/x"}),
+    "vars.otelcol.version": ("0.160.0", {}),
     "central.loki.url": ("https://loki2.c/loki/api/v1/push", {}),
     "central.loki.query_url": ("https://lq.c", {}),
     "central.loki.tenant": ("t1", {}),
@@ -200,6 +208,8 @@ def _derived(path: str, node: dict[str, Any], port: int) -> Any:
 
 def _inventory(settings: Setting) -> dict[str, Any]:
     doc = copy.deepcopy(BASE)
+    if any(k.startswith("central.logs.") for k in settings):
+        doc["central"].pop("loki", None)  # one of central.logs / central.loki
     for dotted, value in settings.items():
         parts = dotted.split(".")
         node = doc.setdefault("defaults", {}) if parts[0] == "vars" else doc["central"]
