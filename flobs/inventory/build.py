@@ -978,7 +978,6 @@ class _Builder:
                     "set vars.local_prometheus.web.tls, or remove it",
                 )
 
-
     def _check_collector_auth(self, fleet: Fleet) -> None:
         # basicauth's client `password_file` is what keeps the secret out of YAML parsing;
         # 0.158 is the oldest release it was checked in (0.140 lacks it).
