@@ -15,7 +15,7 @@ def test_single_host_opts_in_to_loopback_defaults() -> None:
     assert result.warnings == ()
     central = result.fleet.central
     assert central.prometheus.url == "http://localhost:9090"
-    assert central.loki.url == "http://localhost:3100/loki/api/v1/push"
+    assert central.logs.url == "http://localhost:3100/loki/api/v1/push"
     assert central.traces.otlp_endpoint == "localhost:4317"
 
 
