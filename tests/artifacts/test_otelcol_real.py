@@ -259,6 +259,7 @@ def loopback_doc(tmp_path: Path, traces_port: int) -> dict[str, Any]:
         "http_endpoint": f"127.0.0.1:{free_port()}",
         "health_endpoint": f"127.0.0.1:{free_port()}",
         "metrics_endpoint": f"127.0.0.1:{free_port()}",
+        "spanmetrics_endpoint": f"127.0.0.1:{free_port()}",
     }
     doc["defaults"]["logs"]["positions_dir"] = str(tmp_path / "positions")
     doc["central"]["traces"] = {"otlp_endpoint": f"127.0.0.1:{traces_port}", "insecure": True}
