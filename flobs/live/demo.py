@@ -115,7 +115,9 @@ def demo_inventory(
                     "process_exporter": {"endpoint": ep()},
                     "local_prometheus": {"listen": ep()},
                     "logs": {
-                        "source": "file",
+                        # The collector tails the simulator's file; with no agent the
+                        # journal default keeps flobs' file-source warning out of the way.
+                        "source": "file" if telemetry else "journal",
                         "path": str(workdir / "logs" / name / "flintlockd.log"),
                         "positions_dir": str(workdir / "positions" / name),
                         "listen": ep(),
