@@ -32,6 +32,7 @@ from flobs.generate import generate
 from flobs.live import stores
 from flobs.live.processes import MissingTools, Supervisor, require
 from flobs.live.prometheus_api import PrometheusAPI, QueryFailed
+from flobs.live.signals import JaegerTraces, VictoriaLogsLogs
 from flobs.live.verify import VerifyReport, verify
 from flobs.model import Endpoint, Fleet, Host
 from flobs.sim.host import SimulatedHost
@@ -246,8 +247,18 @@ class LiveFleet:
                 time.sleep(1.0)
 
     def verify(self) -> VerifyReport:
-        with self.api() as api:
-            return verify(self.fleet, api, out=self.out)
+        """verify as a user runs it against this fleet: metrics at the centre, and logs,
+        spans and log-to-trace correlation per host where the stores run."""
+        urls = self.stores()
+        logs = VictoriaLogsLogs(urls["logs"]) if urls["logs"] else None
+        traces = JaegerTraces(urls["traces"]) if urls["traces"] else None
+        try:
+            with self.api() as api:
+                return verify(self.fleet, api, out=self.out, logs=logs, traces=traces)
+        finally:
+            for backend in (logs, traces):
+                if backend is not None:
+                    backend.close()
 
     def local_rule_failures(self) -> list[LocalRuleFailure]:
         """Host recording rules whose last evaluation failed (each local /api/v1/rules).
