@@ -26,6 +26,7 @@ from flobs.live.stores import JaegerAPI, VictoriaLogsAPI, victorialogs_argv
 from flobs.model import Endpoint
 from tests.artifacts.test_promtail import corpus_lines, example_doc, fleet_of, run_pipeline
 from tests.conftest import free_port, require_major, require_tool
+from tests.helpers import run_flobs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tools]
 
@@ -96,12 +97,17 @@ def test_every_hosts_log_lines_reach_victorialogs_with_the_dashboard_stream_fiel
         names = api.stream_field_names(f'{{cluster="{CLUSTER}"}}')
         assert {"cluster", "host", "level", "component"} <= names
         assert not {"vmid", "trace_id", "span_id"} & names
-        # The panels' LogsQL, with the dashboard variables filled in.
-        errors = api.query(
-            f'{{cluster="{CLUSTER}", host=~".*", level=~"error|fatal|panic"}}'
-            " | stats by (host) count() as n"
-        )
-        assert errors, "no error lines: the simulator's failed calls log errors"
+
+        # The panels' LogsQL, with the dashboard variables filled in. Failed calls are
+        # random (seeded per host), so the first error line may take a few ticks.
+        def errors() -> Any:
+            api.force_flush()
+            return api.query(
+                f'{{cluster="{CLUSTER}", host=~".*", level=~"error|fatal|panic"}}'
+                " | stats by (host) count() as n"
+            )
+
+        assert eventually(errors), "no error lines: the simulator's failed calls log errors"
 
 
 def test_every_hosts_spans_reach_jaeger_with_host_and_cluster(telemetry_fleet: LiveFleet) -> None:
@@ -168,6 +174,40 @@ def test_one_collector_killed_stops_only_its_hosts_logs_and_spans(
         for h in others:
             assert after[h][0] > before[h][0], (h, before, after)
             assert after[h][1] > before[h][1], (h, before, after)
+
+
+def test_verify_names_the_host_whose_collector_died_and_the_signals_it_lost(
+    telemetry_fleet: LiveFleet,
+) -> None:
+    """flobs verify against the real VictoriaLogs and Jaeger (issue 12's done-when)."""
+    live = telemetry_fleet
+    victim, *others = [h.name for h in live.fleet.hosts]
+    urls = live.stores()
+    assert urls["logs"] and urls["traces"]
+    args = (
+        "verify", "-i", live.workdir / "inventory.yaml", "--out", live.out,
+        "--victorialogs", urls["logs"], "--jaeger", urls["traces"],
+        "--signals-window", "10s",
+    )  # fmt: skip
+    with vl(live) as logs:
+        logs.force_flush()
+
+    # Idempotent: the test above may have stopped it already. The other hosts must then
+    # pass while the victim fails, which also proves their signals are healthy.
+    live.supervisor.stop(f"otelcol-{victim}")
+    time.sleep(13)  # past the 10 s window: the victim's last batch is older than that
+
+    def lost() -> Any:
+        with vl(live) as logs:
+            logs.force_flush()
+        r = run_flobs(*args)
+        return r if r.code == 1 else None
+
+    r = eventually(lost, timeout=40)
+    (line,) = [ln for ln in r.stdout.splitlines() if ln.startswith("result: FAILED")]
+    assert f"{victim}: logs, traces" in line, r.stdout
+    for host in others:
+        assert f"{host}:" not in line, r.stdout
 
 
 # --------------------------------------------------------------------------- Loki push
