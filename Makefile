@@ -46,7 +46,9 @@ test-built-package: $(STAMP)
 	build/wheel-venv/bin/python -m pip install --quiet build/dist/*.whl
 	cd /tmp && $(CURDIR)/build/wheel-venv/bin/flobs generate \
 	    -i $(CURDIR)/examples/inventory.yaml -o $(CURDIR)/build/wheel-out
-	cd /tmp && $(CURDIR)/build/wheel-venv/bin/flobs validate $(CURDIR)/build/wheel-out \
+	# An installed flobs has no checkout: point it at what `make tools` built (if anything).
+	cd /tmp && FLOBS_TOOLS_PATH=$(CURDIR)/.tools/bin \
+	    $(CURDIR)/build/wheel-venv/bin/flobs validate $(CURDIR)/build/wheel-out \
 	    -i $(CURDIR)/examples/inventory.yaml
 
 bench: $(STAMP)

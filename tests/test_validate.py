@@ -228,3 +228,41 @@ def test_pre_commit_hooks_name_real_commands() -> None:
     for hook in hooks:
         r = run_flobs(*hook["entry"].split()[1:], "--help")
         assert r.code == 0, r.stderr
+
+
+@pytest.mark.tools
+def test_only_promtool_2_leaves_3x_files_unchecked_and_says_so(out: Path, tmp_path: Path) -> None:
+    # An older promtool refuses newer keys: it must not stand in (false errors), only a
+    # note says which files went unchecked. The example's 2.42 host is still checked.
+    env = _tools_path(tmp_path, promtail="exit 0", alloy="exit 0", otelcol="exit 0")
+    (tmp_path / "bin" / "promtool").symlink_to(require_major("promtool", 2))
+    r = run_flobs("validate", out, "--tools", "auto", env=env)
+    assert r.code == 0, r.stdout + r.stderr
+    notes = [ln for ln in r.stderr.splitlines() if "no promtool 3.x" in ln]
+    assert notes == [
+        "note: promtool-config: no promtool 3.x found: 6 file(s) for Prometheus 3 were not "
+        f"checked by promtool (found: 2.x at {tmp_path / 'bin' / 'promtool'}; an older "
+        "promtool refuses newer keys)",
+        "note: promtool-rules: no promtool 3.x found: 7 file(s) for Prometheus 3 were not "
+        f"checked by promtool (found: 2.x at {tmp_path / 'bin' / 'promtool'}; an older "
+        "promtool refuses newer keys)",
+        "note: promtool-test: no promtool 3.x found: 1 file(s) for Prometheus 3 were not "
+        f"checked by promtool (found: 2.x at {tmp_path / 'bin' / 'promtool'}; an older "
+        "promtool refuses newer keys)",
+    ]
+
+
+@pytest.mark.tools
+def test_only_promtool_3_checks_the_2x_files_too_and_says_so(out: Path, tmp_path: Path) -> None:
+    env = _tools_path(tmp_path, promtail="exit 0", alloy="exit 0", otelcol="exit 0")
+    promtool3 = require_major("promtool", 3)
+    (tmp_path / "bin" / "promtool").symlink_to(promtool3)
+    r = run_flobs("validate", out, "--tools", "auto", env=env)
+    assert r.code == 0, r.stdout + r.stderr
+    notes = [ln for ln in r.stderr.splitlines() if "no promtool 2.x" in ln]
+    assert notes == [
+        "note: promtool-config: no promtool 2.x found: 1 file(s) for Prometheus 2 were "
+        f"checked with promtool 3.x ({tmp_path / 'bin' / 'promtool'})",
+        "note: promtool-rules: no promtool 2.x found: 1 file(s) for Prometheus 2 were "
+        f"checked with promtool 3.x ({tmp_path / 'bin' / 'promtool'})",
+    ]

@@ -69,6 +69,8 @@ class PromtoolCheck(ToolCheck):
             available = {major: unknown for major in by_major}
         for major, members in sorted(by_major.items()):
             binary = self.promtool_for(ctx, major, available, len(members))
+            if binary is None:
+                continue
             # Unit tests name their rule files relative to themselves: run each one.
             groups = {p: [p] for p in members} if self.KIND == "test" else _same_body(ctx, members)
             found = tools.run_promtool(binary, self.ARGS, sorted(groups), ctx.out, kind=self.KIND)
@@ -78,8 +80,13 @@ class PromtoolCheck(ToolCheck):
 
     def promtool_for(
         self, ctx: CheckContext, major: int, available: dict[int, str], count: int
-    ) -> str:
-        """promtool of ``major``; else the nearest one, saying so (an error under require)."""
+    ) -> str | None:
+        """promtool of ``major``; else a newer one, saying so; else None (not checked).
+
+        A newer promtool reads an older version's files; an older one refuses a newer
+        version's keys (2.x on `fallback_scrape_protocol`), so it is never a stand-in.
+        Under ``--tools require`` a missing major is an error.
+        """
         if major in available:
             return available[major]
         if ctx.tools == "require":
@@ -89,12 +96,19 @@ class PromtoolCheck(ToolCheck):
                 f"no promtool {major}.x found for {count} file(s) written for Prometheus "
                 f"{major} (found: {_describe(available)}); `make tools` builds promtool 3",
             )
-        nearest = min(available, key=lambda m: (abs(m - major), -m))
+        newer = sorted(m for m in available if m > major)
+        if not newer:
+            ctx.notes.append(
+                f"{self.ID}: no promtool {major}.x found: {count} file(s) for Prometheus "
+                f"{major} were not checked by promtool (found: {_describe(available)}; "
+                "an older promtool refuses newer keys)"
+            )
+            return None
         ctx.notes.append(
             f"{self.ID}: no promtool {major}.x found: {count} file(s) for Prometheus {major} "
-            f"were checked with promtool {nearest}.x ({available[nearest]})"
+            f"were checked with promtool {newer[0]}.x ({available[newer[0]]})"
         )
-        return available[nearest]
+        return available[newer[0]]
 
 
 def _describe(available: dict[int, str]) -> str:
