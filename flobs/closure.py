@@ -254,7 +254,7 @@ def closure_gaps(tree: Mapping[str, bytes]) -> list[Gap]:
                     if isinstance(_get(rule, "record"), str):
                         central_records.add(rule["record"])
     selectors = _federation_selectors(tree)
-    central_jobs = _central_jobs(tree) - {"federate"}
+    central_jobs = _central_jobs(tree)
 
     def federated(metric: str) -> bool:
         if any(selector_matches(s, metric) for s in selectors):
@@ -275,7 +275,7 @@ def closure_gaps(tree: Mapping[str, bytes]) -> list[Gap]:
             for job in central_jobs
             for pattern in CENTRAL_JOB_PRODUCES.get(job, ())
         ):
-            continue  # scraped by the centre itself (flobs-verify)
+            continue  # scraped by the centre itself (series.CENTRAL_JOB_PRODUCES)
         if not produced(use.metric):
             gaps.add(Gap(use.file, use.metric, "not produced", use.where))
         if not federated(use.metric):

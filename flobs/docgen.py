@@ -102,8 +102,29 @@ def inventory_reference() -> str:
 
 
 def alert_settings() -> str:
-    rows = "\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(ALERT_DEFAULTS.items()))
-    return "| `central.alerts.<key>` | default |\n|---|---|\n" + rows + "\n"
+    spec = resources.schema("inventory.schema.json")["properties"]["central"]["properties"][
+        "alerts"
+    ]["properties"]
+
+    def allowed(sub: dict[str, Any]) -> str:
+        if "$ref" in sub:
+            return "duration"
+        low = (
+            f"> {sub['exclusiveMinimum']:g}"
+            if "exclusiveMinimum" in sub
+            else f"≥ {sub['minimum']:g}"
+        )
+        return f"{low}, ≤ {sub['maximum']:g}"
+
+    rows = "\n".join(
+        f"| `{k}` | `{v}` | {allowed(spec[k])} | {spec[k]['description']} |"
+        for k, v in sorted(ALERT_DEFAULTS.items())
+    )
+    return (
+        "| `central.alerts.<key>` | default | allowed | what it sets |\n|---|---|---|---|\n"
+        + rows
+        + "\n"
+    )
 
 
 def _dashboards() -> str:

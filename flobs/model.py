@@ -402,6 +402,62 @@ class Alerts:
         return dict(self.values)[key]
 
 
+IntegrationKind = Literal["webhook", "email", "slack", "pagerduty", "opsgenie"]
+
+
+@dataclass(frozen=True, slots=True)
+class Integration:
+    """One notifier of a receiver; its settings as the schema checked them.
+
+    Secrets are only ever ``*_file`` paths (the schema has no key for an inline one).
+    """
+
+    kind: IntegrationKind
+    settings: tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Receiver:
+    name: str
+    integrations: tuple[Integration, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRoute:
+    receiver: str
+    # Alert labels matched as they are (severity, alertname, cluster …).
+    match: tuple[tuple[str, str], ...]
+    # Inventory host labels (team, zone …) the route selects, and the hosts that carry
+    # them: aggregated alerts do not keep inventory labels, but every per-host alert
+    # keeps `host`, so such a route matches the host names. None: any host.
+    host_labels: tuple[tuple[str, str], ...]
+    hosts: tuple[str, ...] | None
+    continue_: bool
+    group_by: tuple[str, ...] | None
+    repeat_interval: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Alertmanager:
+    """Where alerts go: external Alertmanagers (``generated`` False) or flobs' own config."""
+
+    urls: tuple[str, ...]  # what Prometheus and vmalert notify
+    generated: bool
+    listen: Endpoint
+    version: str
+    auth: FileAuth  # Prometheus/vmalert -> Alertmanager
+    group_by: tuple[str, ...]
+    group_wait: str
+    group_interval: str
+    repeat_interval: str
+    resolve_timeout: str
+    receivers: tuple[Receiver, ...]
+    default_receiver: str
+    routes: tuple[AlertRoute, ...]
+    inhibit: bool
+    vmalert_listen: Endpoint
+
+
 @dataclass(frozen=True, slots=True)
 class ContinuousVerify:
     """``central.verify``: the centre scrapes ``flobs verify --every`` and alerts on it."""
@@ -420,6 +476,7 @@ class Central:
     alerts: Alerts
     runbook_base_url: str
     verify: ContinuousVerify
+    alertmanager: Alertmanager | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -256,3 +256,17 @@ def run_promtool(
     with ThreadPoolExecutor(max_workers=MAX_WORKERS) as pool:
         results = list(pool.map(one, batches))
     return [f for part in results for f in part]
+
+
+def run_amtool(
+    amtool: str,
+    args: Sequence[str],
+    cwd: Path,
+    *,
+    runner: Callable[[Sequence[str], Path], tuple[int, str]] = _run,
+) -> tuple[int, str]:
+    """``amtool ARGS``: (exit code, output). Exit 1 is a finding; anything else a crash."""
+    code, output = runner([amtool, *args], cwd)
+    if code not in (0, 1):
+        raise ToolFailure([amtool, *args], code, output[-4000:])
+    return code, output

@@ -24,6 +24,7 @@ GOLDEN_GLOBS = (
     "hosts/*/exporters/*",
     "central/prometheus.yml",
     "central/targets/*.json",
+    "central/alertmanager*.yml",
 )
 
 

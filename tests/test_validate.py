@@ -127,7 +127,10 @@ def test_missing_tool_is_noted_under_auto(out: Path, tmp_path: Path) -> None:
 def test_missing_tool_fails_under_require(out: Path, tmp_path: Path) -> None:
     r = run_flobs("validate", out, "--tools", "require", env=_tools_path(tmp_path))
     assert r.code == 3
-    assert "promtool, promtail, alloy, otelcol not on PATH and --tools require is set" in r.stderr
+    assert (
+        "promtool, promtail, alloy, otelcol, amtool not on PATH and --tools require is set"
+        in r.stderr
+    )
     assert r.stdout == ""
 
 
@@ -150,6 +153,7 @@ def test_real_promtool_finding_exits_1(out: Path, tmp_path: Path) -> None:
     (tmp_path / "bin2").mkdir()
     (tmp_path / "bin2" / "promtool").symlink_to(require_major("promtool", 2))
     env["PATH"] += os.pathsep + str(tmp_path / "bin2")
+    (tmp_path / "bin" / "amtool").symlink_to(require_tool("amtool"))
     r = run_flobs("validate", out, "-i", EXAMPLE_INVENTORY, "--tools", "require", env=env)
     assert r.code == 1
     assert r.stderr == ""

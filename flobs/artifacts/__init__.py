@@ -11,6 +11,7 @@ from collections.abc import Callable
 from types import ModuleType
 
 from flobs.artifacts import (
+    alertmanager,
     alloy,
     ansible,
     central,
@@ -40,6 +41,7 @@ HOST_MODULES: tuple[ModuleType, ...] = (
 FLEET_MODULES: tuple[ModuleType, ...] = (
     central,
     central_rules,
+    alertmanager,
     dashboards,
     grafana_provisioning,
     extensions,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from flobs import versions
 from flobs.artifacts.common import http_client_auth, json_file, scrape_address, yaml_file
@@ -51,6 +52,28 @@ def federate_transport(fleet: Fleet) -> dict[str, Any]:
     return out
 
 
+def alerting(fleet: Fleet) -> dict[str, Any]:
+    """The ``alerting:`` block: one entry per scheme and path prefix of the Alertmanagers."""
+    am = fleet.central.alertmanager
+    assert am is not None
+    groups: dict[tuple[str, str], list[str]] = {}
+    for url in am.urls:
+        parts = urlsplit(url)
+        groups.setdefault((parts.scheme, parts.path.rstrip("/")), []).append(parts.netloc)
+    entries: list[dict[str, Any]] = []
+    for (scheme, prefix), targets in groups.items():
+        entry: dict[str, Any] = {"scheme": scheme}
+        if prefix:
+            entry["path_prefix"] = prefix
+        entry["api_version"] = "v2"
+        entry["timeout"] = "10s"
+        # Credentials and TLS only where they are needed: leaving the host.
+        entry.update(http_client_auth(am.auth, bearer="authorization"))
+        entry["static_configs"] = [{"targets": targets}]
+        entries.append(entry)
+    return {"alertmanagers": entries}
+
+
 def config(fleet: Fleet) -> dict[str, Any]:
     p = fleet.central.prometheus
     jobs: list[dict[str, Any]] = []
@@ -95,8 +118,10 @@ def config(fleet: Fleet) -> dict[str, Any]:
     if p.mode == "federation":
         # In remote_write mode the series live in the store, not here: rules evaluated
         # on this empty TSDB would page for every host (e.g. "fewer hosts than the
-        # inventory"). There the store's ruler evaluates rules/*.yml (docs/live.md).
+        # inventory"). There vmalert evaluates rules/*.yml (central/vmalert.args).
         doc["rule_files"] = ["rules/*.yml"]
+        if fleet.central.alertmanager is not None:
+            doc["alerting"] = alerting(fleet)
     doc["scrape_configs"] = jobs
     return doc
 

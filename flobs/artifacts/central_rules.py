@@ -20,8 +20,8 @@ so there is no latency alert.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flobs import versions
@@ -34,6 +34,11 @@ from flobs.promtime import seconds
 RECORDING_FILE = "central/rules/flobs-recording.yml"
 ALERTS_FILE = "central/rules/flobs-alerts.yml"
 TESTS_FILE = "central/tests/flobs-alerts.test.yml"
+# remote_write mode: the inventory's hosts as series, so a host that stops writing stays
+# "down" until the inventory drops it (federation has its targets for that).
+INVENTORY_FILE = "central/rules/flobs-inventory.yml"
+INVENTORY_TESTS_FILE = "central/tests/flobs-inventory.test.yml"
+INVENTORY_HOST = "flobs:inventory_host:info"
 
 # gRPC codes that mean the server failed, not the caller. NotFound, InvalidArgument,
 # AlreadyExists, Canceled … are answers to a bad request and must not page anyone.
@@ -76,6 +81,10 @@ class Alert:
     summary: str  # Go template; only {{ $labels.x }} is used, so tests can render it
     description: str
     cases: tuple[Case, ...] = field(default=())
+    # Carries `cluster` and `host`: a host down (or the whole cluster down) mutes it.
+    per_host: bool = True
+    # Alerts on the same host that this one makes redundant (Alertmanager inhibition).
+    inhibits: tuple[str, ...] = ()
 
     def runbook(self, fleet: Fleet) -> str:
         return f"{fleet.central.runbook_base_url.rstrip('/')}/{self.name}.md"
@@ -92,9 +101,7 @@ class Alert:
             )
             for c in self.cases
         )
-        return Alert(
-            self.name, self.expr, self.for_, self.severity, self.summary, self.description, cases
-        )
+        return replace(self, cases=cases)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -124,6 +131,10 @@ def _const(value: float | int, minutes: int) -> str:
 
 
 HOSTS_REPORTING = "cluster:hosts_reporting:count"
+HOSTS_DOWN = "cluster:hosts_down:count"
+# The central Prometheus's own health (federation mode, where it evaluates the rules).
+CENTRAL_RULE_FAILURES = "central:prometheus_rule_evaluation_failures:rate5m"
+CENTRAL_SAMPLE_LIMIT = "central:prometheus_target_scrapes_exceeded_sample_limit:rate5m"
 
 
 def host_up_selector(fleet: Fleet) -> str:
@@ -137,6 +148,27 @@ def host_up_selector(fleet: Fleet) -> str:
     if fleet.central.prometheus.mode == "federation":
         return 'up{job="federate"}'
     return 'up{job="prometheus", host!=""}'
+
+
+def host_down_expr(fleet: Fleet) -> str:
+    """One series per host the centre cannot hear from, labelled cluster and host.
+
+    Federation: the federate scrape of the host fails. remote_write: the inventory's
+    host has no fresh ``up`` in the store. Writers send no staleness marker when they
+    die, so its last sample vanishes after the 5m lookback; comparing with the
+    inventory (not with "wrote in the last hour") keeps it down until it returns.
+    """
+    if fleet.central.prometheus.mode == "federation":
+        return 'up{job="federate"} == 0'
+    return f"{INVENTORY_HOST} unless on (cluster, host) {host_up_selector(fleet)}"
+
+
+def hosts_down_expr(fleet: Fleet) -> str:
+    every = (
+        'up{job="federate"}' if fleet.central.prometheus.mode == "federation" else INVENTORY_HOST
+    )
+    # `or … * 0`: a cluster with no host down records 0, not nothing.
+    return f"count by (cluster) ({host_down_expr(fleet)}) or count by (cluster) ({every}) * 0"
 
 
 # --------------------------------------------------------------------------- recording
@@ -182,10 +214,37 @@ def recording_rules(fleet: Fleet) -> list[Recording]:
             "with the inventory)",
         ),
         Recording(
+            HOSTS_DOWN,
+            hosts_down_expr(fleet),
+            "flobs-fleet",
+            "hosts the centre cannot hear from (FlobsClusterDown compares it with the "
+            "inventory; the fleet dashboard's Hosts down stat shows it)",
+        ),
+        Recording(
             "cluster:microvms:sum",
             "sum by (cluster) (host:microvms:count)",
             "flobs-fleet",
             "microVMs across the fleet",
+        ),
+        *(_central_self_rules() if fleet.central.prometheus.mode == "federation" else ()),
+    ]
+
+
+def _central_self_rules() -> list[Recording]:
+    return [
+        Recording(
+            CENTRAL_RULE_FAILURES,
+            "sum by (rule_group) "
+            '(rate(prometheus_rule_evaluation_failures_total{job="prometheus"}[5m]))',
+            "flobs-central",
+            "the central's failed rule evaluations per second, per rule group",
+        ),
+        Recording(
+            CENTRAL_SAMPLE_LIMIT,
+            "sum(rate(prometheus_target_scrapes_exceeded_sample_limit_total"
+            '{job="prometheus"}[5m]))',
+            "flobs-central",
+            "federate scrapes the central drops for exceeding sample_limit, per second",
         ),
     ]
 
@@ -211,27 +270,34 @@ def _host_down(fleet: Fleet, for_: str) -> Alert:
                 Case("federation working", (("up", _const(1, m + 10)),), (m + 5) * 60, ()),
             ),
         ).with_labels("up", labels)
-    sel = host_up_selector(fleet)
-    labels = _host_labels(job="prometheus", instance=TEST_HOST)
+    labels = _host_labels()
+    inventory = series_text(INVENTORY_HOST, labels)
+    up = series_text("up", _host_labels(job="prometheus", instance=TEST_HOST))
     return Alert(
         "FlobsHostDown",
-        f"max_over_time({sel}[1h]) unless {sel}",
+        host_down_expr(fleet),
         for_,
         "critical",
         "Host {{ $labels.host }} stopped sending metrics",
-        "{{ $labels.host }} wrote metrics in the last hour but has not for five minutes: "
-        "the host, its local Prometheus or its remote_write path is down.",
+        "{{ $labels.host }} is in the inventory but its metrics have not reached the store "
+        "for five minutes: the host, its local Prometheus or its remote_write path is down.",
         (
-            # 10 samples, then nothing: the series goes stale after the 5m lookback.
+            # 10 samples, then nothing: the series goes stale after the 5m lookback,
+            # and the alert holds however long the host stays away.
             Case(
                 "host stops writing",
-                (("up", f"1x10 _x{m + 20}"),),
-                (10 + 5 + m + 2) * 60,
+                ((inventory, _const(1, 10 + 5 + m + 130)), (up, f"1x10 _x{m + 130}")),
+                (10 + 5 + m + 120) * 60,
                 (labels,),
             ),
-            Case("host keeps writing", (("up", _const(1, m + 30)),), (10 + 5 + m + 2) * 60, ()),
+            Case(
+                "host keeps writing",
+                ((inventory, _const(1, m + 30)), (up, _const(1, m + 30))),
+                (10 + 5 + m + 2) * 60,
+                (),
+            ),
         ),
-    ).with_labels("up", labels)
+    )
 
 
 def _hosts_missing(fleet: Fleet, for_: str) -> Alert:
@@ -257,6 +323,7 @@ def _hosts_missing(fleet: Fleet, for_: str) -> Alert:
             Case("one host missing", (reporting(n - 1),), (m + 5) * 60, ({},)),
             Case("every host present", (reporting(n),), (m + 5) * 60, ()),
         ),
+        per_host=False,
     )
 
 
@@ -433,6 +500,18 @@ def _vmm_panic(for_: str) -> Alert:
     ).with_labels(name, labels)
 
 
+def stale_window(fleet: Fleet, stale_after: str) -> str:
+    """``stale_after``, raised to two flush intervals plus one minute of the slowest host.
+
+    A healthy microVM's value changes once per flush (flintlock-facts.md: Firecracker
+    flushes every flush_interval and each flush is a fresh delta); a window shorter
+    than two flushes sees one value and calls a healthy guest stale.
+    """
+    flush = max((seconds(h.vars.flintlock_metrics.flush_interval) for h in fleet.hosts), default=60)
+    need = math.ceil(2 * flush / 60) + 1
+    return stale_after if seconds(stale_after) >= need * 60 else f"{need}m"
+
+
 def _firecracker_stale(stale_after: str, for_: str) -> Alert:
     after, m = _minutes(stale_after), _minutes(for_)
     name = "microvm:firecracker_vcpu_exits:per_second"
@@ -445,10 +524,12 @@ def _firecracker_stale(stale_after: str, for_: str) -> Alert:
         "warning",
         "Firecracker metrics of {{ $labels.namespace }}/{{ $labels.name }} are stale",
         "The vCPU exit counts of microVM {{ $labels.namespace }}/{{ $labels.name }} on "
-        f"{{{{ $labels.host }}}} have not changed for {stale_after}. Firecracker writes a "
-        "new per-flush delta every flush, and a running guest's exits differ from flush "
-        "to flush; identical values mean flintlock-metrics keeps re-reading the last "
-        "line: Firecracker stopped flushing its metrics (hung VMM or broken metrics file).",
+        f"{{{{ $labels.host }}}} have not changed for {stale_after} (at least two flush "
+        "intervals). flintlock still reports the microVM, so it looks running. "
+        "Firecracker writes a new per-flush delta every flush, and a running guest's "
+        "exits differ from flush to flush; identical values mean flintlock-metrics keeps "
+        "re-reading the last line: Firecracker stopped flushing its metrics (hung VMM "
+        "or broken metrics file).",
         (
             Case(
                 "same values for too long",
@@ -521,6 +602,298 @@ def _verification_failing(for_: str) -> Alert:
     )
 
 
+def _above(
+    name: str,
+    series: str,
+    labels: Mapping[str, str],
+    threshold: float,
+    bad: float,
+    good: float,
+    for_: str,
+    summary: str,
+    description: str,
+    *,
+    severity: str = "warning",
+    op: str = ">",
+    per_host: bool = True,
+    input_name: str | None = None,
+    values: tuple[str, str] | None = None,
+) -> Alert:
+    """``series OP threshold`` for ``for_``: fires on ``bad``, stays quiet on ``good``.
+
+    ``input_name`` is the metric the test feeds when ``series`` is an expression, and
+    ``values`` replaces the constant ``bad``/``good`` inputs (counters, for rate()).
+    """
+    m = _minutes(for_)
+    sel = series_text(input_name or series, labels)
+    bad_values, good_values = values or (_const(bad, m + 10), _const(good, m + 10))
+    return Alert(
+        name,
+        f"{series} {op} {threshold:g}",
+        for_,
+        severity,
+        summary,
+        description,
+        (
+            Case("over the threshold", ((sel, bad_values),), (m + 5) * 60, (labels,)),
+            Case("within the threshold", ((sel, good_values),), (m + 5) * 60, ()),
+        ),
+        per_host=per_host,
+    )
+
+
+def _cluster_down(fleet: Fleet, ratio: float, for_: str) -> Alert:
+    n = max(1, len(fleet.hosts))
+    need = max(1, math.ceil(ratio * n - 1e-9))
+    labels = {"cluster": TEST_CLUSTER}
+    return _above(
+        "FlobsClusterDown",
+        f"{HOSTS_DOWN} / {n}",
+        labels,
+        ratio,
+        need,
+        need - 1,
+        for_,
+        f"At least {ratio:.0%} of the cluster's {n} host(s) are down",
+        f"At least {ratio:.0%} of the inventory's {n} host(s) do not reach the centre: "
+        "a network partition, the centre's own network, or a fleet-wide "
+        "outage. Per-host alerts of this cluster are muted while this fires.",
+        severity="critical",
+        op=">=",
+        per_host=False,
+        input_name=HOSTS_DOWN,
+    )
+
+
+def _capacity_alerts(
+    num: Callable[[str, str], float], dur: Callable[[str, str], str]
+) -> list[Alert]:
+    """Host capacity, after node-mixin (NodeFilesystemAlmostOutOfSpace, …)."""
+    fs, inodes = (
+        num("filesystem_free_ratio", "HostFilesystemAlmostFull"),
+        num("inodes_free_ratio", "HostInodesAlmostExhausted"),
+    )
+    mem = num("memory_available_ratio", "HostMemoryLow")
+    net, clock = (
+        num("network_errors_per_second", "HostNetworkErrors"),
+        num("clock_offset_seconds", "HostClockSkew"),
+    )
+    host = _host_labels()
+    return [
+        _above(
+            "HostFilesystemAlmostFull",
+            "host:node_filesystem_usage:ratio_max",
+            host,
+            round(1 - fs, 6),
+            round(1 - fs / 2, 6),
+            round(max(0.0, 1 - fs * 2), 6),
+            dur("filesystem_for", "HostFilesystemAlmostFull"),
+            "A filesystem on {{ $labels.host }} is almost full",
+            f"The fullest real filesystem on {{{{ $labels.host }}}} has less than {fs:.0%} "
+            "space left: microVM images, snapshots and containerd's content store stop "
+            "growing, and flintlockd cannot create microVMs.",
+        ),
+        _above(
+            "HostInodesAlmostExhausted",
+            "host:node_filesystem_files_usage:ratio_max",
+            host,
+            round(1 - inodes, 6),
+            round(1 - inodes / 2, 6),
+            round(max(0.0, 1 - inodes * 2), 6),
+            dur("filesystem_for", "HostInodesAlmostExhausted"),
+            "A filesystem on {{ $labels.host }} is running out of inodes",
+            f"A real filesystem on {{{{ $labels.host }}}} has less than {inodes:.0%} of its "
+            "inodes free: file creation fails although space is left.",
+        ),
+        _above(
+            "HostMemoryLow",
+            "host:node_memory_utilisation:ratio",
+            host,
+            round(1 - mem, 6),
+            round(1 - mem / 2, 6),
+            round(max(0.0, 1 - mem * 2), 6),
+            dur("memory_for", "HostMemoryLow"),
+            "{{ $labels.host }} is low on memory",
+            f"Less than {mem:.0%} of {{{{ $labels.host }}}}'s memory is available: new "
+            "microVMs cannot start and the OOM killer may end a running VMM.",
+        ),
+        _above(
+            "HostNetworkErrors",
+            "host:node_network_errors:rate5m",
+            _host_labels(device="eth0"),
+            net,
+            net * 2 + 1,
+            net / 2,
+            dur("network_errors_for", "HostNetworkErrors"),
+            "{{ $labels.device }} on {{ $labels.host }} has network errors",
+            f"Interface {{{{ $labels.device }}}} on {{{{ $labels.host }}}} sees more than "
+            f"{net:g} receive + transmit errors per second: a bad cable, NIC or driver, "
+            "and the microVMs' traffic over it suffers.",
+        ),
+        _above(
+            "HostClockSkew",
+            "host:node_timex_offset_seconds:max_abs",
+            host,
+            clock,
+            clock * 2 + 0.01,
+            clock / 2,
+            dur("clock_for", "HostClockSkew"),
+            "The clock of {{ $labels.host }} is off",
+            f"{{{{ $labels.host }}}}'s clock is more than {clock:g} s off its time source: "
+            "TLS, logs and traces across hosts stop lining up.",
+        ),
+        _above(
+            "HostClockNotSynchronising",
+            "host:node_timex_sync_status:min",
+            host,
+            0,
+            0,
+            1,
+            dur("clock_for", "HostClockNotSynchronising"),
+            "The clock of {{ $labels.host }} is not synchronising",
+            "The kernel reports {{ $labels.host }}'s clock as unsynchronised (NTP or "
+            "chrony is not running or cannot reach a server); it will drift.",
+            op="==",
+        ),
+    ]
+
+
+def _pipeline_alerts(
+    fleet: Fleet, num: Callable[[str, str], float], dur: Callable[[str, str], str]
+) -> list[Alert]:
+    """The telemetry pipeline itself, after prometheus-mixin."""
+    mode = fleet.central.prometheus.mode
+    host = _host_labels()
+    out = [
+        _above(
+            "FlobsRuleEvaluationFailures",
+            "host:prometheus_rule_evaluation_failures:rate5m",
+            host,
+            0,
+            0.1,
+            0,
+            dur("rule_failures_for", "FlobsRuleEvaluationFailures"),
+            "The local Prometheus on {{ $labels.host }} fails to evaluate rules",
+            "Recording rules fail on {{ $labels.host }}, so the host: and microvm: series "
+            "the centre reads are missing or stale. `promtool check rules` the host's "
+            "rules file and read the local Prometheus' log.",
+        ),
+        _above(
+            "FlobsSampleLimitHit",
+            "host:prometheus_target_scrapes_exceeded_sample_limit:rate5m",
+            host,
+            0,
+            0.1,
+            0,
+            dur("sample_limit_for", "FlobsSampleLimitHit"),
+            "A scrape on {{ $labels.host }} exceeds its sample_limit",
+            "A local scrape on {{ $labels.host }} returns more samples than its "
+            "sample_limit, so Prometheus drops the whole scrape (usually "
+            "flintlock-metrics with many microVMs): its panels and alerts go blind.",
+        ),
+    ]
+    if mode == "remote_write":
+        behind = num("remote_write_behind_seconds", "FlobsRemoteWriteBehind")
+        out.append(
+            _above(
+                "FlobsRemoteWriteBehind",
+                "host:prometheus_remote_storage_behind:seconds",
+                host,
+                behind,
+                behind * 2,
+                behind / 4,
+                dur("remote_write_behind_for", "FlobsRemoteWriteBehind"),
+                "remote_write from {{ $labels.host }} falls behind",
+                f"The newest sample {{{{ $labels.host }}}} sent to the store is more than "
+                f"{behind:g} s older than the newest it has: the store is slow or "
+                "refusing writes, or the queue is too small. The centre's view of this host "
+                "lags by that much.",
+            )
+        )
+    else:
+        ratio = num("federation_slow_ratio", "FlobsFederationSlow")
+        timeout = seconds(fleet.central.prometheus.scrape_timeout)
+        fed = _host_labels(job="federate", instance="192.0.2.1:9091")
+        out += [
+            _above(
+                "FlobsFederationSlow",
+                'scrape_duration_seconds{job="federate"}',
+                fed,
+                round(ratio * timeout, 3),
+                timeout,
+                ratio * timeout / 2,
+                dur("federation_slow_for", "FlobsFederationSlow"),
+                "Federating {{ $labels.host }} is slow",
+                f"The central federate scrape of {{{{ $labels.host }}}} takes more than "
+                f'{ratio:.0%} of its {timeout:g} s timeout; past it the host turns "down". '
+                "Too many series cross the wire, or the host or the path is overloaded.",
+                input_name="scrape_duration_seconds",
+            ),
+            _above(
+                "FlobsCentralRuleEvaluationFailures",
+                CENTRAL_RULE_FAILURES,
+                {"rule_group": "/etc/prometheus/rules/flobs-alerts.yml;flobs-alerts"},
+                0,
+                0.1,
+                0,
+                dur("rule_failures_for", "FlobsCentralRuleEvaluationFailures"),
+                "The central Prometheus fails to evaluate rules",
+                "Central recording or alerting rules fail: alerts built on them cannot fire. "
+                "`promtool check rules central/rules/*.yml` and read its log.",
+                per_host=False,
+            ),
+            _above(
+                "FlobsCentralSampleLimitHit",
+                CENTRAL_SAMPLE_LIMIT,
+                {},
+                0,
+                0.1,
+                0,
+                dur("sample_limit_for", "FlobsCentralSampleLimitHit"),
+                "A central federate scrape exceeds its sample_limit",
+                "A host sends more federated samples than the federate job's sample_limit, "
+                "so the central drops the whole scrape and that host looks down "
+                "(FlobsHostDown). Look for a cardinality explosion on the host.",
+                per_host=False,
+            ),
+        ]
+    return out
+
+
+def _vmm_mismatch(for_: str) -> Alert:
+    m = _minutes(for_)
+    procs = "host:process_count:sum"
+    labels = _host_labels()
+    fc = series_text(procs, {**labels, "groupname": "firecracker"})
+    vms = series_text("host:microvms:count", labels)
+    return Alert(
+        "FlintlockVmmProcessMismatch",
+        f'sum by (cluster, host) ({procs}{{groupname=~"firecracker|cloud-hypervisor"}}) '
+        "!= sum by (cluster, host) (host:microvms:count)",
+        for_,
+        "warning",
+        "VMM processes and microVMs disagree on {{ $labels.host }}",
+        "The number of Firecracker and Cloud Hypervisor processes process-exporter counts "
+        "on {{ $labels.host }} differs from the number of microVMs flintlock-metrics reports: "
+        "a VMM died under a microVM flintlock still calls running, or a VMM outlived "
+        "its microVM (leaked process).",
+        (
+            Case(
+                "a VMM died",
+                ((fc, _const(2, m + 10)), (vms, _const(3, m + 10))),
+                (m + 5) * 60,
+                (labels,),
+            ),
+            Case(
+                "one VMM per microVM",
+                ((fc, _const(3, m + 10)), (vms, _const(3, m + 10))),
+                (m + 5) * 60,
+                (),
+            ),
+        ),
+    )
+
+
 def alerts(fleet: Fleet) -> list[Alert]:
     a = fleet.central.alerts
     ext = fleet.extensions
@@ -544,6 +917,11 @@ def alerts(fleet: Fleet) -> list[Alert]:
         [
             _host_down(fleet, dur("host_down_for", "FlobsHostDown")),
             _hosts_missing(fleet, dur("host_down_for", "FlobsHostsMissing")),
+            _cluster_down(
+                fleet,
+                num("cluster_down_ratio", "FlobsClusterDown"),
+                dur("host_down_for", "FlobsClusterDown"),
+            ),
             _flintlockd_down(dur("flintlockd_down_for", "FlintlockdDown")),
             _flintlockd_restarting(
                 num("flintlockd_restarts_threshold", "FlintlockdRestarting"),
@@ -559,18 +937,23 @@ def alerts(fleet: Fleet) -> list[Alert]:
             ),
             _vmm_panic(dur("vmm_panic_for", "FirecrackerVmmPanic")),
             _firecracker_stale(
-                str(a.get("firecracker_stale_after")),
+                stale_window(fleet, str(a.get("firecracker_stale_after"))),
                 dur("firecracker_stale_for", "FirecrackerMetricsStale"),
             ),
-            _up_alert(
-                "FlintlockMetricsDown",
-                ["flintlock-metrics"],
-                dur("firecracker_stale_for", "FlintlockMetricsDown"),
-                "flintlock-metrics on {{ $labels.host }} does not answer",
-                "The local Prometheus on {{ $labels.host }} cannot scrape flintlock-metrics, so "
-                "no microVM metrics of this host reach the centre (every Firecracker and Cloud "
-                "Hypervisor panel of the host is empty).",
+            replace(
+                _up_alert(
+                    "FlintlockMetricsDown",
+                    ["flintlock-metrics"],
+                    dur("firecracker_stale_for", "FlintlockMetricsDown"),
+                    "flintlock-metrics on {{ $labels.host }} does not answer",
+                    "The local Prometheus on {{ $labels.host }} cannot scrape "
+                    "flintlock-metrics, so no microVM metrics of this host reach the centre "
+                    "(every Firecracker and Cloud Hypervisor panel of the host is empty).",
+                ),
+                # Without flintlock-metrics, microVM staleness and counts mean nothing.
+                inhibits=("FirecrackerMetricsStale", "FlintlockVmmProcessMismatch"),
             ),
+            _vmm_mismatch(dur("vmm_mismatch_for", "FlintlockVmmProcessMismatch")),
             _up_alert(
                 "LogShipperDown",
                 ["promtail", "alloy"],
@@ -596,6 +979,8 @@ def alerts(fleet: Fleet) -> list[Alert]:
                 "The local Prometheus on {{ $labels.host }} cannot scrape {{ $labels.job }}: host "
                 "pressure or flintlockd process panels and the restart alert go blind.",
             ),
+            *_capacity_alerts(num, dur),
+            *_pipeline_alerts(fleet, num, dur),
             *extra,
         ],
     )
@@ -683,6 +1068,177 @@ def _hosts_reporting_test(fleet: Fleet) -> dict[str, Any]:
     }
 
 
+def _hosts_down_tests(fleet: Fleet) -> list[dict[str, Any]]:
+    """The recording rule behind FlobsClusterDown and the Hosts down stat: 1 down, then 0."""
+    federation = fleet.central.prometheus.mode == "federation"
+
+    def inputs(down: set[int]) -> list[dict[str, str]]:
+        out = []
+        for i in (1, 2, 3):
+            if federation:
+                labels = _host_labels(job="federate", host=f"h{i}", instance=f"192.0.2.{i}:9091")
+                value = _const(0 if i in down else 1, 5)
+                out.append({"series": series_text("up", labels), "values": value})
+            else:
+                out.append(
+                    {
+                        "series": series_text(INVENTORY_HOST, _host_labels(host=f"h{i}")),
+                        "values": _const(1, 5),
+                    }
+                )
+                if i not in down:
+                    labels = _host_labels(job="prometheus", host=f"h{i}", instance=f"h{i}")
+                    out.append({"series": series_text("up", labels), "values": _const(1, 5)})
+        return out
+
+    def case(name: str, down: set[int]) -> dict[str, Any]:
+        return {
+            "name": f"{HOSTS_DOWN}: {name}",
+            "interval": "1m",
+            "input_series": inputs(down),
+            "promql_expr_test": [
+                {
+                    "expr": HOSTS_DOWN,
+                    "eval_time": "2m",
+                    "exp_samples": [
+                        {
+                            "labels": series_text(HOSTS_DOWN, {"cluster": TEST_CLUSTER}),
+                            "value": len(down),
+                        }
+                    ],
+                }
+            ],
+        }
+
+    return [case("one host of three down", {2}), case("every host up", set())]
+
+
+def _central_self_tests() -> list[dict[str, Any]]:
+    """The central's own counters: 6 failures a minute are 0.1 per second."""
+    own = {"job": "prometheus", "instance": "127.0.0.1:9090"}
+    group = {"rule_group": "rules/flobs-alerts.yml;flobs-alerts"}
+    return [
+        {
+            "name": "central self-monitoring recording rules",
+            "interval": "1m",
+            "input_series": [
+                {
+                    "series": series_text(
+                        "prometheus_rule_evaluation_failures_total", {**own, **group}
+                    ),
+                    "values": "0+6x10",
+                },
+                {
+                    "series": series_text(
+                        "prometheus_target_scrapes_exceeded_sample_limit_total", own
+                    ),
+                    "values": "0+6x10",
+                },
+            ],
+            "promql_expr_test": [
+                {
+                    "expr": CENTRAL_RULE_FAILURES,
+                    "eval_time": "8m",
+                    "exp_samples": [
+                        {"labels": series_text(CENTRAL_RULE_FAILURES, group), "value": 0.1}
+                    ],
+                },
+                {
+                    "expr": CENTRAL_SAMPLE_LIMIT,
+                    "eval_time": "8m",
+                    "exp_samples": [{"labels": CENTRAL_SAMPLE_LIMIT, "value": 0.1}],
+                },
+            ],
+        }
+    ]
+
+
+def _simple_record_tests(fleet: Fleet) -> list[dict[str, Any]]:
+    """Recording rules no alert reads: each gets one exact evaluation."""
+    if fleet.central.prometheus.mode == "federation":
+        ups = [
+            (_host_labels(job="federate", host=f"h{i}", instance=f"192.0.2.{i}:9091"), v)
+            for i, v in ((1, 1), (2, 0), (3, 1))
+        ]
+    else:
+        ups = [
+            (_host_labels(job="prometheus", host=f"h{i}", instance=f"h{i}"), v)
+            for i, v in ((1, 1), (2, 0), (3, 1))
+        ]
+    fleet_tests = {
+        "name": "cluster:hosts_up:sum and cluster:microvms:sum",
+        "interval": "1m",
+        "input_series": [
+            *({"series": series_text("up", labels), "values": _const(v, 5)} for labels, v in ups),
+            {
+                "series": series_text("host:microvms:count", _host_labels(host="h1")),
+                "values": _const(3, 5),
+            },
+            {
+                "series": series_text("host:microvms:count", _host_labels(host="h3")),
+                "values": _const(4, 5),
+            },
+        ],
+        "promql_expr_test": [
+            {
+                "expr": name,
+                "eval_time": "2m",
+                "exp_samples": [
+                    {"labels": series_text(name, {"cluster": TEST_CLUSTER}), "value": value}
+                ],
+            }
+            for name, value in (("cluster:hosts_up:sum", 2), ("cluster:microvms:sum", 7))
+        ],
+    }
+    handled = "host:grpc_server_handled:rate5m"
+    method = {"grpc_method": "M", "grpc_service": "svc"}
+    base = _host_labels(**method)
+    cluster = {"cluster": TEST_CLUSTER}
+    return [
+        {
+            "name": "fleet-wide gRPC recording rules",
+            "interval": "1m",
+            "input_series": [
+                {"series": series_text(handled, {**base, "grpc_code": "OK"}), "values": "9x5"},
+                {
+                    "series": series_text(handled, {**base, "grpc_code": "Internal"}),
+                    "values": "1x5",
+                },
+            ],
+            "promql_expr_test": [
+                {
+                    "expr": "method:grpc_server_errors:ratio_rate5m",
+                    "eval_time": "2m",
+                    "exp_samples": [
+                        {
+                            "labels": series_text(
+                                "method:grpc_server_errors:ratio_rate5m",
+                                {**cluster, **method},
+                            ),
+                            "value": 0.1,
+                        }
+                    ],
+                },
+                {
+                    "expr": "method:grpc_server_handled:rate5m",
+                    "eval_time": "2m",
+                    "exp_samples": [
+                        {
+                            "labels": series_text(
+                                "method:grpc_server_handled:rate5m",
+                                {**cluster, "grpc_code": code, **method},
+                            ),
+                            "value": value,
+                        }
+                        for code, value in (("Internal", 1), ("OK", 9))
+                    ],
+                },
+            ],
+        },
+        fleet_tests,
+    ]
+
+
 def unit_tests(fleet: Fleet) -> dict[str, Any]:
     tests: list[dict[str, Any]] = []
     for alert in alerts(fleet):
@@ -715,6 +1271,10 @@ def unit_tests(fleet: Fleet) -> dict[str, Any]:
                 }
             )
     tests.append(_hosts_reporting_test(fleet))
+    tests.extend(_hosts_down_tests(fleet))
+    tests.extend(_simple_record_tests(fleet))
+    if fleet.central.prometheus.mode == "federation":
+        tests.extend(_central_self_tests())
     return {
         # Relative to this file, so the generated tree is self-contained.
         "rule_files": ["../rules/flobs-recording.yml", "../rules/flobs-alerts.yml"],
@@ -723,10 +1283,72 @@ def unit_tests(fleet: Fleet) -> dict[str, Any]:
     }
 
 
+def inventory_rules(fleet: Fleet) -> dict[str, Any]:
+    """One constant series per inventory host (with its labels), for remote_write mode."""
+    rules = [
+        {
+            "record": INVENTORY_HOST,
+            "expr": "vector(1)",
+            "labels": {**dict(host.labels), "cluster": fleet.cluster, "host": host.name},
+        }
+        for host in sorted(fleet.hosts, key=lambda h: h.name)
+    ]
+    interval = fleet.central.prometheus.evaluation_interval
+    return {"groups": [{"name": "flobs-inventory", "interval": interval, "rules": rules}]}
+
+
+def inventory_tests(fleet: Fleet) -> dict[str, Any]:
+    n = len(fleet.hosts)
+    first = min(fleet.hosts, key=lambda h: h.name)
+    first_labels = {**dict(first.labels), "cluster": fleet.cluster, "host": first.name}
+    return {
+        "rule_files": ["../rules/flobs-inventory.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "name": f"{INVENTORY_HOST}: one series per inventory host",
+                "interval": "1m",
+                "input_series": [],
+                "promql_expr_test": [
+                    {
+                        "expr": f"count({INVENTORY_HOST})",
+                        "eval_time": "1m",
+                        "exp_samples": [{"labels": "{}", "value": n}],
+                    },
+                    {
+                        "expr": series_text(INVENTORY_HOST, {"host": first.name}),
+                        "eval_time": "1m",
+                        "exp_samples": [
+                            {
+                                "labels": series_text(INVENTORY_HOST, first_labels),
+                                "value": 1,
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+
+
 def fleet_files(fleet: Fleet) -> dict[str, bytes]:
     # The version line picks the promtool that checks these files (flobs.versions).
     for_version = "\n" + versions.header_line(fleet.central.prometheus.version)
-    return {
+    files: dict[str, bytes] = {}
+    if fleet.central.prometheus.mode == "remote_write" and fleet.hosts:
+        files[INVENTORY_FILE] = yaml_file(
+            fleet,
+            "The inventory's hosts as series: FlobsHostDown compares them with what the "
+            "store receives." + for_version,
+            inventory_rules(fleet),
+        )
+        files[INVENTORY_TESTS_FILE] = yaml_file(
+            fleet,
+            "promtool unit test of the inventory series: promtool test rules "
+            "central/tests/flobs-inventory.test.yml" + for_version,
+            inventory_tests(fleet),
+        )
+    return files | {
         RECORDING_FILE: yaml_file(
             fleet,
             "Central recording rules: what the flobs dashboards and alerts aggregate."

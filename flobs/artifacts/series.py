@@ -174,6 +174,51 @@ def local_rules(host: Host) -> list[RecordingRule]:
             'sum(node_load1) / count(node_cpu_seconds_total{mode="idle"})',
             "flobs-node",
         ),
+        # Capacity alerts (node-mixin's NodeFilesystemFilesFillingUp, NodeNetworkReceiveErrs,
+        # NodeClockSkewDetected, NodeClockNotSynchronising), one series per host or device.
+        RecordingRule(
+            "host:node_filesystem_files_usage:ratio_max",
+            'max(1 - node_filesystem_files_free{fstype!~"tmpfs|overlay|squashfs"} '
+            '/ node_filesystem_files{fstype!~"tmpfs|overlay|squashfs"})',
+            "flobs-node",
+        ),
+        RecordingRule(
+            "host:node_network_errors:rate5m",
+            "sum by (device) (rate(node_network_receive_errs_total[5m])) "
+            "+ sum by (device) (rate(node_network_transmit_errs_total[5m]))",
+            "flobs-node",
+        ),
+        RecordingRule(
+            "host:node_timex_offset_seconds:max_abs",
+            "max(abs(node_timex_offset_seconds))",
+            "flobs-node",
+        ),
+        RecordingRule(
+            "host:node_timex_sync_status:min",
+            "min(node_timex_sync_status)",
+            "flobs-node",
+        ),
+        # The pipeline itself (prometheus-mixin's PrometheusRuleFailures,
+        # PrometheusRemoteWriteBehind, PrometheusTargetSyncFailure family).
+        RecordingRule(
+            "host:prometheus_rule_evaluation_failures:rate5m",
+            "sum(rate(prometheus_rule_evaluation_failures_total[5m]))",
+            "flobs-pipeline",
+        ),
+        RecordingRule(
+            "host:prometheus_target_scrapes_exceeded_sample_limit:rate5m",
+            "sum(rate(prometheus_target_scrapes_exceeded_sample_limit_total[5m]))",
+            "flobs-pipeline",
+        ),
+        # Seconds the newest sample sent lags the newest appended (remote_write mode;
+        # empty under federation, where nothing is remote-written).
+        RecordingRule(
+            "host:prometheus_remote_storage_behind:seconds",
+            "max(max_over_time(prometheus_remote_storage_highest_timestamp_in_seconds[5m]) "
+            "- ignoring (remote_name, url) group_right "
+            "max_over_time(prometheus_remote_storage_queue_highest_sent_timestamp_seconds[5m]))",
+            "flobs-pipeline",
+        ),
         # microVMs (flintlock-metrics).
         RecordingRule(
             "host:microvms:count",
@@ -280,7 +325,16 @@ SYNTHETIC: tuple[str, ...] = (
 )
 # Jobs of the central Prometheus itself (central.verify): their series are at the
 # centre already, never federated, and their names are not host job names.
-CENTRAL_JOB_PRODUCES: dict[str, tuple[str, ...]] = {"flobs-verify": ("flobs_verify_.+",)}
+# The federate job's scrape duration and the central's self-scrape counters feed the
+# pipeline alerts (FlobsFederationSlow, FlobsCentral*), in federation mode only.
+CENTRAL_JOB_PRODUCES: dict[str, tuple[str, ...]] = {
+    "flobs-verify": ("flobs_verify_.+",),
+    "federate": ("scrape_duration_seconds",),
+    "prometheus": (
+        "prometheus_rule_evaluation_failures_total",
+        "prometheus_target_scrapes_exceeded_sample_limit_total",
+    ),
+}
 JOB_PRODUCES: dict[str, tuple[str, ...]] = {
     # go-grpc-prometheus counters only: flintlockd does not enable the handling-time
     # histogram, so grpc_server_handling_seconds_* never exist (flintlock-facts.md).

@@ -35,6 +35,7 @@ CHECK_MODULES: list[str] = [
     "tools",
     "logs",
     "otelcol",
+    "alerting",
 ]
 
 

@@ -38,6 +38,9 @@ PROMTAIL = "hosts/*/promtail.yml"
 ALLOY = "hosts/*/config.alloy"
 OTELCOL = "hosts/*/otelcol.yaml"
 MANIFEST = "manifest.json"
+ALERTMANAGER_CONFIG = "central/alertmanager.yml"
+ALERTMANAGER_ROUTES = "central/alertmanager-routes.test.yml"
+VMALERT_ARGS = "central/vmalert.args"
 
 # A header comment is a few lines; its version line is well inside this.
 HEADER_BYTES = 2048

@@ -185,6 +185,7 @@ TOOLS_FOR_FILES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("promtail", (k.PROMTAIL,)),
     ("alloy", (k.ALLOY,)),
     ("otelcol", (k.OTELCOL,)),
+    ("amtool", (k.ALERTMANAGER_CONFIG, k.ALERTMANAGER_ROUTES)),
 )
 
 

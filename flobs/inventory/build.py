@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,8 @@ from flobs.inventory.schema_check import schema_default_vars
 from flobs.inventory.source import DocPath, Source
 from flobs.model import (
     OTELCOL_LISTENERS,
+    Alertmanager,
+    AlertRoute,
     Alerts,
     Central,
     CentralPrometheus,
@@ -37,10 +39,12 @@ from flobs.model import (
     Grafana,
     Host,
     HostVars,
+    Integration,
     LocalPrometheus,
     Logs,
     LogStore,
     Otelcol,
+    Receiver,
     RemoteWrite,
     Traces,
     WebConfig,
@@ -67,6 +71,8 @@ ALERT_DEFAULTS: dict[str, str | float] = {
         "properties"
     ]["alerts"]["properties"].items()
 }
+# Alertmanager keys and the version that introduced them (the schema accepts them all).
+ALERTMANAGER_KEY_SINCE: dict[tuple[str, str], str] = {("webhook", "url_file"): "0.26"}
 
 
 def parse_endpoint(text: str) -> Endpoint:
@@ -196,6 +202,17 @@ class _Builder:
             hosts.append(host)
 
         central = self._central(doc["central"])
+        if "alertmanager" in doc["central"]:
+            central = replace(
+                central, alertmanager=self._alertmanager(doc["central"]["alertmanager"], hosts)
+            )
+            if central.prometheus.mode == "remote_write" and "\n" in doc["cluster"]:
+                self.error(
+                    ("cluster",),
+                    "the cluster name holds a line break, which vmalert's flags "
+                    "(central/vmalert.args, one per line) cannot carry",
+                    "use a one-line cluster name",
+                )
         extensions, found = load_extensions(doc, self.src, self.base_dir)
         self.problems.extend(found)
         fleet = Fleet(
@@ -877,6 +894,133 @@ class _Builder:
                 "the server splits user:password at the first colon; pick another name",
             )
 
+    def _alertmanager(self, a: dict[str, Any], hosts: Sequence[Host]) -> Alertmanager:
+        """``central.alertmanager``: external URLs, or receivers and routes to generate."""
+        where: DocPath = ("central", "alertmanager")
+        listen = parse_endpoint(a.get("listen", "127.0.0.1:9093"))
+        version = a.get("version", "0.25")
+        auth = _file_auth(a)
+        if auth.insecure_skip_verify:
+            self.warn(
+                (*where, "insecure_skip_verify"),
+                "TLS verification is off: anyone on the path can read and change this traffic",
+                "give a ca_file instead and remove insecure_skip_verify",
+            )
+        receivers: list[Receiver] = []
+        seen: dict[str, int] = {}
+        for i, r in enumerate(a.get("receivers") or ()):
+            if r["name"] in seen:
+                self.error(
+                    (*where, "receivers", i, "name"),
+                    f"duplicate receiver name `{r['name']}`",
+                    f"also used by $.central.alertmanager.receivers[{seen[r['name']]}]",
+                )
+            seen.setdefault(r["name"], i)
+            integrations: list[Integration] = []
+            for kind in ("webhook", "email", "slack", "pagerduty", "opsgenie"):
+                for j, settings in enumerate(r.get(kind) or ()):
+                    for key in settings:
+                        since = ALERTMANAGER_KEY_SINCE.get((kind, key))
+                        if since and not _version_at_least(version, since):
+                            self.error(
+                                (*where, "receivers", i, kind, j, key),
+                                f"`{key}` needs Alertmanager {since} or newer "
+                                f"(central.alertmanager.version is {version})",
+                                "raise central.alertmanager.version, or use another key",
+                                at_key=True,
+                            )
+                    integrations.append(Integration(kind, tuple(sorted(settings.items()))))
+            receivers.append(Receiver(r["name"], tuple(integrations)))
+        generated = bool(receivers)
+        if not generated and not a.get("urls"):
+            self.error(
+                where,
+                "central.alertmanager needs either `urls` (Alertmanagers you run) "
+                "or `receivers` (flobs generates central/alertmanager.yml)",
+                "for example receivers: [{name: oncall, webhook: [{url: https://…}]}]",
+            )
+        default = a.get("default_receiver") or (receivers[0].name if receivers else "")
+        if generated and default not in seen:
+            self.error(
+                (*where, "default_receiver"),
+                f"unknown receiver `{default}`",
+                f"known: {', '.join(sorted(seen))}",
+            )
+        label_names = {k for h in hosts for k, _ in h.labels}
+        routes: list[AlertRoute] = []
+        for i, r in enumerate(a.get("routes") or ()):
+            if r["receiver"] not in seen:
+                self.error(
+                    (*where, "routes", i, "receiver"),
+                    f"unknown receiver `{r['receiver']}`",
+                    f"known: {', '.join(sorted(seen)) or 'none'}",
+                )
+            match = r.get("match") or {}
+            by_host = {k: v for k, v in match.items() if k in label_names}
+            selected: tuple[str, ...] | None = None
+            if by_host:
+                selected = tuple(
+                    sorted(
+                        h.name
+                        for h in hosts
+                        if all(dict(h.labels).get(k) == v for k, v in by_host.items())
+                    )
+                )
+                if not selected:
+                    self.warn(
+                        (*where, "routes", i, "match"),
+                        "no inventory host carries "
+                        + ", ".join(f"{k}={v}" for k, v in sorted(by_host.items()))
+                        + ": this route only ever sees alerts without a host",
+                        "check the label values against the hosts' labels",
+                    )
+            routes.append(
+                AlertRoute(
+                    receiver=r["receiver"],
+                    match=tuple(sorted((k, v) for k, v in match.items() if k not in by_host)),
+                    host_labels=tuple(sorted(by_host.items())),
+                    hosts=selected,
+                    continue_=bool(r.get("continue", False)),
+                    group_by=tuple(r["group_by"]) if "group_by" in r else None,
+                    repeat_interval=r.get("repeat_interval"),
+                )
+            )
+        if generated:
+            reach = Endpoint("127.0.0.1" if listen.is_wildcard else listen.host, listen.port)
+            url = a.get("url") or f"http://{reach}"
+            urls: tuple[str, ...] = (url,)
+        else:
+            urls = tuple(a.get("urls") or ())
+        for k, u in enumerate(urls):
+            if (
+                urlsplit(u).scheme == "http"
+                and not _is_local_url(u)
+                and (auth.bearer_token_file or auth.username)
+            ):
+                self.warn(
+                    (*where, "urls", k) if not generated else (*where, "url"),
+                    "Alertmanager URL is plain http; its credentials would cross the network "
+                    "unencrypted",
+                    "use https:// and a ca_file",
+                )
+        return Alertmanager(
+            urls=urls,
+            generated=generated,
+            listen=listen,
+            version=version,
+            auth=auth,
+            group_by=tuple(a.get("group_by", ("alertname", "cluster", "host"))),
+            group_wait=a.get("group_wait", "30s"),
+            group_interval=a.get("group_interval", "5m"),
+            repeat_interval=a.get("repeat_interval", "4h"),
+            resolve_timeout=a.get("resolve_timeout", "5m"),
+            receivers=tuple(receivers),
+            default_receiver=default,
+            routes=tuple(routes),
+            inhibit=bool(a.get("inhibit", True)),
+            vmalert_listen=parse_endpoint(a.get("vmalert_listen", "127.0.0.1:8880")),
+        )
+
     def _check_selectors(self, selectors: tuple[str, ...]) -> None:
         import promql_parser
 
@@ -1027,6 +1171,13 @@ def _file_auth(raw: Mapping[str, Any]) -> FileAuth:
         insecure_skip_verify=bool(raw.get("insecure_skip_verify", False)),
         server_name=raw.get("server_name"),
     )
+
+
+def _version_at_least(version: str, minimum: str) -> bool:
+    def parts(v: str) -> tuple[int, ...]:
+        return tuple(int(x) for x in v.split("."))
+
+    return parts(version) >= parts(minimum)
 
 
 def _is_local_url(url: str) -> bool:

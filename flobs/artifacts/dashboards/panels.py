@@ -49,6 +49,7 @@ from flobs.model import (
     LogsBackend,
     TracesBackend,
 )
+from flobs.promtime import seconds
 
 SERVICE_NAME = "flintlockd"  # the service.name of flintlockd's spans (flobs.sim, otelcol)
 
@@ -124,6 +125,20 @@ class View:
     logs_backend: LogsBackend = "loki"
     traces_backend: TracesBackend = "tempo"
     cluster: str = ""
+    # central.alerts as set for this fleet (schema defaults for the docs table), so
+    # panels draw the same threshold their alert uses.
+    alert_settings: tuple[tuple[str, str | float], ...] = ()
+    hosts: int = 1
+    scrape_timeout: float = 25.0  # the central's, for FlobsFederationSlow
+
+    def alert(self, key: str) -> float:
+        from flobs.inventory.build import ALERT_DEFAULTS
+
+        return float(dict(self.alert_settings).get(key, ALERT_DEFAULTS[key]))
+
+    @property
+    def federation(self) -> bool:
+        return "federate" in self.host_up
 
     @classmethod
     def of(cls, fleet: Fleet) -> View:
@@ -143,6 +158,9 @@ class View:
             logs_backend=fleet.central.logs.backend,
             traces_backend=fleet.central.traces.backend,
             cluster=fleet.cluster,
+            alert_settings=fleet.central.alerts.values,
+            hosts=max(1, len(fleet.hosts)),
+            scrape_timeout=seconds(fleet.central.prometheus.scrape_timeout),
         )
 
     def host_up_where(self, matchers: str) -> str:
