@@ -1,17 +1,22 @@
-"""Alert delivery checks: amtool over the Alertmanager config and its routing tests."""
+"""Alerting checks: amtool over the Alertmanager config and its routing tests, and
+unit-test coverage of the central rules."""
 
 from __future__ import annotations
 
+import fnmatch
+import posixpath
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from flobs import tools
-from flobs.checks import CheckContext, register
+from flobs.checks import Check, CheckContext, register
 from flobs.checks import kinds as k
 from flobs.checks.tools import ToolCheck
-from flobs.problems import Problem
+from flobs.problems import Problem, Severity
+from flobs.promql import metric_names, parse_error
 
 # amtool 0.25: `Checking 'FILE'  FAILED: yaml: unmarshal errors:\n  line 6: field …`
 _FAILED = re.compile(r"FAILED:\s*(?P<msg>.*)", re.DOTALL)
@@ -177,3 +182,161 @@ def _label_arg(name: str, value: str) -> str:
     """One amtool matcher argument: ``name="value"`` with Go escapes."""
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'{name}="{escaped}"'
+
+
+# --------------------------------------------------------------------------- coverage
+
+
+@dataclass
+class _Rule:
+    file: str
+    key_path: tuple[str | int, ...]
+    kind: str  # "alert" | "record"
+    name: str
+    expr: str
+
+
+@dataclass
+class _Covered:
+    firing: set[tuple[str, str]] = field(default_factory=set)  # (file, alert)
+    quiet: set[tuple[str, str]] = field(default_factory=set)
+    exercised: set[tuple[str, str]] = field(default_factory=set)  # (file, record)
+
+
+def _rules(ctx: CheckContext, path: str) -> list[_Rule]:
+    doc = k.data(ctx, path)
+    found: list[_Rule] = []
+    for gi, group in enumerate(k.seq(k.get(doc, "groups"))):
+        for ri, rule in enumerate(k.seq(k.get(group, "rules"))):
+            for kind in ("alert", "record"):
+                name = k.get(rule, kind)
+                if isinstance(name, str) and isinstance(k.get(rule, "expr"), str | int | float):
+                    found.append(
+                        _Rule(
+                            path, ("groups", gi, "rules", ri, kind), kind, name, str(rule["expr"])
+                        )
+                    )
+    return found
+
+
+def _names(expr: str) -> set[str]:
+    return metric_names(expr) if parse_error(expr) is None else set()
+
+
+def _loaded(ctx: CheckContext, test_file: str, doc: Any) -> list[str]:
+    """The rule files a promtool test file loads (its rule_files are relative to it)."""
+    base = posixpath.dirname(test_file)
+    found: list[str] = []
+    for pattern in k.seq(k.get(doc, "rule_files")):
+        full = posixpath.normpath(posixpath.join(base, str(pattern)))
+        found += [f for f in ctx.files if fnmatch.fnmatchcase(f, full)]
+    return sorted(set(found))
+
+
+def _coverage(ctx: CheckContext, rule_files: list[str]) -> _Covered:
+    covered = _Covered()
+    for test_file in k.files(ctx, k.PROMTOOL_TESTS):
+        doc = k.data(ctx, test_file)
+        files = [f for f in _loaded(ctx, test_file, doc) if f in rule_files]
+        loaded = [r for f in files for r in _rules(ctx, f)]
+        alerts = {r.name: r for r in loaded if r.kind == "alert"}
+        records: dict[str, list[_Rule]] = {}
+        for r in loaded:
+            if r.kind == "record":
+                records.setdefault(r.name, []).append(r)
+        for test in k.seq(k.get(doc, "tests")):
+            inputs = {
+                name
+                for s in k.seq(k.get(test, "input_series"))
+                for name in _names(str(k.get(s, "series") or ""))
+            }
+            reads: set[str] = set()
+            for art in k.seq(k.get(test, "alert_rule_test")):
+                name = k.get(art, "alertname")
+                if isinstance(name, str) and name in alerts:
+                    kind = covered.firing if k.seq(k.get(art, "exp_alerts")) else covered.quiet
+                    kind.add((alerts[name].file, name))
+                    reads |= _names(alerts[name].expr)
+            for pet in k.seq(k.get(test, "promql_expr_test")):
+                reads |= _names(str(k.get(pet, "expr") or ""))
+            # A recording rule is exercised when a test reads it (directly or through
+            # other recording rules) and does not feed its output in as an input.
+            todo = list(reads)
+            seen: set[str] = set()
+            while todo:
+                name = todo.pop()
+                if name in seen or name in inputs or name not in records:
+                    continue
+                seen.add(name)
+                for rule in records[name]:
+                    covered.exercised.add((rule.file, name))
+                    todo += _names(rule.expr)
+    return covered
+
+
+@register
+class RuleTestCoverage(Check):
+    """Every central alert has a firing and a quiet unit test; every recording rule is exercised.
+
+    Why: promtool runs the tests it is given and says nothing about the rules no test
+    touches; an alert that was never seen firing in a test may never fire at all, and one
+    never seen quiet may page all day. A recording rule is exercised when a test reads it
+    (through a `promql_expr_test` or a tested alert, directly or through other recording
+    rules) without feeding its output in as an input series. Below 100 % is an error for
+    the rules flobs generates and a warning for rules you add to `central/rules/`. The
+    hint gives the coverage figure. Example: an alert added to `central/rules/mine.yml`
+    with no test in `central/tests/`.
+    """
+
+    ID = "rule-test-coverage"
+    TITLE = "unit-test coverage of central rules"
+    FILES: ClassVar[tuple[str, ...]] = (k.CENTRAL_RULES, "central/rules/*.yaml")
+
+    def check(self, ctx: CheckContext) -> Iterator[Problem]:
+        rule_files = k.files(ctx, self.FILES)
+        if not rule_files:
+            return
+        generated = set((ctx.manifest or {}).get("files") or {})
+        covered = _coverage(ctx, rule_files)
+        for group in (True, False):
+            files = [f for f in rule_files if (f in generated) is group]
+            gaps: list[tuple[_Rule, str]] = []
+            total = 0
+            for path in files:
+                for rule in _rules(ctx, path):
+                    key = (path, rule.name)
+                    if rule.kind == "alert":
+                        total += 2
+                        if key not in covered.firing:
+                            gaps.append((rule, f"alert {rule.name} has no firing unit test"))
+                        if key not in covered.quiet:
+                            gaps.append(
+                                (
+                                    rule,
+                                    f"alert {rule.name} has no quiet unit test "
+                                    "(one whose exp_alerts is empty)",
+                                )
+                            )
+                    else:
+                        total += 1
+                        if key not in covered.exercised:
+                            message = f"recording rule {rule.name} is not exercised by a unit test"
+                            gaps.append((rule, message))
+            if not gaps:
+                continue
+            done = total - len(gaps)
+            what = "generated" if group else "your"
+            hint = (
+                f"{what} central rules are {done}/{total} covered ({done / total:.0%}); "
+                "add a case to central/tests/*.yml"
+                + ("" if group else " (a warning: these rules are not flobs')")
+            )
+            for rule, message in gaps:
+                yield ctx.problem(
+                    self,
+                    rule.file,
+                    message,
+                    key_path=rule.key_path,
+                    hint=hint,
+                    severity=None if group else Severity.WARNING,
+                )
