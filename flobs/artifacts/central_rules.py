@@ -154,13 +154,28 @@ def host_down_expr(fleet: Fleet) -> str:
     """One series per host the centre cannot hear from, labelled cluster and host.
 
     Federation: the federate scrape of the host fails. remote_write: the inventory's
-    host has no fresh ``up`` in the store. Writers send no staleness marker when they
-    die, so its last sample vanishes after the 5m lookback; comparing with the
-    inventory (not with "wrote in the last hour") keeps it down until it returns.
+    host has no ``up`` sample in the store for ``remote_write_silence(fleet)``. Writers
+    send no staleness marker when they die, so a plain ``up`` would keep answering
+    from its last sample for the whole 5m lookback (in Prometheus and VictoriaMetrics
+    alike); a range over raw samples notices within a few scrapes. Comparing with the
+    inventory (not with "wrote in the last hour") keeps the host down until it returns.
     """
     if fleet.central.prometheus.mode == "federation":
         return 'up{job="federate"} == 0'
-    return f"{INVENTORY_HOST} unless on (cluster, host) {host_up_selector(fleet)}"
+    window = remote_write_silence(fleet)
+    return (
+        f"{INVENTORY_HOST} unless on (cluster, host) "
+        f"max_over_time({host_up_selector(fleet)}[{window}])"
+    )
+
+
+def remote_write_silence(fleet: Fleet) -> str:
+    """How long a host may send no ``up``: four scrapes of the slowest host, at least 1m.
+
+    Covers remote_write's batching (5 s deadline) and a retry or two.
+    """
+    slowest = max((seconds(h.vars.scrape_interval) for h in fleet.hosts), default=60)
+    return f"{max(60, math.ceil(4 * slowest))}s"
 
 
 def hosts_down_expr(fleet: Fleet) -> str:

@@ -49,6 +49,7 @@ def factory(
         extra_defaults: dict[str, Any] | None = None,
         seed: int = 11,
         labels: dict[str, str] | None = None,
+        central: dict[str, Any] | None = None,
     ) -> LiveFleet:
         prometheus = require_major("prometheus", prometheus_major)
         require_tool("prometheus-node-exporter")
@@ -70,6 +71,7 @@ def factory(
             doc["central"]["prometheus"]["extra_match"] = list(extra_match)
         if extra_defaults:  # e.g. vars.extra_scrape_jobs for every host
             doc["defaults"].update(extra_defaults)
+        doc["central"].update(central or {})
         inventory = workdir / "inventory.yaml"
         write_inventory(doc, inventory)
         live = start_fleet(inventory, workdir, seed=seed)

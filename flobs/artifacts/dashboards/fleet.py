@@ -298,7 +298,10 @@ def _down(view: View, matchers: str, aggregate: str) -> str:
     up = view.host_up_where(matchers)
     if view.federation:
         return f"{aggregate} ({up} == 0)"
-    return f"{aggregate} ({INVENTORY_HOST}{{{matchers}}} unless on (cluster, host) {up})"
+    return (
+        f"{aggregate} ({INVENTORY_HOST}{{{matchers}}} unless on (cluster, host) "
+        f"max_over_time({up}[{view.host_silence}]))"
+    )
 
 
 def pipeline_row(view: View) -> RowSpec:

@@ -130,6 +130,7 @@ class View:
     alert_settings: tuple[tuple[str, str | float], ...] = ()
     hosts: int = 1
     scrape_timeout: float = 25.0  # the central's, for FlobsFederationSlow
+    host_silence: str = "60s"  # central_rules.remote_write_silence
 
     def alert(self, key: str) -> float:
         from flobs.inventory.build import ALERT_DEFAULTS
@@ -142,7 +143,7 @@ class View:
 
     @classmethod
     def of(cls, fleet: Fleet) -> View:
-        from flobs.artifacts.central_rules import host_up_selector
+        from flobs.artifacts.central_rules import host_up_selector, remote_write_silence
 
         g = fleet.central.grafana
         # The red line is the alert's threshold, also when an override moved it.
@@ -161,6 +162,7 @@ class View:
             alert_settings=fleet.central.alerts.values,
             hosts=max(1, len(fleet.hosts)),
             scrape_timeout=seconds(fleet.central.prometheus.scrape_timeout),
+            host_silence=remote_write_silence(fleet),
         )
 
     def host_up_where(self, matchers: str) -> str:
