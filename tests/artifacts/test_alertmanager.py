@@ -14,7 +14,7 @@ from flobs.artifacts.alertmanager import inhibit_rules, route_receivers
 from flobs.artifacts.central_rules import alerts
 from flobs.inventory import load_fleet
 from flobs.model import Fleet
-from tests.conftest import EXAMPLE_INVENTORY, require_tool
+from tests.conftest import EXAMPLE_INVENTORY, require_major, require_tool
 
 
 def fleet_from(tmp_path: Path, change: dict[str, Any] | None = None) -> Fleet:
@@ -304,3 +304,34 @@ def test_vmalert_accepts_flags_and_rules(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert fleet.central.alertmanager is not None
+
+
+@pytest.mark.tools
+@pytest.mark.parametrize("major", [2, 3])
+@pytest.mark.parametrize("mode", ["federation", "remote_write"])
+def test_central_rules_and_unit_tests_pass_both_promtool_majors(
+    tmp_path: Path, major: int, mode: str
+) -> None:
+    binary = require_major("promtool", major)
+    version = "2.42" if major == 2 else "3.13"
+    prometheus: dict[str, Any] = {"listen": "0.0.0.0:9090", "version": version}
+    if mode == "remote_write":
+        prometheus |= {
+            "mode": "remote_write",
+            "url": "http://127.0.0.1:8428",
+            "remote_write": {"url": "http://127.0.0.1:8428/api/v1/write"},
+        }
+    fleet = fleet_from(tmp_path / "inv", {"prometheus": prometheus})
+    out = tmp_path / "out"
+    for rel, data in central_rules.fleet_files(fleet).items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_bytes(data)
+    central_dir = out / "central"
+    rules = sorted(str(p.relative_to(central_dir)) for p in (central_dir / "rules").glob("*.yml"))
+    tests = sorted(str(p.relative_to(central_dir)) for p in (central_dir / "tests").glob("*.yml"))
+    assert len(rules) == (3 if mode == "remote_write" else 2)
+    for args in (["check", "rules", *rules], ["test", "rules", *tests]):
+        proc = subprocess.run(
+            [binary, *args], cwd=central_dir, capture_output=True, text=True, check=False
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr

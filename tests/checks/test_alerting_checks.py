@@ -116,7 +116,7 @@ def test_missing_quiet_case_is_an_error_at_the_alert(tree: Path, run: Run) -> No
     assert _coverage(result) == [
         (
             "central/rules/flobs-alerts.yml",
-            34,
+            35,
             16,
             "error",
             "alert FlintlockdDown has no quiet unit test (one whose exp_alerts is empty)",
@@ -139,7 +139,7 @@ def test_recording_rule_fed_as_input_is_not_exercised(tree: Path, run: Run) -> N
     assert _coverage(run(tree)) == [
         (
             "central/rules/flobs-recording.yml",
-            19,
+            20,
             17,
             "error",
             "recording rule cluster:hosts_reporting:count is not exercised by a unit test",
