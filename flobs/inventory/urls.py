@@ -65,6 +65,9 @@ def url_paths_in(schema: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
             sub_node = _resolve(sub, schema) if isinstance(sub, dict) else {}
             if _is_url_key(key, sub_node):
                 found.append((*path, key))
+            items = sub_node.get("items")
+            if isinstance(items, dict) and _is_url_key(key, _resolve(items, schema)):
+                found.append((*path, key, ANY))  # a list of URLs, e.g. alertmanager.urls
             walk(sub, (*path, key), depth + 1)
         extra = node.get("additionalProperties")
         if isinstance(extra, dict):

@@ -41,6 +41,9 @@ def _schema_url_keys() -> list[tuple[str, ...]]:
             is_url = key == "url" or key.endswith("_url") or "https?" in sub.get("pattern", "")
             if sub.get("type") == "string" and is_url:
                 found.append((*path, key))
+            items = deref(sub.get("items") or {})
+            if items.get("type") == "string" and "https?" in items.get("pattern", ""):
+                found.append((*path, key, "*"))  # a list of URLs
             walk(sub, (*path, key))
         if isinstance(node.get("items"), dict):
             walk(node["items"], (*path, "*"))
@@ -57,6 +60,7 @@ REQUIRED = {
     ("central", "traces"): {"otlp_endpoint": "tempo.example.internal:4317"},
     ("central", "loki"): {"url": "https://loki.example.internal/loki/api/v1/push"},
     ("central", "logs"): {"url": "https://loki.example.internal/loki/api/v1/push"},
+    ("central", "alertmanager", "receivers", "*", "opsgenie", "*"): {"api_key_file": "/k"},
 }
 
 
@@ -68,15 +72,27 @@ def test_the_walk_finds_the_url_keys_the_code_refuses() -> None:
 
 
 def _with(doc: dict[str, Any], path: tuple[str, ...], value: str) -> dict[str, Any]:
+    """``doc`` with ``value`` at ``path``; ``*`` is the first item of a list (made if absent)."""
     doc = copy.deepcopy(doc)
     if path[:2] == ("central", "logs"):
         doc["central"].pop("loki", None)  # central.logs replaces it; both is an error
-    node = doc
+    if path[:3] == ("central", "alertmanager", "urls"):
+        doc["central"]["alertmanager"] = {}  # urls and receivers exclude each other
+    node: Any = doc
     for depth, key in enumerate(path[:-1]):
+        if key == "*":
+            if not node:
+                node.append(dict(REQUIRED.get(path[: depth + 1], {})))
+            node = node[0]
+            continue
         if key not in node:
-            node[key] = dict(REQUIRED.get(path[: depth + 1], {}))
+            fresh = dict(REQUIRED.get(path[: depth + 1], {}))
+            node[key] = [] if path[depth + 1] == "*" else fresh
         node = node[key]
-    node[path[-1]] = value
+    if path[-1] == "*":
+        node[:] = [value]
+    else:
+        node[path[-1]] = value
     return doc
 
 
@@ -90,12 +106,13 @@ def test_credentials_in_every_url_key_are_refused_at_their_position(
     text = yamlio.dump(doc)
     inventory.write_text(text, encoding="utf-8")
     line_no, line = next((n, s) for n, s in enumerate(text.splitlines(), 1) if url in s)
-    col = line.index(": ") + 3  # the value, quote included
+    # The value, quote included: after `key: `, or after `- ` for a list item.
+    col = line.index("- ") + 3 if path[-1] == "*" else line.index(": ") + 3
     with pytest.raises(InputError) as info:
         load_fleet(inventory, display_name="inventory.yaml")
     (problem,) = info.value.problems
     assert problem.render().splitlines()[0] == (
-        f"inventory.yaml:{line_no}:{col}: $.{'.'.join(path)}: {MESSAGE}"
+        f"inventory.yaml:{line_no}:{col}: $.{'.'.join(path).replace('.*', '[0]')}: {MESSAGE}"
     )
     assert problem.hint is not None and "password_file" in problem.hint
     assert "bearer_token_file" in problem.hint
