@@ -296,7 +296,16 @@ class RuleTestCoverage(Check):
         rule_files = k.files(ctx, self.FILES)
         if not rule_files:
             return
-        generated = set((ctx.manifest or {}).get("files") or {})
+        manifest = ctx.manifest or {}
+        users = manifest.get("user_files")
+        # Rule files an extension adds are listed in `files` too (hashed like the rest),
+        # but they are the user's: `user_files[path].origin == "user"`.
+        theirs = {
+            path
+            for path, entry in (users.items() if isinstance(users, dict) else ())
+            if isinstance(entry, dict) and entry.get("origin") == "user"
+        }
+        generated = set(manifest.get("files") or {}) - theirs
         covered = _coverage(ctx, rule_files)
         for group in (True, False):
             files = [f for f in rule_files if (f in generated) is group]
