@@ -205,22 +205,21 @@ class OtelcolProcessorOrder(Check):
                     )
                 exporters = _defined(doc, "exporters")
                 connectors = _defined(doc, "connectors")
-                if pipeline.get("exporters") and all(
-                    str(e).split("/")[0] == "prometheus" or e in connectors
-                    for e in pipeline["exporters"]
-                ):
+                # Names only: a list or map in their place is otelcol-schema's finding.
+                sends = [e for _, e in _names(pipeline.get("exporters"))]
+                if sends and all(e.split("/")[0] == "prometheus" or e in connectors for e in sends):
                     # A pull exporter serves what it holds and a connector hands spans
                     # to another pipeline in memory: nothing to batch.
                     continue
-                queue_batched = bool(pipeline.get("exporters")) and all(
+                queue_batched = bool(sends) and all(
                     e in connectors
-                    or str(e).split("/")[0] == "prometheus"
+                    or e.split("/")[0] == "prometheus"
                     or (
                         isinstance(exporters.get(e), dict)
                         and isinstance(exporters[e].get("sending_queue"), dict)
                         and isinstance(exporters[e]["sending_queue"].get("batch"), dict)
                     )
-                    for e in pipeline.get("exporters") or []
+                    for e in sends
                 )
                 if "batch" not in procs and queue_batched:
                     continue

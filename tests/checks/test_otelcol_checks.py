@@ -199,3 +199,17 @@ def test_otelcol_runs_once_per_shape_and_reports_every_file(
     assert [p.file for p in problems] == paths
     for p in problems:  # each finding names its own file, not the representative's
         assert p.message.endswith(f"exited 1: invalid: {out / p.file}")
+
+
+def test_order_check_reads_only_exporter_names(example_tree: tuple[Path, Fleet]) -> None:
+    # A list where an exporter name belongs crashed the check (unhashable type: 'list').
+    out, fleet = example_tree
+    edit_yaml(
+        out / OTEL,
+        lambda d: d["service"]["pipelines"]["metrics/spanmetrics"].update({"exporters": [[]]}),
+    )
+    order = [p.message for p in run(out, fleet) if p.check_id == "otelcol-processor-order"]
+    # No exporter name left, so nothing says the pipeline only feeds a pull exporter.
+    assert order == [
+        "pipeline metrics/spanmetrics: the last processor is memory_limiter, not batch"
+    ]
