@@ -70,6 +70,17 @@ def _auth(prefix: str, context: Setting | None = None) -> dict[str, tuple[Any, S
     }
 
 
+# A generated Alertmanager (receivers set): its keys shape central/alertmanager.yml.
+AM_GEN: Setting = {
+    "central.alertmanager.receivers": [{"name": "oncall", "webhook": [{"url": "https://hook.c/a"}]}]
+}
+AM_TWO: Setting = {
+    "central.alertmanager.receivers": [
+        {"name": "oncall", "webhook": [{"url": "https://hook.c/a"}]},
+        {"name": "team", "webhook": [{"url": "https://hook.c/b"}]},
+    ]
+}
+AM_URLS: Setting = {"central.alertmanager.urls": ["https://am.c:9093"]}
 NE_TLS = {"vars.node_exporter.tls.cert_file": "/n.pem", "vars.node_exporter.tls.key_file": "/n.key"}
 # Keys whose other value cannot be derived from the schema, or that only matter together
 # with other settings (the context, set on both sides of the comparison).
@@ -139,6 +150,33 @@ EXPLICIT: dict[str, tuple[Any, Setting]] = {
     "central.verify.failing_for": ("9m", {"central.verify.enabled": True}),
     "central.alerts.vmm_panic_for": ("1m", {}),  # the default 0m has nothing below it
     "central.alerts.grpc_error_ratio": (0.1, {}),
+    "central.alerts.cluster_down_ratio": (0.3, {}),
+    "central.alerts.filesystem_free_ratio": (0.2, {}),
+    "central.alerts.inodes_free_ratio": (0.2, {}),
+    "central.alerts.memory_available_ratio": (0.1, {}),
+    "central.alerts.clock_offset_seconds": (0.1, {}),
+    "central.alerts.federation_slow_ratio": (0.5, {}),
+    # FlobsRemoteWriteBehind exists in remote_write mode only.
+    "central.alerts.remote_write_behind_seconds": (121, RW),
+    "central.alerts.remote_write_behind_for": ("14m", RW),
+    "central.alertmanager.urls": (["https://am2.c:9093"], {}),
+    "central.alertmanager.listen": ("127.0.0.1:19093", AM_GEN),
+    "central.alertmanager.url": ("https://am.c:9093", AM_GEN),
+    **_auth("central.alertmanager", AM_URLS),
+    "central.alertmanager.insecure_skip_verify": (True, AM_URLS),
+    "central.alertmanager.group_by": (["alertname", "host"], AM_GEN),
+    "central.alertmanager.group_wait": ("10s", AM_GEN),
+    "central.alertmanager.group_interval": ("2m", AM_GEN),
+    "central.alertmanager.repeat_interval": ("1h", AM_GEN),
+    "central.alertmanager.resolve_timeout": ("2m", AM_GEN),
+    "central.alertmanager.receivers": (AM_GEN["central.alertmanager.receivers"], {}),
+    "central.alertmanager.default_receiver": ("team", AM_TWO),
+    "central.alertmanager.routes": (
+        [{"receiver": "team", "match": {"severity": "critical"}}],
+        AM_TWO,
+    ),
+    "central.alertmanager.inhibit": (False, AM_GEN),
+    "central.alertmanager.vmalert_listen": ("127.0.0.1:18880", {**AM_GEN, **RW}),
 }
 # Keys that decide only what is accepted: with the context alone the inventory is
 # rejected, with the key too it is accepted.
@@ -150,7 +188,13 @@ GATES: dict[str, Setting] = {
     # Without central.loki every shipper would push to its own loopback: an error,
     # unless the inventory says everything runs on one machine.
     "central.single_host": {"central.loki": "DROP"},
+    # A webhook's url_file needs Alertmanager 0.26: refused at the default 0.25.
+    "central.alertmanager.version": {
+        "central.alertmanager.receivers": [{"name": "o", "webhook": [{"url_file": "/hook.url"}]}]
+    },
 }
+# The accepting value of a gate that is not a boolean switch.
+GATE_VALUES: dict[str, Any] = {"central.alertmanager.version": "0.26"}
 # Keys whose value is checked against the rest of the host (port collisions): a clash
 # with node_exporter's port is rejected, which proves the key is read.
 REJECTS: dict[str, Any] = {
@@ -266,7 +310,7 @@ def test_key_changes_the_output(path: str, hashes: Path) -> None:
 def test_gate_key_changes_what_is_accepted(path: str, hashes: Path) -> None:
     with pytest.raises(InputError):
         _tree(hashes, GATES[path])
-    _tree(hashes, {**GATES[path], path: True})
+    _tree(hashes, {**GATES[path], path: GATE_VALUES.get(path, True)})
 
 
 @pytest.mark.parametrize("path", sorted(REJECTS))
