@@ -184,7 +184,8 @@ def test_real_run_places_every_file_where_the_doc_says_then_changes_nothing(
     drop_in = "etc/systemd/system/prometheus.service.d/flobs.conf"
     assert b"--storage.tsdb.retention.time=15d" in placed[f"fl-eu1-a-02/{drop_in}"]
     assert b"--storage.tsdb.retention" not in placed[f"fl-eu1-a-01/{drop_in}"]
-    assert len(placed) == 39  # 11 per host, 6 on the centre
+    assert "flobs-central/etc/flobs/central/alertmanager.yml" in placed
+    assert len(placed) == 40  # 11 per host, 7 on the centre
     second = _run(out, root, tools=tools)
     assert second.returncode == 0, second.stdout + second.stderr
     recap = _recap(second.stdout)
