@@ -229,7 +229,7 @@ def handle_errors(func: F) -> F:
             report_error(err)
             raise typer.Exit(int(err.exit_code)) from err
         except KeyboardInterrupt:
-            err_console.print("interrupted", markup=False)
+            _say_interrupted()
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
         except (typer.Abort, SystemExit):
             raise
@@ -310,6 +310,13 @@ def _interrupted_between_commands(signum: int, frame: object) -> None:
     os._exit(int(ExitCode.INTERRUPTED))
 
 
+def _say_interrupted() -> None:
+    """Straight to fd 2, like the signal handlers: nothing buffered can lose it on exit."""
+    with contextlib.suppress(OSError):
+        err_console.file.flush()
+        os.write(2, b"interrupted\n")
+
+
 def main() -> None:
     """The `flobs` program (``flobs.__main__`` installs the SIGINT handler first)."""
     signal.signal(signal.SIGINT, _interrupted_between_commands)
@@ -322,7 +329,7 @@ def main() -> None:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         app()
     except KeyboardInterrupt:
-        err_console.print("interrupted", markup=False)
+        _say_interrupted()
         sys.exit(int(ExitCode.INTERRUPTED))
     finally:
         signal.signal(signal.SIGINT, _interrupted_between_commands)

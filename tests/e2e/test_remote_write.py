@@ -30,9 +30,12 @@ def test_remote_write_into_victoria_metrics(fleet_factory: FleetFactory) -> None
     # Rules on the empty central TSDB would page for every host; the store's ruler runs them.
     assert "rule_files" not in central_cfg
 
+    # --wait: right after start-up the store may not hold the hosts' newest samples yet
+    # (--deep then compares 0 series, which is a failure, not a pass).
     r = run_flobs(
-        "verify", "-i", inventory_of(live), "--out", live.out, "--deep", "--format", "json"
-    )
+        "verify", "-i", inventory_of(live), "--out", live.out, "--deep", "--format", "json",
+        "--wait", "60s",
+    )  # fmt: skip
     assert r.code == 0, r.stdout + r.stderr
     report = json.loads(r.stdout)
     assert report["mode"] == "remote_write"
