@@ -63,10 +63,12 @@ def fleet(module_fleet: FleetFactory, exporter: str) -> LiveFleet:
     return module_fleet(2, extra_defaults={"extra_scrape_jobs": jobs})
 
 
-def _await(api: PrometheusAPI, query: str, seconds: float = 45.0) -> list[Sample]:
+def _await(api: PrometheusAPI, query: str, seconds: float = 45.0, count: int = 1) -> list[Sample]:
+    """The query's samples once there are ``count`` of them (or the deadline passed):
+    hosts reach the centre one federation scrape apart."""
     deadline = time.monotonic() + seconds
     got = api.query(query)
-    while not got and time.monotonic() < deadline:
+    while len(got) < count and time.monotonic() < deadline:
         time.sleep(0.5)
         got = api.query(query)
     return list(got)
@@ -75,7 +77,11 @@ def _await(api: PrometheusAPI, query: str, seconds: float = 45.0) -> list[Sample
 def test_extra_job_series_is_federated_to_the_centre(fleet: LiveFleet) -> None:
     host = fleet.fleet.hosts[0]
     with fleet.api() as api, PrometheusAPI(f"http://{host.federation_target}") as local:
-        got = _await(api, 'storage_agent_requests_total{job="storage-agent"}')
+        got = _await(
+            api,
+            'storage_agent_requests_total{job="storage-agent"}',
+            count=len(fleet.fleet.hosts),
+        )
         assert sorted((s.labels["host"], s.labels["cluster"], s.value) for s in got) == [
             ("e2e-1", "e2e", 42.0),
             ("e2e-2", "e2e", 42.0),
