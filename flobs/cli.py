@@ -220,6 +220,8 @@ def handle_errors(func: F) -> F:
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            with contextlib.suppress(ValueError):  # only the main thread handles signals
+                signal.signal(signal.SIGINT, signal.default_int_handler)
             return func(*args, **kwargs)
         except typer.Exit:
             raise
@@ -304,16 +306,20 @@ def _interrupted_between_commands(signum: int, frame: object) -> None:
     # to clean up: flush what was printed, say so and leave with 130. (Raising
     # here could land in an import's weakref callback, where it would be ignored.)
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(Exception):
             stream.flush()
-    os.write(2, b"interrupted\n")
+    with contextlib.suppress(OSError):
+        os.write(2, b"interrupted\n")
     os._exit(int(ExitCode.INTERRUPTED))
 
 
 def _say_interrupted() -> None:
     """Straight to fd 2, like the signal handlers: nothing buffered can lose it on exit."""
-    with contextlib.suppress(OSError):
+    # Flushing what came before is best effort: whatever it raises (a reentrant call
+    # into a buffer the interrupt left half-written) must not cost the word itself.
+    with contextlib.suppress(Exception):
         err_console.file.flush()
+    with contextlib.suppress(OSError):
         os.write(2, b"interrupted\n")
 
 
@@ -326,7 +332,9 @@ def main() -> None:
     sys.stderr = redacting("stderr", target=cast(TextIO, PipeSafeStream(sys.stderr)))
     try:
         _register()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        # Parsing the arguments (typer imports pydantic then) stays under
+        # _interrupted_between_commands: typer would turn a KeyboardInterrupt there
+        # into a silent 130. handle_errors raises it only once the command runs.
         app()
     except KeyboardInterrupt:
         _say_interrupted()

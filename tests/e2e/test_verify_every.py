@@ -23,13 +23,11 @@ from tests.e2e.fake_prometheus import Answering, healthy
 pytestmark = [pytest.mark.e2e, pytest.mark.tools]
 
 
-def _arrives_after(runs: int) -> Any:
-    seen = {"runs": 0}
+def _arrives_when(arrived: dict[str, bool]) -> Any:
+    """t-2 is absent until the test says it arrived (after Prometheus saw it down)."""
 
     def answer(q: str) -> tuple[int, Any]:
-        if q.startswith("count by (host)"):
-            seen["runs"] += 1
-        return 200, healthy(q, ["t-1", "t-2"] if seen["runs"] > runs else ["t-1"])
+        return 200, healthy(q, ["t-1", "t-2"] if arrived["t-2"] else ["t-1"])
 
     return staticmethod(answer)
 
@@ -46,7 +44,8 @@ def test_cycles_scraped_by_prometheus_then_sigterm(
     prometheus = require_major("prometheus", major)
     inventory = tmp_path / "inventory.yaml"
     write_inventory(demo_inventory(2, tmp_path, first_address="127.0.4.11", cluster="t"), inventory)
-    answering_server.answer = _arrives_after(5)
+    arrived = {"t-2": False}
+    answering_server.answer = _arrives_when(arrived)
     port = free_port()
     sup = Supervisor(tmp_path / "logs")
     verifier: subprocess.Popen[str] | None = None
@@ -89,13 +88,21 @@ def test_cycles_scraped_by_prometheus_then_sigterm(
         )
         with PrometheusAPI(f"http://127.0.0.1:{prom_port}") as api:
             deadline = time.monotonic() + 60
-            while (_value(api, "flobs_verify_runs_total") or 0) < 8:
-                assert time.monotonic() < deadline, "the verifier was never scraped 8 runs in"
+            # Prometheus scrapes t-2 down (however slowly this machine runs) …
+            while _value(api, 'flobs_verify_host_up{host="t-2"}') != 0:
+                assert time.monotonic() < deadline, "t-2 was never scraped down"
                 assert verifier.poll() is None
-                time.sleep(0.5)
+                time.sleep(0.2)
+            runs_then = _value(api, "flobs_verify_runs_total") or 0
+            arrived["t-2"] = True
+            # … then up, three cycles after it arrived.
+            while (_value(api, "flobs_verify_runs_total") or 0) < runs_then + 3:
+                assert time.monotonic() < deadline, "the verifier was not scraped 3 runs on"
+                assert verifier.poll() is None
+                time.sleep(0.2)
             assert _value(api, 'up{job="flobs-verify"}') == 1
             assert _value(api, 'flobs_verify_host_up{host="t-1"}') == 1
-            assert _value(api, 'flobs_verify_host_up{host="t-2"}') == 1  # arrived at run 6
+            assert _value(api, 'flobs_verify_host_up{host="t-2"}') == 1
             # … and was down before: Prometheus saw the change across cycles.
             assert _value(api, 'min_over_time(flobs_verify_host_up{host="t-2"}[5m])') == 0
             assert _value(api, 'min_over_time(flobs_verify_host_up{host="t-1"}[5m])') == 1
