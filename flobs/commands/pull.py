@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 from flobs import yamlio
-from flobs.cli import app, err_console, handle_errors, out_console, out_dir
+from flobs.cli import app, err_console, handle_errors, out_console
+from flobs.commands import options
 from flobs.errors import ExitCode, SystemFailure, UsageError
 from flobs.grafana.client import GrafanaClient, RetryPolicy, credentials_from_env
 from flobs.grafana.pull import PullResult, PullState, pull
@@ -30,45 +31,20 @@ class PullFormat(StrEnum):
 )
 @handle_errors
 def pull_dashboards_command(
-    out: Annotated[
-        Path,
-        typer.Argument(
-            metavar="OUT",
-            parser=out_dir,
-            show_default=False,
-            help="The generated tree (flobs generate -o OUT).",
-        ),
-    ],
-    grafana_url: Annotated[
-        str | None,
-        typer.Option(
-            "--grafana-url",
-            metavar="URL",
-            help="Grafana base URL; default: central.grafana.url of -i.",
-        ),
-    ] = None,
+    out: Annotated[Path, options.out_argument()],
+    grafana_url: Annotated[str | None, options.grafana_url_option()] = None,
     inventory: Annotated[
         Path | None,
-        typer.Option(
-            "-i",
-            "--inventory",
-            metavar="INVENTORY",
-            dir_okay=False,
-            help="The inventory OUT came from: where --write puts files, and how flobs' panel "
-            "titles are keyed in overrides.",
+        options.inventory_option(
+            "The inventory OUT came from: where --write puts files, and how flobs' panel "
+            "titles are keyed in overrides."
         ),
     ] = None,
     folder_uid: Annotated[
-        str | None,
-        typer.Option("--folder-uid", metavar="UID", help="The folder push-dashboards pushes into."),
+        str | None, options.folder_uid_option("The folder push-dashboards pushes into.")
     ] = None,
-    org_id: Annotated[
-        int | None, typer.Option("--org-id", min=1, help="Grafana organisation.")
-    ] = None,
-    token_env: Annotated[
-        str,
-        typer.Option("--token-env", metavar="VAR", help="Environment variable holding the token."),
-    ] = "GRAFANA_TOKEN",  # noqa: S107 - the variable's name, not a token
+    org_id: Annotated[int | None, options.org_id_option()] = None,
+    token_env: Annotated[str, options.token_env_option()] = options.GRAFANA_TOKEN_ENV,
     write: Annotated[
         bool,
         typer.Option(
@@ -86,19 +62,8 @@ def pull_dashboards_command(
             help="Write the overrides patch (YAML, for the inventory's extensions:) to this file.",
         ),
     ] = None,
-    ca_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--ca-file",
-            metavar="FILE",
-            dir_okay=False,
-            exists=True,
-            help="PEM CA bundle for Grafana's TLS.",
-        ),
-    ] = None,
-    timeout: Annotated[
-        float, typer.Option("--timeout", min=0.1, max=600, help="Seconds per request.")
-    ] = 10.0,
+    ca_file: Annotated[Path | None, options.ca_file_option()] = None,
+    timeout: Annotated[float, options.timeout_option()] = options.GRAFANA_TIMEOUT,
     output_format: Annotated[
         PullFormat, typer.Option("--format", help="Report format.")
     ] = PullFormat.text,
@@ -110,11 +75,9 @@ def pull_dashboards_command(
     written · 2 bad usage · 3 Grafana unreachable or credentials refused ·
     130 interrupted.
     """
-    from flobs.commands.push import _defaults
-
     if write and inventory is None:
         raise UsageError("--write needs -i INVENTORY: files are written next to it")
-    url, folder, title = _defaults(inventory, grafana_url, folder_uid, None)
+    url, folder, title = options.grafana_target(inventory, grafana_url, folder_uid, None)
     dashboards = load_dashboards(out)
     user_sources: dict[str, str] = {}
     titles: dict[str, dict[int, str]] = {}

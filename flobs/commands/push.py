@@ -12,14 +12,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from flobs.cli import ProgressBar, app, err_console, handle_errors, out_console, out_dir
+from flobs.cli import ProgressBar, app, err_console, handle_errors, out_console
+from flobs.commands import options
 from flobs.errors import ExitCode, UsageError
-from flobs.grafana.client import (
-    GrafanaClient,
-    RetryPolicy,
-    check_base_url,
-    credentials_from_env,
-)
+from flobs.grafana.client import GrafanaClient, RetryPolicy, credentials_from_env
 from flobs.grafana.push import Action, PushOptions, PushResult, folder_chain, push
 
 PROGRESS_MIN_DASHBOARDS = 10
@@ -45,41 +41,16 @@ class OutputFormat(StrEnum):
 )
 @handle_errors
 def push_dashboards_command(
-    out: Annotated[
-        Path,
-        typer.Argument(
-            metavar="OUT",
-            parser=out_dir,
-            show_default=False,
-            help="The generated tree (flobs generate -o OUT).",
-        ),
-    ],
-    grafana_url: Annotated[
-        str | None,
-        typer.Option(
-            "--grafana-url",
-            metavar="URL",
-            help="Grafana base URL; default: central.grafana.url of -i INVENTORY.",
-        ),
-    ] = None,
+    out: Annotated[Path, options.out_argument()],
+    grafana_url: Annotated[str | None, options.grafana_url_option()] = None,
     inventory: Annotated[
-        Path | None,
-        typer.Option(
-            "-i",
-            "--inventory",
-            metavar="INVENTORY",
-            dir_okay=False,
-            help="Take the URL and folder from this inventory.",
-        ),
+        Path | None, options.inventory_option("Take the URL and folder from this inventory.")
     ] = None,
     folder_uid: Annotated[
         str | None,
-        typer.Option(
-            "--folder-uid",
-            metavar="UID",
-            help="Folder uid; nested "
-            "folders as parent/child (parents first). Default: "
-            "the inventory's, else flobs-flintlock.",
+        options.folder_uid_option(
+            "Folder uid; nested folders as parent/child (parents first). Default: the "
+            "inventory's, else flobs-flintlock."
         ),
     ] = None,
     folder_title: Annotated[
@@ -92,20 +63,8 @@ def push_dashboards_command(
             "inventory's, else Flintlock.",
         ),
     ] = None,
-    org_id: Annotated[
-        int | None,
-        typer.Option("--org-id", min=1, help="Grafana organisation (sent as X-Grafana-Org-Id)."),
-    ] = None,
-    token_env: Annotated[
-        str,
-        typer.Option(
-            "--token-env",
-            metavar="VAR",
-            help="Environment variable "
-            "holding the service-account token; without it, basic auth "
-            "from GRAFANA_USER/GRAFANA_PASSWORD.",
-        ),
-    ] = "GRAFANA_TOKEN",  # noqa: S107 - the variable's name, not a token
+    org_id: Annotated[int | None, options.org_id_option()] = None,
+    token_env: Annotated[str, options.token_env_option()] = options.GRAFANA_TOKEN_ENV,
     datasources: Annotated[
         bool,
         typer.Option(
@@ -144,16 +103,7 @@ def push_dashboards_command(
     concurrency: Annotated[
         int, typer.Option("--concurrency", min=1, max=32, help="Dashboards pushed in parallel.")
     ] = 4,
-    ca_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--ca-file",
-            metavar="FILE",
-            dir_okay=False,
-            exists=True,
-            help="PEM CA bundle that signed Grafana's certificate.",
-        ),
-    ] = None,
+    ca_file: Annotated[Path | None, options.ca_file_option()] = None,
     insecure_skip_verify: Annotated[
         bool,
         typer.Option(
@@ -170,15 +120,7 @@ def push_dashboards_command(
             help="Retries of a request that failed transiently (429, 502-504, connection errors).",
         ),
     ] = 4,
-    timeout: Annotated[
-        float,
-        typer.Option(
-            "--timeout",
-            min=0.1,
-            max=600,
-            help="Seconds per HTTP request, the whole answer included (connect: at most 5).",
-        ),
-    ] = 10.0,
+    timeout: Annotated[float, options.timeout_option()] = options.GRAFANA_TIMEOUT,
     output_format: Annotated[
         OutputFormat, typer.Option("--format", help="text (table) or json on stdout.")
     ] = OutputFormat.text,
@@ -193,7 +135,9 @@ def push_dashboards_command(
         raise UsageError("--ca-file and --insecure-skip-verify contradict each other")
     if not out.is_dir():
         raise UsageError(f"{out} is not a directory", hint="run `flobs generate -o OUT` first")
-    url, folder_uid, folder_title = _defaults(inventory, grafana_url, folder_uid, folder_title)
+    url, folder_uid, folder_title = options.grafana_target(
+        inventory, grafana_url, folder_uid, folder_title
+    )
     folders = folder_chain(folder_uid, folder_title)
     # Everything local is checked before the first request: dashboards, datasources
     # (a missing ${VAR} is exit 2), credentials.
@@ -221,7 +165,7 @@ def push_dashboards_command(
         enabled=output_format is OutputFormat.text,
         minimum=PROGRESS_MIN_DASHBOARDS,
     )
-    options = PushOptions(
+    push_options = PushOptions(
         folders=folders,
         dry_run=dry_run,
         force=force,
@@ -243,29 +187,10 @@ def push_dashboards_command(
         extra_secrets=extra,
     ) as client:
         with bar:
-            result = push(client, out, options, datasources=specs)
+            result = push(client, out, push_options, datasources=specs)
         _report(result, output_format)
     if not result.ok:
         raise typer.Exit(int(ExitCode.FINDINGS))
-
-
-def _defaults(
-    inventory: Path | None, url: str | None, folder_uid: str | None, folder_title: str | None
-) -> tuple[str, str, str]:
-    if inventory is not None:
-        from flobs.inventory import load_fleet
-
-        grafana = load_fleet(inventory).fleet.central.grafana
-        url = url or grafana.url
-        folder_uid = folder_uid or grafana.folder_uid
-        folder_title = folder_title or grafana.folder
-    if not url:
-        raise UsageError(
-            "no Grafana URL",
-            hint="pass --grafana-url URL, or -i INVENTORY to use its central.grafana.url",
-        )
-    # Same defaults as the inventory schema, so both ways land in the same folder.
-    return check_base_url(url), folder_uid or "flobs-flintlock", folder_title or "Flintlock"
 
 
 def _is_loopback_url(url: str) -> bool:

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from flobs.cli import app, err_console, handle_errors
+from flobs.commands import options
 from flobs.errors import UsageError
 from flobs.inventory import load_fleet
 from flobs.sim.host import SimulatedHost
@@ -28,16 +29,7 @@ def simulate_command(
             metavar="HOST", show_default=False, help="The inventory host to impersonate."
         ),
     ],
-    inventory: Annotated[
-        Path,
-        typer.Option(
-            "-i",
-            "--inventory",
-            metavar="INVENTORY",
-            dir_okay=False,
-            help="The host inventory (YAML).",
-        ),
-    ],
+    inventory: Annotated[Path, options.inventory_option()],
     seed: Annotated[
         int,
         typer.Option(

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from flobs.checks import ToolMode
-from flobs.cli import app, err_console, handle_errors, out_console, out_dir
+from flobs.cli import app, err_console, handle_errors, out_console
+from flobs.commands import options
 from flobs.errors import ExitCode, SystemFailure, UsageError
 from flobs.report import render
 from flobs.validate import checks_text, validate
@@ -35,23 +36,11 @@ class ToolsMode(StrEnum):
 )
 @handle_errors
 def validate_command(
-    out: Annotated[
-        Path | None,
-        typer.Argument(
-            metavar="OUT",
-            parser=out_dir,
-            show_default=False,
-            help="The output tree `flobs generate -o OUT` wrote.",
-        ),
-    ] = None,
+    out: Annotated[Path | None, options.out_argument()] = None,
     inventory: Annotated[
         Path | None,
-        typer.Option(
-            "-i",
-            "--inventory",
-            metavar="INVENTORY",
-            dir_okay=False,
-            help="The inventory OUT was generated from; enables the checks that compare with it.",
+        options.inventory_option(
+            "The inventory OUT was generated from; enables the checks that compare with it."
         ),
     ] = None,
     fmt: Annotated[

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from flobs.cli import app, err_console, handle_errors, out_console, out_dir
+from flobs.commands import options
 from flobs.errors import ExitCode, RemoteError, UsageError
 from flobs.inventory import load_fleet
 from flobs.live.deep import REL_TOLERANCE
@@ -193,16 +194,7 @@ class VerifyFormat(StrEnum):
 )
 @handle_errors
 def verify_command(
-    inventory: Annotated[
-        Path,
-        typer.Option(
-            "-i",
-            "--inventory",
-            metavar="INVENTORY",
-            dir_okay=False,
-            help="The host inventory (YAML).",
-        ),
-    ],
+    inventory: Annotated[Path, options.inventory_option()],
     prometheus: Annotated[
         str | None,
         typer.Option(
