@@ -19,17 +19,15 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 import httpx
 
-from flobs import httpio
 from flobs.errors import RemoteError
+from flobs.live.store_api import DEFAULT_TIMEOUT, StoreAPI
 
-MAX_ANSWER_BYTES = 32 * 1024 * 1024
-DEFAULT_TIMEOUT = 15.0
 LOG_LINES = 1000  # per host and run: enough to count levels, bounded for huge hosts
 TRACES_PER_HOST = 100
 _TRACE_ID = re.compile(
@@ -103,102 +101,6 @@ class HostSignals:
         return out
 
 
-# --------------------------------------------------------------------------- HTTP
-
-
-class _JSONClient:
-    """GET with a timeout and a size cap; every failure is a RemoteError naming the URL."""
-
-    def __init__(
-        self,
-        kind: str,
-        url: str,
-        transport: httpx.BaseTransport | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-    ) -> None:
-        self.kind = kind
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-        self._transport = transport
-
-    def _new_client(self) -> httpx.Client:
-        # One client per request: nothing stays open between runs. The bounded
-        # transport clamps every socket operation to the request's total deadline.
-        transport = self._transport or httpio.BoundedTransport()
-        return httpx.Client(
-            base_url=self.url, timeout=self.timeout, transport=transport, trust_env=False
-        )
-
-    def _fetch(self, path: str, params: Mapping[str, str], where: str) -> tuple[int, bytes]:
-        try:
-            with self._new_client() as client:
-                answer = httpio.fetch(
-                    client,
-                    "GET",
-                    path,
-                    timeout=self.timeout,
-                    max_bytes=MAX_ANSWER_BYTES,
-                    params=params,
-                )
-        except httpio.ResponseTooLarge as err:
-            raise RemoteError(f"{where}: {err}") from None
-        except httpio.DeadlinePassed as err:
-            raise RemoteError(
-                f"{where}: {err}",
-                hint="the server is overloaded, or drips its answer; --timeout changes the limit",
-            ) from None
-        except httpx.HTTPError as err:
-            raise RemoteError(
-                f"cannot reach {where}: {type(err).__name__}: {err}",
-                hint="is it running, and is the URL the store's base URL?",
-            ) from None
-        return answer.status, answer.content
-
-    def close(self) -> None:
-        """Nothing to close (a client per request); kept so stores are closed alike."""
-
-    def get_lines(self, path: str, params: Mapping[str, str]) -> list[Any]:
-        """A 200 answer of one JSON document per line (VictoriaLogs' LogsQL)."""
-        where = f"{self.kind} at {self.url}{path}"
-        status, raw = self._fetch(path, params, where)
-        text = raw.decode("utf-8", errors="replace")
-        if status != 200:
-            said = text[:200].strip() or "an empty body"
-            raise RemoteError(f"{where} answered HTTP {status}: {said!r}")
-        docs = []
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            try:
-                docs.append(json.loads(line))
-            except ValueError:
-                raise RemoteError(f"{where}: a line is not JSON: {line[:200]!r}") from None
-        return docs
-
-    def get(
-        self, path: str, params: Mapping[str, str], *, not_found_ok: bool = False
-    ) -> tuple[int, Any]:
-        where = f"{self.kind} at {self.url}{path}"
-        status, raw = self._fetch(path, params, where)
-        if status in (401, 403):
-            raise RemoteError(f"{where} refused the request (HTTP {status})")
-        if status == 404 and not_found_ok:
-            return status, None
-        if status == 404:
-            raise RemoteError(f"{where} answered HTTP 404", hint=f"give the {self.kind} base URL")
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            said = raw[:200].decode("utf-8", errors="replace").strip() or "an empty body"
-            raise RemoteError(
-                f"{where} answered HTTP {status}, not JSON: {said!r}",
-                hint=f"give the {self.kind} base URL",
-            ) from None
-        if status != 200:
-            raise RemoteError(f"{where} answered HTTP {status}: {str(body)[:200]}")
-        return status, body
-
-
 def _fail(where: str, what: str) -> RemoteError:
     return RemoteError(f"{where}: {what}")
 
@@ -214,7 +116,7 @@ def _trace_ids(text: str) -> list[str]:
 # --------------------------------------------------------------------------- Loki
 
 
-class LokiLogs:
+class LokiLogs(StoreAPI):
     """Loki's query API: ``GET /loki/api/v1/query_range`` with a stream selector."""
 
     kind = "Loki"
@@ -228,13 +130,9 @@ class LokiLogs:
         clock: Callable[[], float] = time.time,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self.url = url.rstrip("/")
+        super().__init__(url, transport=transport, timeout=timeout)
         self.host_label = host_label
-        self._http = _JSONClient(self.kind, self.url, transport, timeout)
         self._clock = clock
-
-    def close(self) -> None:
-        self._http.close()
 
     def host_logs(self, host: str, window: float) -> HostLogs:
         now = self._clock()
@@ -245,11 +143,10 @@ class LokiLogs:
             "limit": str(LOG_LINES),
             "direction": "backward",
         }
-        _, body = self._http.get("/loki/api/v1/query_range", params)
-        where = f"Loki at {self.url}"
+        _, body = self.get("/loki/api/v1/query_range", params)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict) or data.get("resultType") != "streams":
-            raise _fail(where, "query_range did not answer with streams")
+            raise _fail(self.where(), "query_range did not answer with streams")
         levels: dict[str, int] = {}
         newest: float | None = None
         ids: list[str] = []
@@ -296,7 +193,7 @@ class LokiLogs:
 # --------------------------------------------------------------------------- Tempo
 
 
-class TempoTraces:
+class TempoTraces(StoreAPI):
     """Tempo's query API: TraceQL search, and traces by id (v2, then v1)."""
 
     kind = "Tempo"
@@ -310,13 +207,9 @@ class TempoTraces:
         clock: Callable[[], float] = time.time,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self.url = url.rstrip("/")
+        super().__init__(url, transport=transport, timeout=timeout)
         self.host_attribute = host_attribute
-        self._http = _JSONClient(self.kind, self.url, transport, timeout)
         self._clock = clock
-
-    def close(self) -> None:
-        self._http.close()
 
     def _search(self, traceql: str, window: float) -> list[dict[str, Any]]:
         now = self._clock()
@@ -327,10 +220,10 @@ class TempoTraces:
             "limit": str(TRACES_PER_HOST),
             "spss": "1000",
         }
-        _, body = self._http.get("/api/search", params)
+        _, body = self.get("/api/search", params)
         traces = body.get("traces") if isinstance(body, dict) else None
         if not isinstance(traces, list):
-            raise _fail(f"Tempo at {self.url}", "search did not answer with traces")
+            raise _fail(self.where(), "search did not answer with traces")
         return [t for t in traces if isinstance(t, dict)]
 
     @staticmethod
@@ -368,11 +261,11 @@ class TempoTraces:
     def has_trace(self, trace_id: str) -> bool:
         if not re.fullmatch(r"[0-9a-fA-F]{16,32}", trace_id):
             return False
-        status, body = self._http.get(f"/api/v2/traces/{trace_id}", {}, not_found_ok=True)
+        status, body = self.get(f"/api/v2/traces/{trace_id}", {}, not_found_ok=True)
         if status == 200 and isinstance(body, dict):
             trace = body.get("trace")
             return isinstance(trace, dict) and bool(trace.get("resourceSpans"))
-        status, body = self._http.get(f"/api/traces/{trace_id}", {}, not_found_ok=True)
+        status, body = self.get(f"/api/traces/{trace_id}", {}, not_found_ok=True)
         return status == 200 and isinstance(body, dict) and bool(body.get("batches"))
 
 
@@ -393,7 +286,7 @@ def _rfc3339(text: Any) -> float | None:
         return None
 
 
-class VictoriaLogsLogs:
+class VictoriaLogsLogs(StoreAPI):
     """VictoriaLogs' LogsQL API: ``GET /select/logsql/query`` (one JSON object per line)."""
 
     kind = "VictoriaLogs"
@@ -407,18 +300,14 @@ class VictoriaLogsLogs:
         clock: Callable[[], float] = time.time,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self.url = url.rstrip("/")
+        super().__init__(url, transport=transport, timeout=timeout)
         self.host_field = host_field
-        self._http = _JSONClient(self.kind, self.url, transport, timeout)
         self._clock = clock
-
-    def close(self) -> None:
-        self._http.close()
 
     def host_logs(self, host: str, window: float) -> HostLogs:
         # host is a stream field of flobs' log pipelines: a stream filter is the fast path.
         scope = f"{{{self.host_field}={_label_value(host)}}} _time:{max(1, int(window))}s"
-        rows = self._http.get_lines(
+        rows = self.get_lines(
             "/select/logsql/query",
             {"query": f"{scope} | stats by (level) count() as n, max(_time) as newest"},
         )
@@ -438,7 +327,7 @@ class VictoriaLogsLogs:
                 newest = ts if newest is None else max(newest, ts)
         ids: list[str] = []
         if levels:
-            found = self._http.get_lines(
+            found = self.get_lines(
                 "/select/logsql/query",
                 {"query": f"{scope} trace_id:* | fields trace_id", "limit": "3"},
             )
@@ -455,7 +344,7 @@ class VictoriaLogsLogs:
 # --------------------------------------------------------------------------- Jaeger
 
 
-class JaegerTraces:
+class JaegerTraces(StoreAPI):
     """Jaeger's query API (the one its UI and Grafana use): ``GET /api/traces``."""
 
     kind = "Jaeger"
@@ -470,14 +359,10 @@ class JaegerTraces:
         clock: Callable[[], float] = time.time,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self.url = url.rstrip("/")
+        super().__init__(url, transport=transport, timeout=timeout)
         self.service = service
         self.host_tag = host_tag
-        self._http = _JSONClient(self.kind, self.url, transport, timeout)
         self._clock = clock
-
-    def close(self) -> None:
-        self._http.close()
 
     def host_traces(self, host: str, window: float) -> HostTraces:
         now = self._clock()
@@ -488,10 +373,10 @@ class JaegerTraces:
             "end": str(int(now * 1e6) + 1),
             "limit": str(TRACES_PER_HOST),
         }
-        _, body = self._http.get("/api/traces", params)
+        _, body = self.get("/api/traces", params)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
-            raise _fail(f"Jaeger at {self.url}", "/api/traces did not answer with a data list")
+            raise _fail(self.where(), "/api/traces did not answer with a data list")
         spans = errors = 0
         newest: float | None = None
         for trace in data:
@@ -519,7 +404,7 @@ class JaegerTraces:
     def has_trace(self, trace_id: str) -> bool:
         if not re.fullmatch(r"[0-9a-fA-F]{16,32}", trace_id):
             return False
-        status, body = self._http.get(f"/api/traces/{trace_id}", {}, not_found_ok=True)
+        status, body = self.get(f"/api/traces/{trace_id}", {}, not_found_ok=True)
         data = body.get("data") if isinstance(body, dict) else None
         return status == 200 and isinstance(data, list) and bool(data)
 

@@ -1,6 +1,7 @@
 """The central log and trace stores the demo and the tests run: VictoriaLogs and Jaeger v2.
 
-Small query clients for both (``VictoriaLogsAPI``, ``JaegerAPI``), and the command
+Small query clients for both (``VictoriaLogsAPI``, ``JaegerAPI``; bounded, and failing
+with RemoteError, as every :class:`~flobs.live.store_api.StoreAPI`), and the command
 lines/configs to start them on loopback (real-components.md):
 
 * VictoriaLogs: ``-httpListenAddr``/``-storageDataPath``; Loki push API at
@@ -20,66 +21,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from flobs import httpio, yamlio
+from flobs import yamlio
+from flobs.errors import RemoteError
+from flobs.live.store_api import StoreAPI
 from flobs.model import Endpoint
-
-
-def _client(base_url: str, timeout: float, transport: httpx.BaseTransport | None) -> httpx.Client:
-    # Bounded like every other remote call of flobs (flobs.httpio): a dripping or
-    # endless answer is cut off instead of hanging a test or `flobs verify`.
-    return httpx.Client(
-        base_url=base_url,
-        transport=transport or httpio.BoundedTransport(),
-        timeout=timeout,
-        follow_redirects=False,
-        trust_env=False,
-    )
-
-
-class StoreQueryFailed(Exception):
-    """A store answered a query with an error (the message says what it said)."""
-
 
 # --------------------------------------------------------------------------- VictoriaLogs
 
 
-class VictoriaLogsAPI:
-    """LogsQL over HTTP. ``base_url`` is the server's root, e.g. http://127.0.0.1:9428."""
+class VictoriaLogsAPI(StoreAPI):
+    """LogsQL over HTTP. ``url`` is the server's root, e.g. http://127.0.0.1:9428."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._client = _client(self.base_url, timeout, transport)
-
-    def __enter__(self) -> VictoriaLogsAPI:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._client.close()
+    kind = "VictoriaLogs"
 
     def force_flush(self) -> None:
         """Make rows ingested so far searchable now (VictoriaLogs buffers them ~1 s)."""
-        self._client.get("/internal/force_flush").raise_for_status()
+        self.get_text("/internal/force_flush")
 
     def query(self, logsql: str, *, limit: int = 1000, start: str = "") -> list[dict[str, str]]:
         """Matching log entries, newest first; every field is a string."""
         params = {"query": logsql, "limit": str(limit)}
         if start:
             params["start"] = start
-        r = self._client.post("/select/logsql/query", data=params)
-        if r.status_code != 200:
-            raise StoreQueryFailed(f"LogsQL {logsql!r}: HTTP {r.status_code}: {r.text[:300]}")
-        return [json.loads(line) for line in r.text.splitlines() if line.strip()]
+        return self.get_lines("/select/logsql/query", params)
 
     def count(self, logsql: str) -> int:
         rows = self.query(f"{logsql} | stats count() as n")
@@ -87,10 +51,12 @@ class VictoriaLogsAPI:
 
     def stream_field_names(self, logsql: str = "*") -> set[str]:
         """Names of the fields that make up the log streams matching ``logsql``."""
-        r = self._client.get("/select/logsql/stream_field_names", params={"query": logsql})
-        if r.status_code != 200:
-            raise StoreQueryFailed(f"stream_field_names: HTTP {r.status_code}: {r.text[:300]}")
-        return {str(v["value"]) for v in r.json().get("values", [])}
+        path = "/select/logsql/stream_field_names"
+        _, body = self.get(path, {"query": logsql})
+        values = body.get("values") if isinstance(body, dict) else None
+        if not isinstance(values, list):
+            raise RemoteError(f"{self.where(path)}: the answer has no list of values")
+        return {str(v["value"]) for v in values if isinstance(v, dict) and "value" in v}
 
 
 def victorialogs_argv(
@@ -178,38 +144,18 @@ class JaegerSpan:
     error: bool
 
 
-class JaegerAPI:
+class JaegerAPI(StoreAPI):
     """Jaeger's query HTTP API (the one its UI and Grafana's datasource use)."""
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._client = _client(self.base_url, timeout, transport)
+    kind = "Jaeger"
 
-    def __enter__(self) -> JaegerAPI:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._client.close()
-
-    def _get(self, path: str, params: dict[str, str] | None = None) -> Any:
-        r = self._client.get(path, params=params)
-        if r.status_code == 404:
-            return None
-        if r.status_code != 200:
-            raise StoreQueryFailed(f"{path}: HTTP {r.status_code}: {r.text[:300]}")
-        return r.json().get("data")
+    def _data(self, path: str, params: dict[str, str] | None = None) -> Any:
+        """The answer's ``data``; None when Jaeger does not know the path (404)."""
+        _, body = self.get(path, params, not_found_ok=True)
+        return body.get("data") if isinstance(body, dict) else None
 
     def services(self) -> list[str]:
-        return sorted(self._get("/api/services") or [])
+        return sorted(self._data("/api/services") or [])
 
     def find_traces(
         self,
@@ -222,11 +168,11 @@ class JaegerAPI:
         params = {"service": service, "limit": str(limit), "lookback": lookback}
         if tags:
             params["tags"] = json.dumps(tags)
-        return [_spans(t) for t in self._get("/api/traces", params) or []]
+        return [_spans(t) for t in self._data("/api/traces", params) or []]
 
     def trace(self, trace_id: str) -> list[JaegerSpan]:
         """The spans of one trace; empty when Jaeger does not know it."""
-        data = self._get(f"/api/traces/{trace_id}")
+        data = self._data(f"/api/traces/{trace_id}")
         return _spans(data[0]) if data else []
 
 
