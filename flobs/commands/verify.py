@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from flobs import httpio
 from flobs.cli import app, err_console, handle_errors, out_console, out_dir
 from flobs.commands import options
 from flobs.errors import ExitCode, RemoteError, UsageError
@@ -337,8 +338,8 @@ def verify_command(
     """Check that every inventory host's data reaches the centre and the queries work.
 
     Exit codes: 0 every host present and no query fails · 1 a host missing or stale,
-    or a query fails · 2 bad inventory or usage · 3 Prometheus cannot be reached ·
-    130 interrupted.
+    or a query fails · 2 bad inventory or usage · 3 Prometheus or a store cannot be
+    reached, or the --listen port cannot be bound · 130 interrupted.
     """
     stale = _duration("--stale-after", stale_after)
     wait_seconds = _duration("--wait", wait)
@@ -357,14 +358,18 @@ def verify_command(
         raise UsageError("--loki and --victorialogs: give one log store")
     if tempo and jaeger:
         raise UsageError("--tempo and --jaeger: give one trace store")
-    for option, value in (
-        ("--loki", loki),
-        ("--tempo", tempo),
-        ("--victorialogs", victorialogs),
-        ("--jaeger", jaeger),
-    ):
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise UsageError(f"{option} {value!r} is not an http(s) URL")
+    # Through the one check every URL option gets (as --prometheus): a malformed URL
+    # is bad usage here, not an httpx error deep in a request, and credentials in it are
+    # refused before they can reach shell history or a report.
+    loki, tempo, victorialogs, jaeger = (
+        None if value is None else httpio.check_url(value, option, example)
+        for option, value, example in (
+            ("--loki", loki, "http://loki.example:3100"),
+            ("--tempo", tempo, "http://tempo.example:3200"),
+            ("--victorialogs", victorialogs, "http://victorialogs.example:9428"),
+            ("--jaeger", jaeger, "http://jaeger.example:16686"),
+        )
+    )
     if out is not None and not (out / "manifest.json").is_file():
         raise UsageError(
             f"--out {out} is not a flobs output tree (no manifest.json)",

@@ -7,7 +7,8 @@ request has a total deadline (a dripping or silent server is cut off at ``timeou
 and at the command's ``--deadline``), the answer is capped at :data:`MAX_ANSWER_BYTES`,
 TLS is verified, redirects are not followed and no proxy or netrc is read from the
 environment. Every failure is a :class:`~flobs.errors.RemoteError` that names the store
-and the URL (userinfo redacted, as in every FlobsError), never an httpx exception.
+and the URL (userinfo redacted, as in every FlobsError), or a UsageError for a URL that
+cannot be parsed; never an httpx exception.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Self
 import httpx
 
 from flobs import httpio
-from flobs.errors import RemoteError
+from flobs.errors import RemoteError, UsageError
 
 MAX_ANSWER_BYTES = 32 * httpio.MiB
 DEFAULT_TIMEOUT = 15.0
@@ -90,6 +91,8 @@ class StoreAPI:
                 f"cannot reach {where}: {type(err).__name__}: {err}",
                 hint="is it running, and is the URL the store's base URL?",
             ) from None
+        except httpx.InvalidURL as err:  # not an HTTPError: the URL was never sent
+            raise UsageError(f"{self.kind} URL {self.url!r} is not a valid URL ({err})") from None
         return answer.status, answer.content
 
     def get_text(self, path: str, params: Mapping[str, str] | None = None) -> str:

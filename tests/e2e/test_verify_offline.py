@@ -252,6 +252,13 @@ def test_unreachable_prometheus_exits_3(inventory: Path) -> None:
         (["--loki", "http://a", "--victorialogs", "http://b"], "give one log store"),
         (["--tempo", "http://a", "--jaeger", "http://b"], "give one trace store"),
         (["--jaeger", "jaeger:16686"], "--jaeger 'jaeger:16686' is not an http(s) URL"),
+        # Every store URL goes through the check --prometheus gets: httpx could not even
+        # parse this one (it was an internal error), and credentials are refused.
+        (["--loki", "http://[::1"], "--loki 'http://[::1' is not a valid URL (Invalid IPv6 URL)"),
+        (
+            ["--tempo", "https://u:pw-never-shown@tempo.example"],
+            "--tempo must not contain credentials (user:password@)",
+        ),
         (["--sample", "2"], "--sample needs --deep"),
     ],
 )
@@ -259,6 +266,7 @@ def test_usage_errors_exit_2(inventory: Path, args: list[str], message: str) -> 
     r = run_flobs("verify", "-i", inventory, *args)
     assert r.code == 2, r.stderr
     assert message in r.stderr
+    assert "pw-never-shown" not in r.stdout + r.stderr
 
 
 def test_query_string_reaches_server() -> None:

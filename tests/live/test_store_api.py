@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from flobs.errors import RemoteError
+from flobs.errors import RemoteError, UsageError
 from flobs.live.signals import JaegerTraces, LokiLogs, TempoTraces, VictoriaLogsLogs
 from flobs.live.store_api import StoreAPI
 from flobs.live.stores import JaegerAPI, VictoriaLogsAPI
@@ -84,6 +84,14 @@ def test_credentials_in_the_url_never_reach_a_message() -> None:
     assert "pw-never-shown" not in text and "admin" not in text
     assert error.message.startswith(f"cannot reach store at http://***@127.0.0.1:{port}/x: ")
     assert error.hint == "is it running, and is the URL the store's base URL?"
+
+
+def test_a_url_httpx_cannot_parse_is_a_usage_error_without_its_credentials() -> None:
+    with pytest.raises(UsageError) as caught:
+        LokiLogs("http://admin:pw-never-shown@[::1").host_logs("h", 60)
+    assert caught.value.message == (
+        "Loki URL 'http://***@[::1' is not a valid URL (Invalid port: ':1')"
+    )
 
 
 def test_a_redirect_is_not_followed(server: HostileServer) -> None:
