@@ -412,6 +412,7 @@ def verify_command(
                 signals_window=window,
                 deep=deep,
                 deep_sample=sample,
+                alertmanager_timeout=timeout,
             )
 
         if every_seconds is not None:

@@ -109,12 +109,10 @@ def _alertmanagers(api: PrometheusAPI) -> list[str]:
     return sorted(set(urls))
 
 
-def _alertmanager_alerts(url: str) -> list[dict[str, str]]:
+def _alertmanager_alerts(url: str, timeout: float) -> list[dict[str, str]]:
     """Label sets of the alerts an Alertmanager holds (its v2 API; a v1 URL is moved up)."""
     v2 = url.replace("/api/v1/alerts", "/api/v2/alerts")
-    answer = httpio.get(
-        f"{v2}?active=true", timeout=ALERTMANAGER_TIMEOUT, max_bytes=MAX_ALERTMANAGER_BYTES
-    )
+    answer = httpio.get(f"{v2}?active=true", timeout=timeout, max_bytes=MAX_ALERTMANAGER_BYTES)
     if answer.status != 200:
         raise ValueError(f"HTTP {answer.status}")
     doc = json.loads(answer.content)
@@ -127,8 +125,11 @@ def _alertmanager_alerts(url: str) -> list[dict[str, str]]:
     ]
 
 
-def alerts_seen(api: PrometheusAPI) -> AlertsSeen:
-    """The active alerts behind ``api`` and the Alertmanagers holding the firing ones."""
+def alerts_seen(
+    api: PrometheusAPI, *, alertmanager_timeout: float = ALERTMANAGER_TIMEOUT
+) -> AlertsSeen:
+    """The active alerts behind ``api`` and the Alertmanagers holding the firing ones
+    (each asked within ``alertmanager_timeout`` seconds: verify's --timeout)."""
     seen = AlertsSeen("none")
     try:
         found = _from_api(api.get_json("/api/v1/alerts"))
@@ -153,8 +154,9 @@ def alerts_seen(api: PrometheusAPI) -> AlertsSeen:
     held: dict[str, list[dict[str, str]]] = {}
     for url in seen.alertmanagers:
         try:
-            held[url] = _alertmanager_alerts(url)
-        except (httpx.HTTPError, ValueError, RemoteError) as err:
+            held[url] = _alertmanager_alerts(url, alertmanager_timeout)
+        # The URLs are the centre's word: one httpx cannot even parse is a note too.
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, RemoteError) as err:
             seen.notes.append(f"cannot read alerts from Alertmanager {url}: {err}")
     for i, alert in enumerate(seen.alerts):
         if alert.state != "firing":

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import yaml
 
 from flobs.errors import RemoteError
-from flobs.live.alerts import AlertsSeen, alerts_seen
+from flobs.live.alerts import ALERTMANAGER_TIMEOUT, AlertsSeen, alerts_seen
 from flobs.live.deep import DeepHost, deep_check
 from flobs.live.prometheus_api import PrometheusAPI, QueryFailed
 from flobs.live.signals import HostSignals, LogsBackend, TracesBackend, check_host_signals
@@ -625,6 +625,7 @@ def verify(
     signals_window: float = 300.0,
     deep: bool = False,
     deep_sample: int | None = None,
+    alertmanager_timeout: float = ALERTMANAGER_TIMEOUT,
 ) -> VerifyReport:
     """Check the centre behind ``api`` against ``fleet`` (and OUT's queries)."""
     report = VerifyReport(
@@ -634,7 +635,7 @@ def verify(
     )
     check_hosts(fleet, api, report)
     if not hosts_only:
-        report.alerts = alerts_seen(api)
+        report.alerts = alerts_seen(api, alertmanager_timeout=alertmanager_timeout)
     if deep:
         report.deep = deep_check(fleet, api, sample=deep_sample)
     if logs is not None or traces is not None:

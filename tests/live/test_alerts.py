@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
 
 from flobs.live.alerts import alerts_seen
 from flobs.live.prometheus_api import PrometheusAPI
+from tests.conftest import EXAMPLE_INVENTORY
+from tests.helpers import run_flobs
+from tests.live.hostile_server import drip_headers, hostile_server
 
 
 def _api(routes: dict[str, tuple[int, Any]]) -> PrometheusAPI:
@@ -99,4 +103,58 @@ def test_text_names_state_labels_and_alertmanager() -> None:
         '  firing   HostDown{host="h-3"} -> in no Alertmanager yet\n'
         '  pending  FlintlockdRestarting{host="h-2"}\n'
         "alertmanagers: http://am:9093/api/v2/alerts\n"
+    )
+
+
+FIRING = {
+    "status": "success",
+    "data": {"alerts": [{"labels": {"alertname": "HostDown", "host": "h"}, "state": "firing"}]},
+}
+
+
+def _with_alertmanager(url: str) -> PrometheusAPI:
+    listed = {"status": "success", "data": {"activeAlertmanagers": [{"url": url}]}}
+    return _api({"/api/v1/alerts": (200, FIRING), "/api/v1/alertmanagers": (200, listed)})
+
+
+def test_an_alertmanager_url_httpx_cannot_parse_is_a_note_not_a_crash() -> None:
+    # The list is the centre's word; httpx raises InvalidURL (not an HTTPError) for it.
+    seen = alerts_seen(_with_alertmanager("http://am:99999x/api/v2/alerts"))
+    assert seen.notes == [
+        "cannot read alerts from Alertmanager http://am:99999x/api/v2/alerts: "
+        "Invalid port: '99999x'"
+    ]
+    assert seen.alerts[0].delivered_to == ()
+
+
+def test_an_alertmanager_is_waited_for_as_long_as_asked() -> None:
+    with hostile_server() as am:
+        am.default = drip_headers
+        url = f"{am.url}/api/v2/alerts"
+        started = time.monotonic()
+        seen = alerts_seen(_with_alertmanager(url), alertmanager_timeout=1.0)
+        assert time.monotonic() - started < 6  # 1 s, plus a loaded CI machine
+    assert seen.notes == [
+        f"cannot read alerts from Alertmanager {url}: no complete answer within 1s"
+    ]
+
+
+def test_verify_timeout_is_the_alertmanagers_timeout() -> None:
+    """docs/live.md: --timeout bounds every answer from a store or an Alertmanager."""
+    with hostile_server() as centre:
+        am = f"{centre.url}/am/api/v2/alerts"
+        listed = {"status": "success", "data": {"activeAlertmanagers": [{"url": am}]}}
+        empty = {"status": "success", "data": {"resultType": "vector", "result": []}}
+        centre.routes["/api/v1/alerts"] = lambda h: h.answer(200, FIRING)
+        centre.routes["/api/v1/alertmanagers"] = lambda h: h.answer(200, listed)
+        centre.routes["/api/v1/query"] = lambda h: h.answer(200, empty)
+        centre.routes["/am/api/v2/alerts"] = drip_headers
+        started = time.monotonic()
+        r = run_flobs(
+            "verify", "-i", EXAMPLE_INVENTORY, "--prometheus", centre.url, "--timeout", "1"
+        )
+        assert time.monotonic() - started < 30
+    assert r.code == 1, r.stderr  # no host is present at this centre
+    assert f"note: cannot read alerts from Alertmanager {am}: no complete answer within 1s" in (
+        r.stdout
     )
