@@ -9,6 +9,7 @@ history of reports.
 
 from __future__ import annotations
 
+import errno
 import math
 import threading
 import time
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
-from flobs.errors import RemoteError, UsageError
+from flobs.errors import RemoteError, SystemFailure, UsageError
 from flobs.live.verify import VerifyReport
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -200,8 +201,15 @@ def exposition(report: VerifyReport | None, record: RunRecord, hosts: list[str])
     return "".join(lines)
 
 
+# A scraper sends its request at once; a connection that sends nothing (a port scan, a
+# half-open socket) would otherwise hold a thread and a descriptor for as long as
+# `--every` runs, which is days.
+IDLE_SECONDS = 10.0
+
+
 class _Handler(BaseHTTPRequestHandler):
     page: ClassVar[Callable[[], str]]
+    timeout = IDLE_SECONDS  # socket timeout per connection (StreamRequestHandler)
 
     def do_GET(self) -> None:
         if self.path.split("?", 1)[0] != "/metrics":
@@ -251,7 +259,15 @@ class VerifyExporter:
         try:
             self.server = ThreadingHTTPServer(listen, handler)
         except OSError as err:
-            raise UsageError(f"--listen {listen[0]}:{listen[1]}: {err.strerror}") from err
+            # Like `flobs simulate`: a port that cannot be bound is a system failure (exit 3).
+            hint = (
+                "another process already listens there; pick a free port"
+                if err.errno == errno.EADDRINUSE
+                else None
+            )
+            raise SystemFailure(
+                f"--listen {listen[0]}:{listen[1]}: {err.strerror}", hint=hint
+            ) from err
         self.server.daemon_threads = True
         self.listen_host = listen[0]
 
