@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from enum import StrEnum
@@ -143,15 +144,23 @@ def _write(
         header = "Overrides pulled from Grafana: merge into the inventory's extensions:."
         files[patch] = yamlio.dump(result.overrides_patch(), header=header).encode()
     for target, data in files.items():
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(target.name + ".flobs-tmp")
-            tmp.write_bytes(data)
-            tmp.replace(target)  # atomic: a reader never sees half a file
-        except OSError as err:
-            raise SystemFailure(f"cannot write {target}: {err.strerror}") from err
+        write_file(target, data)
         written.append(str(target))
     return written
+
+
+def write_file(target: Path, data: bytes) -> None:
+    """Atomically: a reader never sees half a file, and a failed write leaves no
+    temporary file behind (its name is this process's, so two pulls never share it)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.flobs-tmp")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        tmp.replace(target)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise SystemFailure(f"cannot write {target}: {err.strerror}") from err
 
 
 def _report(result: PullResult, fmt: PullFormat, written: list[str]) -> None:
