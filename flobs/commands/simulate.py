@@ -76,8 +76,10 @@ def simulate_command(
     def on_term(signum: int, frame: FrameType | None) -> None:
         done.set()
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    # Started before the handler is installed: a start that fails (a port in use) must
+    # leave SIGTERM as it was (in-process callers, tests, keep their handler).
     endpoints = sim.start()
+    previous = signal.signal(signal.SIGTERM, on_term)
     try:
         err_console.print(f"simulating {target.name} (seed {seed}):", markup=False)
         for what, where in (

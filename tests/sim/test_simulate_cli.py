@@ -95,3 +95,22 @@ def test_port_in_use_exits_3_naming_the_endpoint(sim_inventory: Path, sim_fleet:
         r = run_flobs("simulate", "demo-1", "-i", sim_inventory, "--no-logs", "--duration", "1")
     assert r.code == 3
     assert f"cannot listen on {ep}" in r.stderr
+
+
+def test_a_failed_start_leaves_sigterm_as_it_was(sim_inventory: Path, sim_fleet: Fleet) -> None:
+    from typer.testing import CliRunner
+
+    from flobs.cli import _register, app
+
+    _register()
+    ep = sim_fleet.hosts[0].vars.flintlockd.metrics_endpoint
+    assert ep is not None
+    before = signal.getsignal(signal.SIGTERM)
+    with socket.socket() as blocker:
+        blocker.bind((ep.host, ep.port))
+        blocker.listen()
+        result = CliRunner().invoke(
+            app, ["simulate", "demo-1", "-i", str(sim_inventory), "--no-logs", "--duration", "1"]
+        )
+    assert result.exit_code == 3, result.output
+    assert signal.getsignal(signal.SIGTERM) is before
