@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flobs.errors import RemoteError
+from flobs.live.federation import federation_clients
 from flobs.live.prometheus_api import PrometheusAPI, QueryFailed
 from flobs.model import Fleet, Host
 from flobs.promtime import seconds
@@ -178,7 +179,8 @@ def deep_check(
             ).sample(hosts, sample),
             key=lambda h: h.name,
         )
-    connect = local_api or (lambda h: PrometheusAPI(f"http://{h.federation_target}"))
+    # As the centre's federate job reaches them: https, its CA and user when set.
+    connect = local_api or federation_clients(fleet)
     out = []
     for host in hosts:
         with connect(host) as local:

@@ -163,3 +163,36 @@ def test_text_report_names_the_host(tls_fleet: LiveFleet, tmp_path: Path) -> Non
     finally:
         (secrets / "centre.password").write_text(PASSWORD + "\n")
     _await_recovery(tls_fleet)
+
+
+def test_deep_reads_each_host_over_tls_with_the_federation_user(tls_fleet: LiveFleet) -> None:
+    # --deep reads every local Prometheus itself: https, the federation CA and user,
+    # exactly like the centre's federate job (plain http would be refused above).
+    r = run_flobs(
+        "verify", "-i", tls_fleet.workdir / "inventory.yaml", "--deep", "--format", "json"
+    )
+    assert r.code == 0, r.stdout + r.stderr
+    deep = json.loads(r.stdout)["deep"]
+    assert [(d["host"], d["error"], d["mismatches"]) for d in deep] == [
+        ("e2e-1", "", []),
+        ("e2e-2", "", []),
+        ("e2e-3", "", []),
+    ]
+    assert all(d["series"] > 10 for d in deep), deep
+
+
+def test_deep_without_the_password_file_is_a_usage_error(tls_fleet: LiveFleet) -> None:
+    secrets = tls_fleet.workdir / "secrets"
+    password = secrets / "centre.password"
+    password.rename(secrets / "centre.password.away")
+    try:
+        r = run_flobs("verify", "-i", tls_fleet.workdir / "inventory.yaml", "--deep")
+    finally:
+        (secrets / "centre.password.away").rename(password)
+    assert (r.code, r.stdout) == (2, "")
+    assert r.stderr.splitlines() == [
+        "error: verify --deep reaches the hosts as the centre does and cannot read the "
+        f"federation password file {password}: No such file or directory",
+        "    hint: run it where central.prometheus.federation.basic_auth.password_file is readable",
+    ]
+    assert PASSWORD not in r.stderr
