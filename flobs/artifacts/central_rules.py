@@ -890,8 +890,9 @@ def _vmm_mismatch(for_: str) -> Alert:
         "VMM processes and microVMs disagree on {{ $labels.host }}",
         "The number of Firecracker and Cloud Hypervisor processes process-exporter counts "
         "on {{ $labels.host }} differs from the number of microVMs flintlock-metrics reports: "
-        "a VMM died under a microVM flintlock still calls running, or a VMM outlived "
-        "its microVM (leaked process).",
+        "a VMM died under a microVM flintlock still calls running, a VMM outlived "
+        "its microVM (leaked process), or the host runs a provider its inventory "
+        "vars.providers does not list (process-exporter only counts listed ones).",
         (
             Case(
                 "a VMM died",

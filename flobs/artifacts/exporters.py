@@ -12,12 +12,14 @@ from flobs.model import Fleet, Host
 # ("cloud-hypervisor" is 16), so groups match on the executable's base name.
 # Flintlock starts `cloud-hypervisor-static` by default (pkg/defaults; flintlock-facts.md),
 # a distribution's package installs `cloud-hypervisor`: one group counts both.
+# The VMM groups are named like the providers (vars.providers) they count.
 PROCESS_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("flintlockd", ("flintlockd",)),
     ("firecracker", ("firecracker",)),
     ("cloud-hypervisor", ("cloud-hypervisor", "cloud-hypervisor-static")),
     ("containerd", ("containerd",)),
 )
+VMM_GROUPS = frozenset({"firecracker", "cloud-hypervisor"})
 
 
 def node_exporter_web(host: Host) -> dict[str, Any]:
@@ -34,8 +36,21 @@ def node_exporter_web(host: Host) -> dict[str, Any]:
 
 
 def process_exporter(host: Host) -> dict[str, Any]:
+    """Process groups: flintlockd, containerd and the VMM of each provider the host runs.
+
+    A provider the host does not list gets no group, so its VMMs are not counted:
+    FlintlockVmmProcessMismatch then fires if the host runs one anyway, which is how
+    a wrong ``providers`` shows up instead of staying a silent gap.
+    """
     # `name` is a Go template in process-exporter; ours are literals without `{{`.
-    return {"process_names": [{"name": name, "exe": list(exes)} for name, exes in PROCESS_GROUPS]}
+    providers = set(host.vars.providers)
+    return {
+        "process_names": [
+            {"name": name, "exe": list(exes)}
+            for name, exes in PROCESS_GROUPS
+            if name not in VMM_GROUPS or name in providers
+        ]
+    }
 
 
 def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:

@@ -74,7 +74,8 @@ def test_node_exporter_runs_with_generated_web_config(example_out: Path) -> None
 
 def test_process_exporter_matches_groups_by_executable(example_out: Path, tmp_path: Path) -> None:
     binary = require_tool("prometheus-process-exporter", "process-exporter")
-    config = example_out / "hosts" / "fl-eu1-a-01" / "exporters" / "process-exporter.yml"
+    # fl-eu1-a-03 runs Cloud Hypervisor (vars.providers), so it has that group.
+    config = example_out / "hosts" / "fl-eu1-a-03" / "exporters" / "process-exporter.yml"
     # Processes whose executables are named like Flintlock's VMMs: `cloud-hypervisor`
     # is 16 characters, one more than the kernel keeps in comm, which is why the groups
     # match on the executable name; `cloud-hypervisor-static` is the binary Flintlock

@@ -204,7 +204,6 @@ REJECTS: dict[str, Any] = {
 # Keys read by a command rather than written into a file.
 USED_BY_COMMANDS = {
     "central.grafana.url": "`flobs push` talks to this Grafana",
-    "vars.providers": "`flobs simulate` / `flobs demo` serve microVMs of these providers",
 }
 
 
