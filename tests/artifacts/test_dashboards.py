@@ -96,7 +96,7 @@ def test_output_is_deterministic_with_sorted_keys(fleet: Fleet) -> None:
 
 def test_variables(boards: dict[str, dict[str, Any]], fleet: Fleet) -> None:
     want = {
-        "flobs-fleet": ["datasource", "cluster", "host"],
+        "flobs-fleet": ["datasource", "cluster", "host", "group_by"],
         "flobs-host": ["datasource", "cluster", "host"],
         "flobs-microvm": ["datasource", "cluster", "host", "namespace", "name"],
     }
@@ -108,6 +108,8 @@ def test_variables(boards: dict[str, dict[str, Any]], fleet: Fleet) -> None:
         assert ds["query"] == "prometheus"
         assert ds["current"]["value"] == fleet.central.grafana.prometheus.uid
         for var in variables[1:]:
+            if var["name"] == "group_by":
+                continue  # a custom variable (test_fleet_groups_hosts_by_inventory_labels)
             assert var["type"] == "query"
             assert var["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
     fleet_host = boards["flobs-fleet"]["templating"]["list"][2]
@@ -193,6 +195,7 @@ def test_promql_parses_with_promql_parser(boards: dict[str, dict[str, Any]]) -> 
                 "host",
                 "namespace",
                 "name",
+                "group_by",
                 *BUILTIN_VALUES,
             }, title
             assert parse_error(substitute(expr)) is None, (title, expr)
@@ -204,6 +207,8 @@ def _all_promql(boards: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
     for board in boards.values():
         out.extend((f"{board['uid']}: {t}", e) for t, e in targets(board, "prometheus"))
         for var in board["templating"]["list"][1:]:
+            if var["type"] == "custom":
+                continue  # group_by: label names, no query
             m = re.fullmatch(r"label_values\((.*), \w+\)", var["query"])
             assert m, var["query"]
             out.append((f"{board['uid']}: variable {var['name']}", m.group(1)))
@@ -349,6 +354,74 @@ def test_remote_write_mode_counts_hosts_without_federation(tmp_path: Path) -> No
     exprs = " ".join(e for _, e in targets(board, "prometheus"))
     assert "federate" not in exprs
     assert 'up{job="prometheus", host!="", cluster="$cluster", host=~"$host"}' in exprs
+
+
+def _labelled_fleet(tmp_path: Path, labels: list[dict[str, str]]) -> Fleet:
+    doc: dict[str, Any] = {
+        "apiVersion": "flobs/v1",
+        "cluster": "c",
+        "hosts": [
+            {"name": f"h{i}", "address": f"10.0.0.{i}", "labels": host_labels}
+            for i, host_labels in enumerate(labels, 1)
+        ],
+        "central": {
+            "prometheus": {"url": "https://prom.c:9090"},
+            "loki": {"url": "https://loki.c/loki/api/v1/push"},
+            "traces": {"otlp_endpoint": "tempo.c:4317"},
+            "grafana": {"url": "https://grafana.c"},
+        },
+    }
+    path = tmp_path / "inventory.yaml"
+    path.write_text(yamlio.dump(doc), encoding="utf-8")
+    return load_fleet(path).fleet
+
+
+def _up_and_down(board: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+    (panel,) = [p for p in panels(board) if p["title"].startswith("Hosts up and down")]
+    return panel["title"], [(t["expr"], t["legendFormat"]) for t in panel["targets"]]
+
+
+def test_fleet_groups_hosts_by_inventory_labels(tmp_path: Path) -> None:
+    fleet = _labelled_fleet(
+        tmp_path,
+        [{"region": "eu", "rack": "r1"}, {"region": "eu", "rack": "r2"}, {"region": "us"}],
+    )
+    text = dashboards.fleet_files(fleet)["grafana/dashboards/flobs-fleet.json"].decode()
+    assert re.findall(r"\w*zone\w*", text) == ["timezone"]  # Grafana's, not a label
+    board = json.loads(text)
+    (group_by,) = [v for v in board["templating"]["list"] if v["name"] == "group_by"]
+    # region is on every host, rack on two: the most widely carried label comes first.
+    assert group_by["type"] == "custom"
+    assert group_by["query"] == "region,rack"
+    assert [o["value"] for o in group_by["options"]] == ["region", "rack"]
+    assert group_by["current"] == {"selected": True, "text": "region", "value": "region"}
+    assert group_by["allowCustomValue"] is False
+    up = 'up{job="federate", cluster="$cluster", host=~"$host"}'
+    assert _up_and_down(board) == (
+        "Hosts up and down by $group_by",
+        [
+            (f"sum by ($group_by) ({up})", "{{$group_by}} up"),
+            (f"count by ($group_by) ({up} == 0)", "{{$group_by}} down"),
+        ],
+    )
+    # What Grafana sends once the user picks rack (it substitutes legends too).
+    _, queries = _up_and_down(board)
+    assert [
+        (substitute(e, {"group_by": "rack"}), substitute(lg, {"group_by": "rack"}))
+        for e, lg in queries
+    ] == [
+        (f"sum by (rack) ({substitute(up)})", "{{rack}} up"),
+        (f"count by (rack) ({substitute(up)} == 0)", "{{rack}} down"),
+    ]
+
+
+def test_fleet_without_host_labels_groups_by_cluster(tmp_path: Path) -> None:
+    fleet = _labelled_fleet(tmp_path, [{}, {}])
+    board = json.loads(dashboards.fleet_files(fleet)["grafana/dashboards/flobs-fleet.json"])
+    (group_by,) = [v for v in board["templating"]["list"] if v["name"] == "group_by"]
+    assert group_by["query"] == "cluster"
+    assert group_by["current"] == {"selected": True, "text": "cluster", "value": "cluster"}
+    assert _up_and_down(board)[0] == "Hosts up and down by $group_by"
 
 
 def test_data_links_point_at_generated_dashboards(boards: dict[str, dict[str, Any]]) -> None:

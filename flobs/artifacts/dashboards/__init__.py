@@ -50,7 +50,10 @@ def fleet_files(fleet: Fleet) -> dict[str, bytes]:
 
 
 # Spec names that differ from the Grafana variable they produce.
-_VARIABLE_NAMES = {"hosts": "`host` (multi-select, All = every host)"}
+_VARIABLE_NAMES = {
+    "hosts": "`host` (multi-select, All = every host)",
+    "group_by": "`group_by` (the inventory's host label names; `cluster` without any)",
+}
 _KIND_NAMES = {"promql": "PromQL", "logql": "LogQL", "traceql": "TraceQL"}
 
 

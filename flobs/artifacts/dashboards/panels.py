@@ -131,6 +131,10 @@ class View:
     hosts: int = 1
     scrape_timeout: float = 25.0  # the central's, for FlobsFederationSlow
     host_silence: str = "60s"  # central_rules.remote_write_silence
+    # The inventory's host label names (group + host labels), the one most hosts carry
+    # first: the fleet dashboard groups hosts by the fleet's own labels, not by a
+    # name flobs would have to guess.
+    group_labels: tuple[str, ...] = ()
 
     def alert(self, key: str) -> float:
         from flobs.inventory.build import ALERT_DEFAULTS
@@ -163,12 +167,28 @@ class View:
             hosts=max(1, len(fleet.hosts)),
             scrape_timeout=seconds(fleet.central.prometheus.scrape_timeout),
             host_silence=remote_write_silence(fleet),
+            group_labels=group_labels(fleet),
         )
+
+    @property
+    def group_by_options(self) -> tuple[str, ...]:
+        """What the fleet dashboard can group hosts by: the inventory's host labels, or
+        ``cluster`` (the fleet's totals) when its hosts carry none."""
+        return self.group_labels or ("cluster",)
 
     def host_up_where(self, matchers: str) -> str:
         """The host-up selector with extra label matchers, e.g. ``cluster="$cluster"``."""
         base = self.host_up
         return f"{base[:-1]}, {matchers}}}"
+
+
+def group_labels(fleet: Fleet) -> tuple[str, ...]:
+    """Host label names of the inventory: carried by most hosts first, then by name."""
+    carriers: dict[str, int] = {}
+    for host in fleet.hosts:
+        for name, _ in host.labels:
+            carriers[name] = carriers.get(name, 0) + 1
+    return tuple(sorted(carriers, key=lambda name: (-carriers[name], name)))
 
 
 # --------------------------------------------------------------------------- queries
@@ -288,6 +308,25 @@ def _variables(view: View, names: tuple[str, ...]) -> list[Any]:
         .refresh(dash_m.VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(dash_m.VariableSort.NATURAL_ASC),
     }
+    options = view.group_by_options
+    out["group_by"] = (
+        dash_b.CustomVariable("group_by")
+        .label("Group by")
+        .description(
+            "An inventory host label (group or host `labels`) to group hosts by, the one "
+            "most hosts carry first; `cluster` when the hosts carry no labels."
+        )
+        # Label names match [a-zA-Z_][a-zA-Z0-9_]* (schema), so no comma or escape.
+        .values(",".join(options))
+        .allow_custom_value(False)
+        .current(dash_m.VariableOption(selected=True, text=options[0], value=options[0]))
+        .options(
+            [
+                dash_m.VariableOption(selected=name == options[0], text=name, value=name)
+                for name in options
+            ]
+        )
+    )
     return [out[n] for n in names]
 
 
