@@ -13,6 +13,10 @@ Each such name must be
 Names recorded by the central rules themselves are available at the centre directly
 (their inputs are checked like any other use). Everything is read from the
 generated tree, so ``flobs validate`` can run it on an OUT directory.
+
+The other direction, ``unread``: every series the hosts send (their recording rules,
+and the raw names federation or the remote_write keep regex admit by name) is read by a
+central rule or a dashboard; one that is not costs a series per host for nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from typing import Any, Literal
 from flobs import yamlio
 from flobs.artifacts.series import CENTRAL_JOB_PRODUCES, JOB_PRODUCES, SYNTHETIC
 from flobs.promql import metric_names, parse_error, selector_matches, substitute
+from flobs.promql import selectors as parse_selectors
 
 Reason = Literal["not federated", "not produced"]
 
@@ -161,6 +166,24 @@ def _federation_selectors(tree: Mapping[str, bytes]) -> list[str]:
     return selectors
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*")
+
+
+def _named_on_the_wire(selectors: list[str], keep_regexes: set[str]) -> set[str]:
+    """Metric names the federation selectors or keep regexes admit by their exact name."""
+    names: set[str] = set()
+    for selector in selectors:
+        if parse_error(selector) is not None:
+            continue
+        for sel in parse_selectors(selector):
+            nm = sel.name_matcher()
+            if nm is not None and nm[0] == "=":
+                names.add(nm[1])
+    for regex in keep_regexes:
+        names.update(part for part in regex.split("|") if _PLAIN_NAME.fullmatch(part))
+    return names
+
+
 def _central_jobs(tree: Mapping[str, bytes]) -> set[str]:
     """Job names the central Prometheus scrapes itself (their series need no federation)."""
     data = tree.get(CENTRAL_CONFIG)
@@ -281,3 +304,34 @@ def closure_gaps(tree: Mapping[str, bytes]) -> list[Gap]:
         if not federated(use.metric):
             gaps.add(Gap(use.file, use.metric, "not federated", use.where))
     return sorted(gaps)
+
+
+def unread(tree: Mapping[str, bytes]) -> list[str]:
+    """Series the hosts send to the centre that no central rule or dashboard reads.
+
+    Candidates are the hosts' recording rule outputs and the raw names the central
+    federate ``match[]`` (or the hosts' remote_write keep regex) admits by exact name;
+    each must also cross the wire and be produced by some host.
+    """
+    hosts = _Host()
+    for path in sorted(tree):
+        parts = path.split("/")
+        if parts[0] == "hosts" and len(parts) >= 3:
+            if parts[2] == "prometheus.yml":
+                hosts.add_config(path, tree[path])
+            elif parts[2] == "rules" and path.endswith((".yml", ".yaml")):
+                hosts.add_rules(path, tree[path])
+    selectors = _federation_selectors(tree)
+    extra = _extra_jobs(tree)
+    candidates = hosts.records | {
+        name
+        for name in _named_on_the_wire(selectors, hosts.keep_regexes)
+        if _produced_by(hosts.jobs, name, extra)
+    }
+    sent = {
+        name
+        for name in candidates
+        if any(selector_matches(s, name) for s in selectors)
+        or any(_fullmatch(rx, name) for rx in hosts.keep_regexes)
+    }
+    return sorted(sent - {use.metric for use in uses(tree)})

@@ -12,7 +12,7 @@ import pytest
 
 from flobs import yamlio
 from flobs.artifacts import series
-from flobs.closure import Gap, closure_gaps, uses
+from flobs.closure import Gap, closure_gaps, unread, uses
 from flobs.generate import render_tree
 from flobs.inventory import load_fleet
 from flobs.model import Fleet
@@ -95,7 +95,8 @@ def test_remote_write_is_closed_by_the_keep_regex(tmp_path: Path) -> None:
     tree = render_tree(fleet_of(doc, tmp_path))
     assert "/federate" not in tree["central/prometheus.yml"].decode()
     assert closure_gaps(tree) == []
-    # Narrow every host's keep regex to host:.+ only: microVM series stay home.
+    # Narrow every host's keep regex to host:.+ and up: microVM series and the raw
+    # allow-list stay home.
     narrowed = dict(tree)
     for path, data in tree.items():
         if path.startswith("hosts/") and path.endswith("/prometheus.yml"):
@@ -106,7 +107,10 @@ def test_remote_write_is_closed_by_the_keep_regex(tmp_path: Path) -> None:
     gaps = closure_gaps(narrowed)
     assert gaps
     assert {g.reason for g in gaps} == {"not federated"}
-    assert all(g.metric.startswith("microvm:") for g in gaps)
+    assert {g.metric for g in gaps if not g.metric.startswith("microvm:")} == {
+        "scrape_samples_scraped",
+        "prometheus_tsdb_head_series",
+    }
 
 
 def _edit_central(tree: Tree, drop: str) -> Tree:
@@ -216,6 +220,42 @@ def test_extra_match_federates_a_raw_series(tmp_path: Path) -> None:
     doc["central"]["prometheus"]["extra_match"] = ['{__name__="node_load1"}']
     tree = _with_panel(render_tree(fleet_of(doc, tmp_path)), 'node_load1{host="$host"}')
     assert closure_gaps(tree) == []
+
+
+@pytest.mark.parametrize("mode", ["federation", "remote_write"])
+def test_every_series_sent_to_the_centre_is_read_there(tmp_path: Path, mode: str) -> None:
+    """Both directions: nothing is sent for nothing, nothing read is missing."""
+    doc = example_doc()
+    if mode == "remote_write":
+        doc["central"]["prometheus"].update(REMOTE_WRITE)
+    tree = render_tree(fleet_of(doc, tmp_path))
+    assert unread(tree) == []
+    assert closure_gaps(tree) == []
+    local = yamlio.load(tree["hosts/fl-eu1-a-01/rules/flobs-local.yml"].decode())
+    records = {r["record"] for g in local["groups"] for r in g["rules"]}
+    # The lag rule exists only where something is remote-written (and read: the panel).
+    lag = "host:prometheus_remote_storage_behind:seconds"
+    assert (lag in records) == (mode == "remote_write")
+    assert "host:grpc_server_errors:rate5m" not in records
+    read = {u.metric for u in uses(tree)}
+    assert {"scrape_samples_scraped", "prometheus_tsdb_head_series"} <= read
+
+
+@pytest.mark.parametrize("mode", ["federation", "remote_write"])
+def test_unread_names_a_series_sent_for_nothing(tmp_path: Path, mode: str) -> None:
+    doc = example_doc()
+    if mode == "remote_write":
+        doc["central"]["prometheus"].update(REMOTE_WRITE)
+    doc["central"]["prometheus"]["extra_match"] = ['{__name__="node_load1"}']
+    tree = render_tree(fleet_of(doc, tmp_path))
+    assert unread(tree) == ["node_load1"]
+    # A host rule the centre never reads is named too; a panel reading both closes it.
+    path = "hosts/fl-eu1-b-03/rules/flobs-local.yml"
+    local = yamlio.load(tree[path].decode())
+    local["groups"][0]["rules"].append({"record": "host:spare:sum", "expr": "sum(up)"})
+    tree[path] = yamlio.dump(local).encode()
+    assert unread(tree) == ["host:spare:sum", "node_load1"]
+    assert unread(_with_panel(tree, 'node_load1 + on (host) host:spare:sum{host="$host"}')) == []
 
 
 def test_federated_raw_allow_list_stays_short() -> None:

@@ -278,9 +278,10 @@ def config(fleet: Fleet, host: Host) -> dict[str, Any]:
     return doc
 
 
-def rules(host: Host) -> dict[str, Any]:
+def rules(fleet: Fleet, host: Host) -> dict[str, Any]:
     groups: dict[str, list[dict[str, str]]] = {}
-    for rule in local_rules(host):
+    remote_write = fleet.central.prometheus.mode == "remote_write"
+    for rule in local_rules(host, remote_write=remote_write):
         groups.setdefault(rule.group, []).append({"record": rule.record, "expr": rule.expr})
     return {
         "groups": [
@@ -303,7 +304,7 @@ def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
             fleet,
             f"Recording rules for {host.name}: pre-aggregate what the centre needs.\n"
             + for_version,
-            rules(host),
+            rules(fleet, host),
         ),
     }
     web = web_config(host)

@@ -39,8 +39,9 @@ class RecordingRule:
 # every entry multiplies by the number of hosts at the centre.
 FEDERATED_RAW: tuple[str, ...] = (
     "up",  # one per local job: is flintlockd / each exporter / each agent scraped at all?
-    "scrape_samples_scraped",  # per-job sample counts, to spot a cardinality explosion early
-    "prometheus_tsdb_head_series",  # the local Prometheus' own load
+    # Per-job sample counts, to spot a cardinality explosion early (Host detail).
+    "scrape_samples_scraped",
+    "prometheus_tsdb_head_series",  # the local Prometheus' own load (Host detail)
 )
 
 # Firecracker per-flush delta series that get a per-second recording rule.
@@ -96,8 +97,14 @@ RPC_DURATION = "host:flintlockd_rpc_duration_seconds_bucket:rate5m"
 RPC_CALLS = "host:flintlockd_rpc_calls:rate5m"
 
 
-def local_rules(host: Host) -> list[RecordingRule]:
-    """The recording rules a host evaluates; their outputs are what the centre reads."""
+def local_rules(host: Host, *, remote_write: bool) -> list[RecordingRule]:
+    """The recording rules a host evaluates; their outputs are what the centre reads.
+
+    Every output is read at the centre by a central rule or a dashboard panel
+    (tests/test_closure.py proves it): a series nobody reads still costs a series per
+    host at the centre. Errors per method come from ``host:grpc_server_handled:rate5m``
+    with ``grpc_code!="OK"``, so there is no separate errors rule.
+    """
     flush = seconds(host.vars.flintlock_metrics.flush_interval)
     rules = [
         # flintlockd gRPC API (go-grpc-prometheus interceptors).
@@ -111,12 +118,6 @@ def local_rules(host: Host) -> list[RecordingRule]:
             "host:grpc_server_started:rate5m",
             "sum by (grpc_service, grpc_method, grpc_type) "
             '(rate(grpc_server_started_total{job="flintlockd"}[5m]))',
-            "flobs-flintlockd",
-        ),
-        RecordingRule(
-            "host:grpc_server_errors:rate5m",
-            "sum by (grpc_service, grpc_method) "
-            '(rate(grpc_server_handled_total{job="flintlockd",grpc_code!="OK"}[5m]))',
             "flobs-flintlockd",
         ),
         # Request rate, codes and latency from flintlockd's spans (spanmetrics).
@@ -210,15 +211,21 @@ def local_rules(host: Host) -> list[RecordingRule]:
             "sum(rate(prometheus_target_scrapes_exceeded_sample_limit_total[5m]))",
             "flobs-pipeline",
         ),
-        # Seconds the newest sample sent lags the newest appended (remote_write mode;
-        # empty under federation, where nothing is remote-written).
-        RecordingRule(
-            "host:prometheus_remote_storage_behind:seconds",
-            "max(max_over_time(prometheus_remote_storage_highest_timestamp_in_seconds[5m]) "
-            "- ignoring (remote_name, url) group_right "
-            "max_over_time(prometheus_remote_storage_queue_highest_sent_timestamp_seconds[5m]))",
-            "flobs-pipeline",
-        ),
+    ]
+    if remote_write:
+        # Seconds the newest sample sent lags the newest appended. Under federation
+        # nothing is remote-written, so the rule would only record an empty series.
+        rules.append(
+            RecordingRule(
+                "host:prometheus_remote_storage_behind:seconds",
+                "max(max_over_time(prometheus_remote_storage_highest_timestamp_in_seconds[5m]) "
+                "- ignoring (remote_name, url) group_right "
+                "max_over_time("
+                "prometheus_remote_storage_queue_highest_sent_timestamp_seconds[5m]))",
+                "flobs-pipeline",
+            )
+        )
+    rules += [
         # microVMs (flintlock-metrics).
         RecordingRule(
             "host:microvms:count",

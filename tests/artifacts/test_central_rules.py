@@ -207,7 +207,9 @@ def test_host_rules_the_centre_reads_compute_per_second_values(
     """The hosts' I/O totals and vCPU exits: deltas / flush interval, CH rated, 0 when absent."""
     host = example_fleet.host("fl-eu1-a-03")  # Cloud Hypervisor and Firecracker
     assert seconds(host.vars.flintlock_metrics.flush_interval) == 60
-    (tmp_path / "local.yml").write_text(yamlio.dump(prometheus_local.rules(host)), "utf-8")
+    (tmp_path / "local.yml").write_text(
+        yamlio.dump(prometheus_local.rules(example_fleet, host)), "utf-8"
+    )
     fc = {"namespace": "ns", "name": "fc", "uid": "u1"}
     ch = {"namespace": "ns", "name": "ch", "uid": "u2", "device": "net0"}
     series = [

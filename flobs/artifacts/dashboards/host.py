@@ -297,10 +297,33 @@ def spec(view: View) -> DashboardSpec:
                 "none",
                 "timeseries",
                 (promql(f"up{{{HOST}}}", "{{job}}"),),
-                width=24,
+                width=8,
                 height=6,
                 min=0,
                 max=1,
+            ),
+            PanelSpec(
+                "Samples per scrape by job",
+                "Samples each local job returned in its last scrape: a job climbing towards "
+                "its sample_limit is a cardinality explosion on its way (FlobsSampleLimitHit "
+                "fires once a scrape is dropped).",
+                "short",
+                "timeseries",
+                (promql(f"scrape_samples_scraped{{{HOST}}}", "{{job}}"),),
+                width=8,
+                height=6,
+                min=0,
+            ),
+            PanelSpec(
+                "Local Prometheus head series",
+                "Series in the head block of the host's own Prometheus: its memory grows "
+                "with them.",
+                "short",
+                "timeseries",
+                (promql(f"prometheus_tsdb_head_series{{{HOST}}}", "head series"),),
+                width=8,
+                height=6,
+                min=0,
             ),
         ),
     )
