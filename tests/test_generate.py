@@ -229,6 +229,35 @@ def test_cli_check_reports_drift_then_clean(tmp_path: Path) -> None:
     assert path.read_text().count("scrape_interval: 1m") == 1  # --check wrote nothing
 
 
+def test_renaming_the_inventory_changes_only_the_manifest(tmp_path: Path) -> None:
+    """The file name lives in manifest.json only, never in the per-file headers."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "inventory.yaml").write_bytes(EXAMPLE_INVENTORY.read_bytes())
+    first = run_flobs("generate", "-i", "a/inventory.yaml", "-o", "out", cwd=tmp_path)
+    assert first.code == 0, first.stderr
+    before = _files(tmp_path / "out")
+    (tmp_path / "a" / "inventory.yaml").rename(tmp_path / "b" / "fleet.yaml")
+    check = run_flobs("generate", "-i", "b/fleet.yaml", "-o", "out", "--check", cwd=tmp_path)
+    assert check.code == 1
+    assert [
+        ln for ln in check.stdout.splitlines() if ln[:1] in "+-" and ln[:3] not in "+++---"
+    ] == [
+        '-    "name": "inventory.yaml",',
+        '+    "name": "fleet.yaml",',
+    ]
+    assert check.stdout.startswith("changed: manifest.json\n")
+    assert check.stderr.endswith(
+        f"0 added, 1 changed, 0 removed, {len(before) - 1} unchanged (6 hosts)\n"
+    )
+    second = run_flobs("generate", "-i", "b/fleet.yaml", "-o", "out", cwd=tmp_path)
+    assert second.code == 0, second.stderr
+    after = _files(tmp_path / "out")
+    assert sorted(p for p in before if before[p] != after[p]) == [MANIFEST]
+    assert json.loads(after[MANIFEST])["inventory"]["name"] == "fleet.yaml"
+    assert not any(b"inventory.yaml" in data for data in after.values())
+
+
 def test_cli_unknown_host_is_usage_error(tmp_path: Path) -> None:
     res = run_flobs("generate", "-i", EXAMPLE_INVENTORY, "-o", tmp_path / "o", "--host", "nope")
     assert res.code == 2
