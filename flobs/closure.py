@@ -129,6 +129,18 @@ class _Host:
                     self.keep_regexes.add(str(relabel.get("regex", "(.*)")))
 
 
+def _hosts(tree: Mapping[str, bytes]) -> _Host:
+    hosts = _Host()
+    for path in sorted(tree):
+        parts = path.split("/")
+        if parts[0] == "hosts" and len(parts) >= 3:
+            if parts[2] == "prometheus.yml":
+                hosts.add_config(path, tree[path])
+            elif parts[2] == "rules" and path.endswith((".yml", ".yaml")):
+                hosts.add_rules(path, tree[path])
+    return hosts
+
+
 def _produced_by(jobs: set[str], metric: str, extra: Mapping[str, list[str]] | None = None) -> bool:
     if jobs and metric in SYNTHETIC:
         return True
@@ -261,16 +273,10 @@ def closure_gaps(tree: Mapping[str, bytes]) -> list[Gap]:
     ``tree`` maps OUT-relative posix paths to file contents (``render_tree`` output or
     the files of an OUT directory).
     """
-    hosts = _Host()
+    hosts = _hosts(tree)
     central_records: set[str] = set()
     for path in sorted(tree):
-        parts = path.split("/")
-        if parts[0] == "hosts" and len(parts) >= 3:
-            if parts[2] == "prometheus.yml":
-                hosts.add_config(path, tree[path])
-            elif parts[2] == "rules" and path.endswith((".yml", ".yaml")):
-                hosts.add_rules(path, tree[path])
-        elif path.startswith("central/rules/") and path.endswith((".yml", ".yaml")):
+        if path.startswith("central/rules/") and path.endswith((".yml", ".yaml")):
             doc = _load(path, tree[path])
             for group in _seq(_get(doc, "groups")):
                 for rule in _seq(_get(group, "rules")):
@@ -313,14 +319,7 @@ def unread(tree: Mapping[str, bytes]) -> list[str]:
     federate ``match[]`` (or the hosts' remote_write keep regex) admits by exact name;
     each must also cross the wire and be produced by some host.
     """
-    hosts = _Host()
-    for path in sorted(tree):
-        parts = path.split("/")
-        if parts[0] == "hosts" and len(parts) >= 3:
-            if parts[2] == "prometheus.yml":
-                hosts.add_config(path, tree[path])
-            elif parts[2] == "rules" and path.endswith((".yml", ".yaml")):
-                hosts.add_rules(path, tree[path])
+    hosts = _hosts(tree)
     selectors = _federation_selectors(tree)
     extra = _extra_jobs(tree)
     candidates = hosts.records | {
