@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from flobs import layout
 from flobs.artifacts.common import header
-from flobs.model import Fleet, Host
+from flobs.model import Endpoint, Fleet, Host
 from flobs.versions import retention_in_config
 
 # systemd's own hardening that does not get in these programs' way: they read
@@ -67,12 +67,23 @@ def _comment(fleet: Fleet, what: str) -> str:
     return "".join(f"# {line}".rstrip() + "\n" for line in header(fleet, what).splitlines())
 
 
+Entries = Sequence[tuple[str, str]]
+
+
+def unit_file(fleet: Fleet, what: str, sections: Sequence[tuple[str, Entries]]) -> bytes:
+    """A unit or drop-in: the header as comments, then each ``[section]`` with its
+    ``key=value`` lines, a blank line between sections."""
+    lines = [_comment(fleet, what)]
+    for i, (name, entries) in enumerate(sections):
+        lines.append(("\n" if i else "") + f"[{name}]\n")
+        lines += [f"{k}={v}\n" for k, v in entries]
+    return "".join(lines).encode("utf-8")
+
+
 def drop_in(fleet: Fleet, what: str, argv: Sequence[str]) -> bytes:
     """Replace a packaged unit's ExecStart (the empty assignment clears the package's)."""
-    lines = [_comment(fleet, what), "[Service]\n", "ExecStart=\n"]
-    lines.append(f"ExecStart={exec_start(argv)}\n")
-    lines += [f"{k}={v}\n" for k, v in HARDENING]
-    return "".join(lines).encode("utf-8")
+    service = [("ExecStart", ""), ("ExecStart", exec_start(argv)), *HARDENING]
+    return unit_file(fleet, what, [("Service", service)])
 
 
 def own_unit(
@@ -81,36 +92,45 @@ def own_unit(
     description: str,
     argv: Sequence[str],
     *,
-    service: Sequence[tuple[str, str]] = (),
+    service: Entries = (),
 ) -> bytes:
-    lines = [
-        _comment(fleet, what),
-        "[Unit]\n",
-        f"Description={description.replace('%', '%%')}\n",
-        "Wants=network-online.target\n",
-        "After=network-online.target\n",
-        "\n[Service]\n",
-        f"ExecStart={exec_start(argv)}\n",
-        "Restart=on-failure\n",
-        # No package creates a user for these: systemd makes one per start.
-        "DynamicUser=yes\n",
+    unit = [
+        ("Description", description.replace("%", "%%")),
+        ("Wants", "network-online.target"),
+        ("After", "network-online.target"),
     ]
-    lines += [f"{k}={v}\n" for k, v in service]
-    lines += [f"{k}={v}\n" for k, v in STRICT_HARDENING]
-    lines += ["\n[Install]\n", "WantedBy=multi-user.target\n"]
-    return "".join(lines).encode("utf-8")
+    own_service = [
+        ("ExecStart", exec_start(argv)),
+        ("Restart", "on-failure"),
+        # No package creates a user for these: systemd makes one per start.
+        ("DynamicUser", "yes"),
+        *service,
+        *STRICT_HARDENING,
+    ]
+    install = [("WantedBy", "multi-user.target")]
+    return unit_file(fleet, what, [("Unit", unit), ("Service", own_service), ("Install", install)])
+
+
+def prometheus_argv(
+    config: str, listen: Endpoint, storage_path: str, retention: str, version: str
+) -> list[str]:
+    """The local and the central Prometheus differ only in these."""
+    argv = [
+        layout.BIN[layout.PROMETHEUS_UNIT],
+        f"--config.file={config}",
+        f"--web.listen-address={listen}",
+        f"--storage.tsdb.path={storage_path}",
+    ]
+    if not retention_in_config(version):
+        argv.append(f"--storage.tsdb.retention.time={retention}")
+    return argv
 
 
 def local_prometheus_argv(host: Host) -> list[str]:
     p = host.vars.local_prometheus
-    argv = [
-        layout.BIN[layout.PROMETHEUS_UNIT],
-        f"--config.file={layout.HOST_PROMETHEUS_CONFIG}",
-        f"--web.listen-address={p.listen}",
-        f"--storage.tsdb.path={p.storage_path}",
-    ]
-    if not retention_in_config(p.version):
-        argv.append(f"--storage.tsdb.retention.time={p.retention}")
+    argv = prometheus_argv(
+        layout.HOST_PROMETHEUS_CONFIG, p.listen, p.storage_path, p.retention, p.version
+    )
     if p.web is not None:
         argv.append(f"--web.config.file={layout.HOST_PROMETHEUS_WEB}")
     return argv
@@ -118,15 +138,9 @@ def local_prometheus_argv(host: Host) -> list[str]:
 
 def central_prometheus_argv(fleet: Fleet) -> list[str]:
     p = fleet.central.prometheus
-    argv = [
-        layout.BIN[layout.PROMETHEUS_UNIT],
-        f"--config.file={layout.CENTRAL_PROMETHEUS_CONFIG}",
-        f"--web.listen-address={p.listen}",
-        f"--storage.tsdb.path={p.storage_path}",
-    ]
-    if not retention_in_config(p.version):
-        argv.append(f"--storage.tsdb.retention.time={p.retention}")
-    return argv
+    return prometheus_argv(
+        layout.CENTRAL_PROMETHEUS_CONFIG, p.listen, p.storage_path, p.retention, p.version
+    )
 
 
 def _state_directory(path: str) -> tuple[str, str]:
