@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flobs.artifacts import fleet_artifacts, host_artifacts
+from flobs.artifacts.ansible import placed_records
 from flobs.artifacts.extensions import manifest_extra
 from flobs.errors import InputError, UsageError
 from flobs.inventory import load_fleet
@@ -55,6 +56,8 @@ def render_tree(
             progress(n, len(hosts))
     for produce_fleet in fleet_artifacts():
         tree.update(produce_fleet(fleet))
+    # What the playbook places on each machine, from every file the others produced.
+    tree.update(placed_records(tree))
     # The redaction layer's choke point for generated files (before hashing).
     return {path: redact_bytes(data) for path, data in tree.items()}
 

@@ -12,6 +12,7 @@ Configs live under ``/etc/flobs/<service>/`` so a package's own conffiles in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -96,6 +97,24 @@ def unit_source(unit: str) -> str:
     """Where the unit or drop-in is in OUT, relative to the host's or centre's directory."""
     return "systemd/" + unit_path(unit).removeprefix(SYSTEMD_DIR + "/")
 
+
+# The record of what the playbook placed on a machine (hosts/<host>/placed.json,
+# central/placed.json in OUT): the next run removes what the record lists and the new
+# one does not. Written last, so it only names files a finished run placed.
+PLACED_SOURCE = "placed.json"
+PLACED_RECORD: dict[Side, str] = {
+    "host": "/etc/flobs/placed-host.json",
+    "central": "/etc/flobs/placed-central.json",
+}
+# A unit of flobs' own: stopped and disabled before its file is removed.
+OWN_UNIT_PATH = rf"^{SYSTEMD_DIR}/flobs-[A-Za-z0-9_.-]+\.service$"
+# What a record may name: the playbook removes nothing else, whatever a record says.
+OWNED_PATH = (
+    r"^(/etc/flobs/.+"
+    rf"|{SYSTEMD_DIR}/flobs-[A-Za-z0-9_.-]+\.service"
+    rf"|{SYSTEMD_DIR}/[A-Za-z0-9_.@-]+\.service\.d/{re.escape(DROP_IN)})$"
+)
+NOT_OWNED_PATH = r"/\.\.?/"  # no way out of those directories
 
 PROMTOOL = "{{ flobs_promtool }}"
 PLACEMENTS: tuple[Placement, ...] = (

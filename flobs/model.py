@@ -456,6 +456,9 @@ class Alertmanager:
     routes: tuple[AlertRoute, ...]
     inhibit: bool
     vmalert_listen: Endpoint
+    # Gossip of the generated Alertmanager; no peers: off (--cluster.listen-address=).
+    cluster_listen: Endpoint
+    cluster_peers: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,8 @@ GOLDEN_GLOBS = (
     "hosts/*/systemd/**/*",
     "central/systemd/**/*",
     "deploy/ansible/*",
+    "hosts/*/placed.json",
+    "central/placed.json",
 )
 
 

@@ -24,6 +24,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from flobs import layout
 from flobs.artifacts.central_rules import Alert, alerts
 from flobs.artifacts.common import header, http_client_auth, yaml_file
 from flobs.model import Alertmanager, AlertRoute, FileAuth, Fleet, Host
@@ -262,14 +263,17 @@ def routing_tests(fleet: Fleet) -> dict[str, Any]:
 # --------------------------------------------------------------------------- vmalert
 
 
-def vmalert_args(fleet: Fleet) -> list[str]:
-    """vmalert evaluating the central rules against the store (remote_write mode)."""
+def vmalert_args(fleet: Fleet, rules: str = "rules/*.yml") -> list[str]:
+    """vmalert evaluating the central rules against the store (remote_write mode).
+
+    ``rules``: where the rule files are, relative to central/ for vmalert.args and
+    absolute in the layout for the unit (flobs-vmalert.service)."""
     p = fleet.central.prometheus
     am = fleet.central.alertmanager
     assert p.remote_write is not None
     assert am is not None
     args = [
-        "-rule=rules/*.yml",
+        f"-rule={rules}",
         f"-datasource.url={p.url}",
         # Recording rules and alert state go back into the store; the URL is the
         # hosts' remote_write URL, used as it is.
@@ -323,9 +327,10 @@ def fleet_files(fleet: Fleet) -> dict[str, bytes]:
         files[CONFIG_FILE] = yaml_file(
             fleet,
             "Alertmanager for the Flintlock fleet: receivers, routes, inhibition.\n"
-            "Run (from central/; Debian names the binary prometheus-alertmanager):\n"
+            "Run by prometheus-alertmanager.service with the drop-in in central/systemd/;\n"
+            "by hand (from central/; Debian names the binary prometheus-alertmanager):\n"
             f"  alertmanager --config.file=alertmanager.yml --web.listen-address={listen} "
-            "--storage.path=/var/lib/alertmanager --cluster.listen-address=\n"
+            f"--storage.path={layout.ALERTMANAGER_STORAGE} --cluster.listen-address=\n"
             "(an empty --cluster.listen-address turns gossip off; it would bind 0.0.0.0:9094).\n"
             "Check: amtool check-config alertmanager.yml",
             config(fleet),

@@ -20,7 +20,9 @@ Variables (inventory ``all.vars``; override with ``-e``):
 
 from __future__ import annotations
 
+import json
 import posixpath
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -91,12 +93,7 @@ def _copy_tasks(side: layout.Side, src_dir: str) -> tuple[list[dict[str, Any]], 
     for p in layout.PLACEMENTS:
         if p.side != side:
             continue
-        notify: list[str] = []
-        if p.source.startswith("systemd/"):
-            notify.append("systemd daemon-reload")
-        if p.unit is not None and p.on_change != "none":
-            notify.append(_handler_name(p.unit, p.on_change))
-        notify += [_handler_name(u, "reload") for u in p.also_reload]
+        notify = _notify(p)
         notified.update(notify)
         copy: dict[str, Any] = {"dest": "", "src": "", "mode": "0644"}
         if p.validate:
@@ -119,6 +116,25 @@ def _copy_tasks(side: layout.Side, src_dir: str) -> tuple[list[dict[str, Any]], 
     return tasks, notified
 
 
+def _notify(p: layout.Placement) -> list[str]:
+    """The handlers a new or changed file of this placement notifies."""
+    notify: list[str] = []
+    if p.source.startswith("systemd/"):
+        notify.append("systemd daemon-reload")
+    if p.unit is not None and p.on_change != "none":
+        notify.append(_handler_name(p.unit, p.on_change))
+    return notify + [_handler_name(u, "reload") for u in p.also_reload]
+
+
+def _own_unit(p: layout.Placement) -> bool:
+    """A unit file of flobs' own (not a drop-in for a packaged one)."""
+    return (
+        p.unit is not None
+        and p.dest == layout.unit_path(p.unit)
+        and not p.dest.endswith("/" + layout.DROP_IN)
+    )
+
+
 def _present(source: str) -> str:
     """A condition, evaluated on the controller: OUT has this file (or glob) for the machine."""
     if "*" in source:
@@ -133,6 +149,8 @@ def _directory_tasks(side: layout.Side) -> list[dict[str, Any]]:
     for p in layout.PLACEMENTS:
         if p.side == side:
             out.setdefault(posixpath.dirname(p.dest), []).append(_present(p.source))
+    record = posixpath.dirname(layout.PLACED_RECORD[side])
+    out.setdefault(record, []).append(_present(layout.PLACED_SOURCE))
     return [
         {
             "name": f"directory {path}",
@@ -185,8 +203,72 @@ def _handler_when(unit: str) -> list[str]:
     return when
 
 
+def _record_tasks(side: layout.Side) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Read the record before the copies; after them, stop and remove what it lists and
+    the new one does not (only paths flobs owns), then write the new record."""
+    record = "{{ flobs_root }}" + layout.PLACED_RECORD[side]
+    before_copies = [
+        {
+            "name": "the record of what flobs placed here before",
+            "ansible.builtin.stat": {"path": record, "get_checksum": False},
+            "register": "flobs_record",
+        },
+        {
+            "name": "the record's entries",
+            "ansible.builtin.slurp": {"src": record},
+            "register": "flobs_record_data",
+            "when": "flobs_record.stat.exists",
+        },
+    ]
+    old = (
+        "((flobs_record_data.content | b64decode | from_json).placed "
+        "if flobs_record.stat.exists else [])"
+    )
+    new = (
+        f"(lookup('ansible.builtin.file', src_dir ~ '/{layout.PLACED_SOURCE}') | from_json)"
+        ".placed | map(attribute='path') | list"
+    )
+    after_copies = [
+        {
+            "name": "files flobs placed before that this machine no longer gets",
+            "ansible.builtin.set_fact": {
+                "flobs_stale": "{{ "
+                + old
+                + f" | rejectattr('path', 'in', {new})"
+                + " | selectattr('path', 'match', flobs_owned_path)"
+                + " | rejectattr('path', 'search', flobs_not_owned_path) | list }}"
+            },
+        },
+        {
+            "name": "services whose unit flobs no longer installs are stopped and disabled",
+            "ansible.builtin.systemd": {"name": "{{ item }}", "state": "stopped", "enabled": False},
+            # The unit's name comes from its path, never from what a record says.
+            "loop": "{{ flobs_stale | map(attribute='path') | select('match', flobs_own_unit_path)"
+            " | map('basename') | list }}",
+            "when": "flobs_manage_services | bool",
+        },
+        {
+            "name": "files flobs placed before and no longer does are removed",
+            "ansible.builtin.file": {"path": "{{ flobs_root }}{{ item.path }}", "state": "absent"},
+            "loop": "{{ flobs_stale }}",
+            "loop_control": {"label": "{{ item.path }}"},
+            "notify": "{{ item.notify }}",
+        },
+    ]
+    write = {
+        "name": f"{layout.PLACED_RECORD[side]} (the record for the next run)",
+        "ansible.builtin.copy": {
+            "src": "{{ src_dir }}/" + layout.PLACED_SOURCE,
+            "dest": record,
+            "mode": "0644",
+        },
+    }
+    return before_copies, [*after_copies, write]
+
+
 def _play(name: str, group: str, side: layout.Side, src_dir: str) -> dict[str, Any]:
     copies, notified = _copy_tasks(side, src_dir)
+    before_copies, after_copies = _record_tasks(side)
     units = sorted({p.unit for p in layout.PLACEMENTS if p.side == side and p.unit is not None})
     start = {
         "name": "services with a unit or drop-in from flobs are enabled and running",
@@ -203,8 +285,13 @@ def _play(name: str, group: str, side: layout.Side, src_dir: str) -> dict[str, A
         "hosts": group,
         "become": "{{ flobs_become | bool }}",
         "gather_facts": False,
-        "vars": {"src_dir": src_dir},
-        "tasks": [*_directory_tasks(side), *copies, start],
+        "vars": {
+            "src_dir": src_dir,
+            "flobs_owned_path": layout.OWNED_PATH,
+            "flobs_own_unit_path": layout.OWN_UNIT_PATH,
+            "flobs_not_owned_path": layout.NOT_OWNED_PATH,
+        },
+        "tasks": [*_directory_tasks(side), *before_copies, *copies, *after_copies, start],
         "handlers": _handlers(notified, side),
     }
 
@@ -241,4 +328,49 @@ def fleet_files(fleet: Fleet) -> dict[str, bytes]:
             "  ansible-playbook -i deploy/ansible/inventory.yml deploy/ansible/playbook.yml",
             playbook(),
         ),
+    }
+
+
+def _source_regex(source: str) -> re.Pattern[str]:
+    """A placement's source as a regex: ``*`` matches within one path segment."""
+    return re.compile("".join("[^/]*" if c == "*" else re.escape(c) for c in source) + r"\Z")
+
+
+def record(side: layout.Side, sources: list[str]) -> dict[str, Any]:
+    """What the playbook places from a machine's directory in OUT (its files ``sources``,
+    relative to it): each destination and the handlers its removal notifies."""
+    placed: dict[str, dict[str, Any]] = {}
+    for rel in sources:
+        for p in layout.PLACEMENTS:
+            if p.side != side or not _source_regex(p.source).match(rel):
+                continue
+            dest = p.dest
+            if "*" in p.source:
+                dest = posixpath.join(posixpath.dirname(p.dest), posixpath.basename(rel))
+            # A unit of flobs' own is stopped before its file goes (the playbook knows
+            # it by its path): nothing is left to restart.
+            notify = ["systemd daemon-reload"] if _own_unit(p) else _notify(p)
+            placed[dest] = {"path": dest, "notify": notify}
+            break
+    return {"placed": [placed[k] for k in sorted(placed)]}
+
+
+def placed_records(tree: dict[str, bytes]) -> dict[str, bytes]:
+    """``placed.json`` for the centre and for each host directory in ``tree``."""
+    machines: dict[str, tuple[layout.Side, list[str]]] = {}
+    for path in sorted(tree):
+        parts = path.split("/")
+        side: layout.Side
+        if parts[0] == "hosts" and len(parts) > 2:
+            machine, side, rel = "/".join(parts[:2]), "host", "/".join(parts[2:])
+        elif parts[0] == "central" and len(parts) > 1:
+            machine, side, rel = "central", "central", "/".join(parts[1:])
+        else:
+            continue
+        machines.setdefault(machine, (side, []))[1].append(rel)
+    return {
+        f"{machine}/{layout.PLACED_SOURCE}": (
+            json.dumps(record(side, sources), indent=2, sort_keys=True) + "\n"
+        ).encode("utf-8")
+        for machine, (side, sources) in machines.items()
     }

@@ -13,8 +13,9 @@ import re
 from collections.abc import Sequence
 
 from flobs import layout
+from flobs.artifacts.alertmanager import vmalert_args
 from flobs.artifacts.common import header
-from flobs.model import Endpoint, Fleet, Host
+from flobs.model import Alertmanager, Endpoint, Fleet, Host
 from flobs.versions import retention_in_config
 
 # systemd's own hardening that does not get in these programs' way: they read
@@ -38,6 +39,11 @@ STRICT_HARDENING = (
 _PLAIN_ARG = re.compile(r"[A-Za-z0-9_./:=@+,\[\]-]+")
 
 
+class Specifier(str):
+    """An argument that uses a systemd specifier on purpose (``%d``, the credentials
+    directory): written as it is. Build it only from plain characters."""
+
+
 def quote(arg: str) -> str:
     """One ExecStart argument, as systemd splits and expands it back to ``arg``.
 
@@ -45,6 +51,9 @@ def quote(arg: str) -> str:
     "Command lines"), so both are doubled; anything beyond plain characters is
     double-quoted with C escapes.
     """
+    if isinstance(arg, Specifier):
+        assert _PLAIN_ARG.fullmatch(arg.replace("%", "")), arg
+        return str(arg)
     escaped = arg.replace("%", "%%").replace("$", "$$")
     if _PLAIN_ARG.fullmatch(escaped):
         return escaped
@@ -252,8 +261,45 @@ def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
     return files
 
 
+def alertmanager_argv(am: Alertmanager) -> list[str]:
+    argv = [
+        layout.BIN[layout.ALERTMANAGER_UNIT],
+        f"--config.file={layout.CENTRAL_ALERTMANAGER_CONFIG}",
+        f"--web.listen-address={am.listen}",
+        f"--storage.path={layout.ALERTMANAGER_STORAGE}",
+    ]
+    if not am.cluster_peers:
+        # Empty turns gossip off; the default binds 0.0.0.0:9094 (Alertmanager --help).
+        return [*argv, "--cluster.listen-address="]
+    argv.append(f"--cluster.listen-address={am.cluster_listen}")
+    return argv + [f"--cluster.peer={peer}" for peer in am.cluster_peers]
+
+
+# vmalert flags naming a secret file: a dynamic user cannot read the operator's
+# root-only file, so systemd hands the service a copy (LoadCredential, %d).
+_SECRET_FLAG = re.compile(
+    r"(-[A-Za-z]+\.(?:bearerTokenFile|basicAuth\.passwordFile|tlsKeyFile))=(.+)", re.S
+)
+
+
+def vmalert_unit_argv(fleet: Fleet) -> tuple[list[str], list[tuple[str, str]]]:
+    """vmalert's flags in the layout (central/vmalert.args' data), and the credentials
+    its secret files become."""
+    argv: list[str] = [layout.BIN[layout.VMALERT_UNIT]]
+    credentials: list[tuple[str, str]] = []
+    for arg in vmalert_args(fleet, rules=f"{layout.CENTRAL_DIR}/rules/*.yml"):
+        m = _SECRET_FLAG.fullmatch(arg)
+        if m is None:
+            argv.append(arg)
+            continue
+        name = m[1].lstrip("-")
+        credentials.append(("LoadCredential", f"{name}:{m[2].replace('%', '%%')}"))
+        argv.append(Specifier(f"{m[1]}=%d/{name}"))
+    return argv, credentials
+
+
 def fleet_files(fleet: Fleet) -> dict[str, bytes]:
-    return {
+    files = {
         "central/" + layout.unit_source(layout.PROMETHEUS_UNIT): drop_in(
             fleet,
             "Central Prometheus: flobs' config, listen address, storage and retention.\n"
@@ -261,3 +307,25 @@ def fleet_files(fleet: Fleet) -> dict[str, bytes]:
             central_prometheus_argv(fleet),
         )
     }
+    am = fleet.central.alertmanager
+    if am is not None and am.generated:
+        files["central/" + layout.unit_source(layout.ALERTMANAGER_UNIT)] = drop_in(
+            fleet,
+            "Alertmanager with flobs' config (central/alertmanager.yml), listen address and\n"
+            "gossip. A drop-in for Debian's prometheus-alertmanager.service (user\n"
+            "prometheus); its ARGS in /etc/default/prometheus-alertmanager are not used.",
+            alertmanager_argv(am),
+        )
+    if am is not None and fleet.central.prometheus.mode == "remote_write":
+        argv, credentials = vmalert_unit_argv(fleet)
+        files["central/" + layout.unit_source(layout.VMALERT_UNIT)] = own_unit(
+            fleet,
+            "vmalert: the central rules evaluated against the store, notifying the\n"
+            "Alertmanager (the flags of central/vmalert.args, in the host layout).",
+            f"vmalert evaluating the {fleet.cluster} fleet's central rules (flobs)",
+            argv,
+            # vmalert re-reads its rule files on SIGHUP: the playbook reloads it when
+            # central/rules/*.yml change (systemctl reload needs ExecReload).
+            service=[("ExecReload", "/bin/kill -HUP $MAINPID"), *credentials],
+        )
+    return files

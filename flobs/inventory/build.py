@@ -985,6 +985,15 @@ class _Builder:
                     repeat_interval=r.get("repeat_interval"),
                 )
             )
+        cluster = a.get("cluster") or {}
+        if cluster and not generated:
+            self.error(
+                (*where, "cluster"),
+                "cluster configures the generated Alertmanager, and there is none: "
+                "urls names Alertmanagers you run",
+                "set up gossip of your own Alertmanagers where you run them, and remove cluster",
+                at_key=True,
+            )
         if generated:
             reach = Endpoint("127.0.0.1" if listen.is_wildcard else listen.host, listen.port)
             url = a.get("url") or f"http://{reach}"
@@ -1019,6 +1028,8 @@ class _Builder:
             routes=tuple(routes),
             inhibit=bool(a.get("inhibit", True)),
             vmalert_listen=parse_endpoint(a.get("vmalert_listen", "127.0.0.1:8880")),
+            cluster_listen=parse_endpoint(cluster.get("listen", "0.0.0.0:9094")),
+            cluster_peers=tuple(cluster.get("peers", ())),
         )
 
     def _check_selectors(self, selectors: tuple[str, ...]) -> None:

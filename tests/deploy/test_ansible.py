@@ -16,6 +16,7 @@ import pytest
 from flobs import yamlio
 from flobs.generate import generate
 from tests.conftest import EXAMPLE_INVENTORY, REPO, require_major, require_tool
+from tests.deploy.inventories import remote_write_example
 
 pytestmark = pytest.mark.tools  # ansible-playbook, promtool, otelcol
 
@@ -185,11 +186,85 @@ def test_real_run_places_every_file_where_the_doc_says_then_changes_nothing(
     assert b"--storage.tsdb.retention.time=15d" in placed[f"fl-eu1-a-02/{drop_in}"]
     assert b"--storage.tsdb.retention" not in placed[f"fl-eu1-a-01/{drop_in}"]
     assert "flobs-central/etc/flobs/central/alertmanager.yml" in placed
-    assert len(placed) == 40  # 11 per host, 7 on the centre
+    assert "flobs-central/etc/systemd/system/prometheus-alertmanager.service.d/flobs.conf" in placed
+    assert (
+        placed["fl-eu1-a-01/etc/flobs/placed-host.json"]
+        == (out / "hosts/fl-eu1-a-01/placed.json").read_bytes()
+    )
+    assert len(placed) == 45  # 12 per host, 9 on the centre (with the records)
     second = _run(out, root, tools=tools)
     assert second.returncode == 0, second.stdout + second.stderr
     recap = _recap(second.stdout)
     assert set(recap) == set(LIMIT.split(","))
+    assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), recap
+
+
+def _placed(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_files_a_machine_no_longer_gets_are_removed_and_nothing_else(
+    out: Path, tmp_path: Path
+) -> None:
+    """Run; switch a host from Promtail to Alloy and the centre to remote_write mode;
+    generate into the same OUT and run again: Promtail's files are gone, vmalert's unit
+    is there, files flobs did not place stay, and a third run changes nothing."""
+    limit = "fl-eu1-a-01,flobs-central"
+    # Validation on the machine is proven above; here it would only cost time.
+    tools = {"flobs_promtool": "true", "flobs_otelcol": "true", "flobs_amtool": "true"}
+    root = tmp_path / "root"
+    work = tmp_path / "out"
+    shutil.copytree(out, work)
+    first = _run(work, root, tools=tools, limit=limit)
+    assert first.returncode == 0, first.stdout + first.stderr
+    host = root / "fl-eu1-a-01"
+    assert (host / "etc/flobs/promtail/promtail.yml").is_file()
+    # Not flobs': beside its files, and listed in a record that was tampered with.
+    mine = {
+        "fl-eu1-a-01/etc/flobs/promtail/notes.txt": b"mine\n",
+        "fl-eu1-a-01/etc/systemd/system/other.service": b"[Service]\n",
+        "fl-eu1-a-01/etc/hostname": b"h\n",
+        "fl-eu1-a-01/etc/systemd/system/ssh.service": b"[Service]\n",
+    }
+    for rel, data in mine.items():
+        (root / rel).write_bytes(data)
+    record_path = host / "etc/flobs/placed-host.json"
+    record = json.loads(record_path.read_text())
+    record["placed"] += [
+        {"path": "/etc/hostname", "notify": []},
+        {"path": "/etc/flobs/../hostname", "notify": []},
+        {"path": "/etc/systemd/system/ssh.service", "notify": []},
+    ]
+    record_path.write_text(json.dumps(record))
+
+    inventory = remote_write_example(tmp_path / "inventory.yaml")
+    text = inventory.read_text()
+    a01 = "    address: 10.10.0.11           # how the central Prometheus reaches this host\n"
+    assert text.count(a01) == 1
+    inventory.write_text(text.replace(a01, a01 + "    vars: {logs: {agent: alloy}}\n"))
+    generate(inventory, work)
+    second = _run(work, root, tools=tools, limit=limit)
+    assert second.returncode == 0, second.stdout + second.stderr
+    removed = re.findall(
+        r"^changed: \[(\S+)\] => \(item=(\S+)\)$",
+        second.stdout.split("TASK [files flobs placed before and no longer does are removed]")[
+            1
+        ].split("TASK [")[0],
+        re.M,
+    )
+    assert removed == [
+        ("fl-eu1-a-01", "/etc/flobs/promtail/promtail.yml"),
+        ("fl-eu1-a-01", "/etc/systemd/system/flobs-promtail.service"),
+    ]
+    # The removed unit makes systemd re-read its units (skipped here: no systemctl).
+    assert "RUNNING HANDLER [systemd daemon-reload]" in second.stdout
+    expected = _expected_placement(work, set(limit.split(",")))
+    assert "flobs-central/etc/systemd/system/flobs-vmalert.service" in expected
+    assert "fl-eu1-a-01/etc/flobs/alloy/config.alloy" in expected
+    assert _placed(root) == {**expected, **mine}
+    third = _run(work, root, tools=tools, limit=limit)
+    assert third.returncode == 0, third.stdout + third.stderr
+    recap = _recap(third.stdout)
     assert all(r["changed"] == 0 and r["failed"] == 0 for r in recap.values()), recap
 
 

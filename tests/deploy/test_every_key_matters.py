@@ -177,6 +177,12 @@ EXPLICIT: dict[str, tuple[Any, Setting]] = {
     ),
     "central.alertmanager.inhibit": (False, AM_GEN),
     "central.alertmanager.vmalert_listen": ("127.0.0.1:18880", {**AM_GEN, **RW}),
+    # Gossip (the Alertmanager drop-in's flags) is on only with peers.
+    "central.alertmanager.cluster.peers": (["am2.c:9094"], AM_GEN),
+    "central.alertmanager.cluster.listen": (
+        "10.0.0.9:9094",
+        {**AM_GEN, "central.alertmanager.cluster.peers": ["am2.c:9094"]},
+    ),
 }
 # Keys that decide only what is accepted: with the context alone the inventory is
 # rejected, with the key too it is accepted.
