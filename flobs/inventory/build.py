@@ -213,6 +213,8 @@ class _Builder:
                     "(central/vmalert.args, one per line) cannot carry",
                     "use a one-line cluster name",
                 )
+            if central.prometheus.mode == "remote_write":
+                self._check_vmalert_values(doc["central"])
         extensions, found = load_extensions(doc, self.src, self.base_dir)
         self.problems.extend(found)
         fleet = Fleet(
@@ -893,6 +895,33 @@ class _Builder:
                 "a basic-auth user name cannot contain `:`",
                 "the server splits user:password at the first colon; pick another name",
             )
+
+    def _check_vmalert_values(self, c: dict[str, Any]) -> None:
+        """The client settings vmalert gets as flags: one per line in central/vmalert.args,
+        one per unit line (LoadCredential=) in flobs-vmalert.service."""
+        keys = (
+            ("bearer_token_file",),
+            ("basic_auth", "username"),
+            ("basic_auth", "password_file"),
+            ("ca_file",),
+            ("cert_file",),
+            ("key_file",),
+        )
+        for section in (("prometheus", "remote_write"), ("alertmanager",)):
+            raw: Any = c
+            for part in section:
+                raw = raw.get(part) or {}
+            for key in keys:
+                value = raw
+                for part in key:
+                    value = value.get(part) if isinstance(value, dict) else None
+                if isinstance(value, str) and ("\n" in value or "\r" in value):
+                    self.error(
+                        ("central", *section, *key),
+                        "a line break here cannot reach vmalert: its flags are one per "
+                        "line (central/vmalert.args, flobs-vmalert.service)",
+                        "use a path and name without line breaks",
+                    )
 
     def _alertmanager(self, a: dict[str, Any], hosts: Sequence[Host]) -> Alertmanager:
         """``central.alertmanager``: external URLs, or receivers and routes to generate."""
