@@ -89,9 +89,16 @@ def unit_file(fleet: Fleet, what: str, sections: Sequence[tuple[str, Entries]]) 
     return "".join(lines).encode("utf-8")
 
 
-def drop_in(fleet: Fleet, what: str, argv: Sequence[str]) -> bytes:
+# Debian's prometheus.service already has ProtectHome=true (and the rest of HARDENING):
+# a drop-in's read-only would loosen it. The exporters' and Alertmanager's units have none.
+PACKAGE_HARDENED = {layout.PROMETHEUS_UNIT: frozenset({"ProtectHome"})}
+
+
+def drop_in(fleet: Fleet, what: str, unit: str, argv: Sequence[str]) -> bytes:
     """Replace a packaged unit's ExecStart (the empty assignment clears the package's)."""
-    service = [("ExecStart", ""), ("ExecStart", exec_start(argv)), *HARDENING]
+    keep = PACKAGE_HARDENED.get(unit, frozenset())
+    hardening = [(k, v) for k, v in HARDENING if k not in keep]
+    service = [("ExecStart", ""), ("ExecStart", exec_start(argv)), *hardening]
     return unit_file(fleet, what, [("Service", service)])
 
 
@@ -178,6 +185,7 @@ def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
             fleet,
             f"Local Prometheus of {host.name}: flobs' config, listen address, storage and "
             "retention.\nA drop-in for Debian's prometheus.service (user prometheus).",
+            layout.PROMETHEUS_UNIT,
             local_prometheus_argv(host),
         ),
     )
@@ -188,6 +196,7 @@ def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
                 fleet,
                 f"node_exporter of {host.name}; a drop-in for Debian's "
                 "prometheus-node-exporter.service.",
+                layout.NODE_EXPORTER_UNIT,
                 [
                     layout.BIN[layout.NODE_EXPORTER_UNIT],
                     f"--web.listen-address={v.node_exporter.endpoint}",
@@ -202,6 +211,7 @@ def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
                 fleet,
                 f"process-exporter of {host.name}; a drop-in for Debian's "
                 "prometheus-process-exporter.service.",
+                layout.PROCESS_EXPORTER_UNIT,
                 [
                     layout.BIN[layout.PROCESS_EXPORTER_UNIT],
                     f"-web.listen-address={v.process_exporter.endpoint}",
@@ -304,6 +314,7 @@ def fleet_files(fleet: Fleet) -> dict[str, bytes]:
             fleet,
             "Central Prometheus: flobs' config, listen address, storage and retention.\n"
             "A drop-in for Debian's prometheus.service (user prometheus).",
+            layout.PROMETHEUS_UNIT,
             central_prometheus_argv(fleet),
         )
     }
@@ -314,6 +325,7 @@ def fleet_files(fleet: Fleet) -> dict[str, bytes]:
             "Alertmanager with flobs' config (central/alertmanager.yml), listen address and\n"
             "gossip. A drop-in for Debian's prometheus-alertmanager.service (user\n"
             "prometheus); its ARGS in /etc/default/prometheus-alertmanager are not used.",
+            layout.ALERTMANAGER_UNIT,
             alertmanager_argv(am),
         )
     if am is not None and fleet.central.prometheus.mode == "remote_write":

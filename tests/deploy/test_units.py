@@ -70,6 +70,33 @@ def test_every_generated_unit_passes_systemd_analyze_verify(
         assert (r.returncode, r.stdout, r.stderr) == (0, "", ""), machine
 
 
+def _keys(text: str) -> dict[str, str]:
+    """key → value of a unit file, booleans in one spelling (systemd takes yes/true/on/1)."""
+    out = {}
+    for line in text.splitlines():
+        if "=" in line and line[0] not in "#;":
+            key, value = line.split("=", 1)
+            out[key] = {"true": "yes", "on": "yes", "1": "yes"}.get(value, value)
+    return out
+
+
+def test_drop_ins_never_loosen_the_package_hardening(example_out: Path) -> None:
+    """A drop-in sets no hardening key the packaged unit already sets to another value
+    (Debian's prometheus.service has ProtectHome=true; read-only would loosen it)."""
+    confs = sorted(example_out.glob("**/systemd/*.service.d/flobs.conf"))
+    assert sum(c.parent.name == "prometheus.service.d" for c in confs) == 7
+    for conf in confs:
+        package = SYSTEM_UNITS / conf.parent.name.removesuffix(".d")
+        if not package.exists():
+            require_tool(f"Debian's {package.name} in {SYSTEM_UNITS}")
+        ours, theirs = _keys(conf.read_text()), _keys(package.read_text())
+        hardening = {k for k in ours if k.startswith(("Protect", "Private", "NoNew"))}
+        assert hardening, conf
+        both = hardening & set(theirs)
+        loosened = {k: (theirs[k], ours[k]) for k in both if ours[k] != theirs[k]}
+        assert loosened == {}, conf
+
+
 @pytest.mark.tools
 def test_verify_harness_reports_a_broken_unit(tmp_path: Path) -> None:
     """The check above would catch a mistake: an unknown key and a missing binary."""
