@@ -256,8 +256,17 @@ def test_files_a_machine_no_longer_gets_are_removed_and_nothing_else(
         ("fl-eu1-a-01", "/etc/flobs/promtail/promtail.yml"),
         ("fl-eu1-a-01", "/etc/systemd/system/flobs-promtail.service"),
     ]
-    # The removed unit makes systemd re-read its units (skipped here: no systemctl).
-    assert "RUNNING HANDLER [systemd daemon-reload]" in second.stdout
+    # Handlers run (and skip: no systemctl here) for what changed on each machine: the
+    # removed Promtail unit makes systemd re-read its units; on the centre the new
+    # vmalert unit and the Alertmanager drop-in (now with peers) restart their services.
+    host_play, central_play = second.stdout.split("PLAY [The centre")
+    handlers = re.compile(r"^RUNNING HANDLER \[(.+)\]", re.M)
+    assert "systemd daemon-reload" in handlers.findall(host_play)
+    assert {
+        "systemd daemon-reload",
+        "restart flobs-vmalert.service",
+        "restart prometheus-alertmanager.service",
+    } <= set(handlers.findall(central_play))
     expected = _expected_placement(work, set(limit.split(",")))
     assert "flobs-central/etc/systemd/system/flobs-vmalert.service" in expected
     assert "fl-eu1-a-01/etc/flobs/alloy/config.alloy" in expected
