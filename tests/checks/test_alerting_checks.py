@@ -36,7 +36,7 @@ def test_unknown_field_is_located(tree: Path, run: Run) -> None:
     result = run(tree, tools="auto")
     assert fired(result) == {"amtool-config"}
     assert _findings(result, "amtool-config") == [
-        (CONFIG, 62, None, "amtool: field pagerduty_config not found in type config.plain")
+        (CONFIG, 63, None, "amtool: field pagerduty_config not found in type config.plain")
     ]
 
 
