@@ -178,6 +178,14 @@ class RedactingStream:
         return stream
 
     def write(self, text: str) -> int:
+        if isinstance(text, (bytes, bytearray)):
+            if not text:
+                # click probes a stream with write(b""): a text stream refuses it.
+                raise TypeError("write() argument must be str, not bytes")
+            # click.echo hands on bytes it has no binary writer for (help output
+            # once a closed pipe has been dropped): redacted like any text.
+            self.target.write(redact(bytes(text).decode("utf-8", "replace")))
+            return len(text)
         self.target.write(redact(text))
         return len(text)
 

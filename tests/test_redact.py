@@ -83,6 +83,22 @@ def test_the_stream_redacts_each_write_into_the_current_sys_stream(
     assert target.getvalue() == "a *** b\n"
 
 
+def test_the_stream_takes_bytes_as_text_and_refuses_the_binary_probe(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # click.echo writes bytes to a stream it found no binary writer for; an empty
+    # write(b"") is its probe, which a text stream must refuse.
+    redact.register("Tok-stream-0004")
+    target = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", target)
+    stream = redact.redacting("stdout")
+    data = b"x Tok-stream-0004 https://u:pw@h/ y\n"
+    assert stream.write(data) == len(data)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        stream.write(b"")  # type: ignore[arg-type]
+    assert target.getvalue() == "x *** https://***@h/ y\n"
+
+
 def test_log_records_are_redacted_when_created() -> None:
     redact.install_log_redaction()
     redact.register("Tok-log-0003")
