@@ -47,6 +47,8 @@ TOOL_NAMES: dict[str, tuple[str, ...]] = {
     "alloy": ("alloy",),
     "otelcol": ("otelcol", "otelcol-contrib"),
     "amtool": ("amtool",),
+    # Debian renames the binary (package prometheus-alertmanager).
+    "alertmanager": ("alertmanager", "prometheus-alertmanager"),
 }
 
 # `make tools` links the Go-built programs here, in a checkout (docs/testing.md).

@@ -15,7 +15,7 @@ import typer
 from flobs.cli import app, err_console, handle_errors, out_console
 from flobs.commands.verify import render_text
 from flobs.errors import ExitCode
-from flobs.live.demo import MAX_HOSTS, Mode, run_demo
+from flobs.live.demo import MAX_HOSTS, LiveFleet, Mode, run_demo
 from flobs.live.verify import VerifyReport
 
 
@@ -31,6 +31,18 @@ def panels_by_dashboard(
         elif p.outcome == "no data":
             without.setdefault(p.dashboard, []).append(p.title)
     return with_data, without
+
+
+def _alerting_summary(live: LiveFleet, demo_json: Path) -> str:
+    """Where the alerts go and where to read what arrived (nothing without Alertmanager)."""
+    am = live.stores()["alertmanager"]
+    if live.webhook is None or am is None:
+        return ""
+    return (
+        f"demo: alerts: the Alertmanager delivers to the webhook {live.webhook.url}; "
+        f"notifications are listed in {demo_json} (alerting.notifications) as they "
+        f"arrive, payloads in {live.webhook.log}\n"
+    )
 
 
 class DemoMode(StrEnum):
@@ -74,7 +86,9 @@ def demo_command(
 
     Needs the Debian binaries: apt-get install prometheus prometheus-node-exporter
     (+ victoria-metrics for --mode remote_write; prometheus-process-exporter is used
-    when installed). Everything listens on 127.0.0.0/8 and is stopped on exit and Ctrl-C.
+    when installed). With prometheus-alertmanager installed the centre's alerts go to a
+    real Alertmanager, delivered to a webhook inside the demo and listed in demo.json.
+    Everything listens on 127.0.0.0/8 and is stopped on exit and Ctrl-C.
 
     Exit codes: 0 every host verified · 1 a host or query failed verification ·
     2 bad usage · 3 a binary is missing or a process failed · 130 interrupted.
@@ -133,7 +147,8 @@ def demo_command(
                     if url and what != "prometheus"
                 )
                 + f"demo: every process: {result.inventory.parent / 'demo.json'}\n"
-                f"demo: inventory {result.inventory}, generated files {result.out}"
+                + _alerting_summary(_live, result.inventory.parent / "demo.json")
+                + f"demo: inventory {result.inventory}, generated files {result.out}"
                 + (" (removed on exit; keep them with --workdir DIR)" if temp else "")
                 + "\n"
             )

@@ -6,7 +6,10 @@ endpoint, so the inventory passes flobs' own checks (unique addresses; in federa
 mode the local Prometheus listens on the host's address). Then: generate, start the
 simulators (threads), node_exporter, process-exporter (if installed) and a local
 Prometheus per host, the centre (Prometheus, or VictoriaMetrics in remote_write mode),
-wait for every host to arrive, and verify.
+wait for every host to arrive, and verify. When Alertmanager is installed the centre's
+alerts go to a real one (and, in remote_write mode, vmalert evaluates the central rules),
+whose only receiver is a webhook sink inside the demo: what it delivers is listed in
+demo.json.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import os
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,16 +34,23 @@ from flobs.artifacts.series import RPC_CALLS
 from flobs.errors import SystemFailure, UsageError
 from flobs.generate import generate
 from flobs.live import stores
-from flobs.live.processes import MissingTools, Supervisor, require
+from flobs.live.processes import PACKAGES, MissingTools, Supervisor, require
 from flobs.live.prometheus_api import PrometheusAPI, QueryFailed
 from flobs.live.signals import JaegerTraces, VictoriaLogsLogs
 from flobs.live.verify import VerifyReport, verify
+from flobs.live.webhook import WebhookSink
 from flobs.model import Endpoint, Fleet, Host
 from flobs.sim.host import SimulatedHost
 
 Mode = Literal["federation", "remote_write"]
 # Stopped last (senders first): the stores every host sends to.
-CENTRE_PROCESSES = ("prometheus-central", "victoria-metrics", "victoria-logs", "jaeger")
+CENTRE_PROCESSES = (
+    "prometheus-central",
+    "victoria-metrics",
+    "victoria-logs",
+    "jaeger",
+    "alertmanager",
+)
 # What the demo's log and trace path needs (`make tools` builds them).
 TELEMETRY_TOOLS = ("otelcol", "jaeger", "victoria-logs")
 Progress = Callable[[str], None]
@@ -48,6 +59,14 @@ FIRST_ADDRESS = "127.0.0.11"
 # Short intervals so data crosses the pipeline in seconds, not minutes.
 DEMO_INTERVAL = "1s"
 DEMO_FLUSH = "10s"  # Firecracker's is 60 s; shorter, so flush-to-flush change is visible
+# The demo's only Alertmanager receiver: the webhook sink the demo runs.
+DEMO_RECEIVER = "demo-webhook"
+# A process that goes away pages within seconds, not minutes. The other alerts keep their
+# defaults: the host-capacity ones read this machine's real node_exporter (a container's
+# unsynchronised clock is real, and would page every "host" at once).
+DEMO_ALERTS = {"host_down_for": "10s", "flintlockd_down_for": "10s", "agent_down_for": "10s"}
+# One notification per group, soon; nothing repeats while the demo runs.
+DEMO_GROUPING = {"group_wait": "1s", "group_interval": "5s", "repeat_interval": "24h"}
 
 
 class PortPool:
@@ -78,6 +97,7 @@ def demo_inventory(
     ports: PortPool | None = None,
     prometheus_version: str | None = None,
     telemetry: bool = False,
+    webhook: str | None = None,
 ) -> dict[str, Any]:
     """An inventory of ``hosts`` simulated hosts on loopback, every port free right now.
 
@@ -85,6 +105,8 @@ def demo_inventory(
     centre alike), so the files are written for the program that reads them.
     With ``telemetry`` each host's collector ships traces to a central Jaeger and
     flintlockd's logs to a central VictoriaLogs (the runnable, Apache-2.0 stores).
+    With ``webhook`` (a URL) the centre's alerts go to a generated Alertmanager on
+    loopback whose one receiver posts to it, with the demo's short timings.
     """
     if not 1 <= hosts <= MAX_HOSTS:
         raise UsageError(f"--hosts must be between 1 and {MAX_HOSTS}")
@@ -167,8 +189,21 @@ def demo_inventory(
             "prometheus": prometheus,
             **_stores(pool, telemetry),
             "grafana": {"url": "http://127.0.0.1:3000"},
+            **(_alerting(pool, webhook, mode) if webhook else {}),
         },
     }
+
+
+def _alerting(pool: PortPool, webhook: str, mode: Mode) -> dict[str, Any]:
+    local = "127.0.0.1"
+    am: dict[str, Any] = {
+        "listen": f"{local}:{pool.take(local)}",
+        "receivers": [{"name": DEMO_RECEIVER, "webhook": [{"url": webhook}]}],
+        **DEMO_GROUPING,
+    }
+    if mode == "remote_write":
+        am["vmalert_listen"] = f"{local}:{pool.take(local)}"
+    return {"alertmanager": am, "alerts": dict(DEMO_ALERTS)}
 
 
 def _stores(pool: PortPool, telemetry: bool) -> dict[str, Any]:
@@ -188,6 +223,24 @@ def _stores(pool: PortPool, telemetry: bool) -> dict[str, Any]:
             "query_url": f"http://{local}:{pool.take(local)}",
         },
     }
+
+
+def drop_agents_not_run(doc: dict[str, Any], *, otelcol: bool, process_exporter: bool) -> None:
+    """Turn off, in a demo inventory, the host agents this machine cannot run.
+
+    An agent the inventory declares is scraped; one that is not running is `up == 0`
+    and pages (OtelCollectorDown, HostExporterDown) on a fleet that is healthy. Without
+    the collector's logs pipeline the hosts ship logs with Promtail, which the demo never
+    runs (AGPL) and the inventory cannot turn off: its alert is left out instead.
+    """
+    for host in doc["hosts"]:
+        if not otelcol:
+            host["vars"]["otelcol"]["enabled"] = False
+        if not process_exporter:
+            host["vars"]["process_exporter"]["enabled"] = False
+    if not otelcol:
+        overrides = doc.setdefault("extensions", {}).setdefault("overrides", {})
+        overrides.setdefault("alerts", {})["LogShipperDown"] = {"disable": True}
 
 
 def write_inventory(doc: dict[str, Any], path: Path) -> None:
@@ -215,6 +268,9 @@ class LiveFleet:
     workdir: Path
     supervisor: Supervisor
     simulators: dict[str, SimulatedHost] = field(default_factory=dict)
+    # Where the demo's Alertmanager delivers (None: no alerting here, or not the demo's).
+    webhook: WebhookSink | None = None
+    _json_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def central_url(self) -> str:
@@ -292,10 +348,12 @@ class LiveFleet:
             "logs": roles.get("victoria-logs"),
             "traces": roles.get("jaeger"),
             "alertmanager": roles.get("alertmanager"),
+            "vmalert": roles.get("vmalert"),
         }
 
     def demo_json(self) -> dict[str, Any]:
-        """What `flobs demo --workdir DIR` writes to DIR/demo.json: every process."""
+        """What `flobs demo --workdir DIR` writes to DIR/demo.json: every process, and the
+        alerts the webhook sink received so far (one entry per alert per notification)."""
         processes: list[dict[str, Any]] = []
         for host, sim in self.simulators.items():
             endpoint = sim.host.vars.flintlockd.metrics_endpoint
@@ -318,11 +376,31 @@ class LiveFleet:
                     "log": str(child.log),
                 }
             )
-        return {"central": self.stores(), "processes": processes}
+        sink = self.webhook
+        if sink is not None:
+            processes.append(
+                {
+                    "role": "webhook",
+                    "host": None,
+                    "pid": os.getpid(),  # a thread of the demo, like the simulators
+                    "url": sink.url,
+                    "log": str(sink.log) if sink.log else None,
+                }
+            )
+        alerting = {
+            "alertmanager": self.stores()["alertmanager"],
+            "webhook": sink.url if sink else None,
+            "notifications": [d.to_json() for d in sink.received()] if sink else [],
+        }
+        return {"central": self.stores(), "alerting": alerting, "processes": processes}
 
     def write_demo_json(self) -> Path:
+        """(Re)write DIR/demo.json whole: readers never see half of it."""
         path = self.workdir / "demo.json"
-        path.write_text(json.dumps(self.demo_json(), indent=2) + "\n", encoding="utf-8")
+        with self._json_lock:  # the sink's thread rewrites it on every notification
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(json.dumps(self.demo_json(), indent=2) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
         return path
 
     def stop(self) -> None:
@@ -332,6 +410,8 @@ class LiveFleet:
             for sim in self.simulators.values():
                 sim.stop()
             self.simulators.clear()
+            if self.webhook is not None:
+                self.webhook.stop()
 
 
 def telemetry_tools_for(fleet: Fleet) -> tuple[str, ...]:
@@ -351,20 +431,44 @@ def telemetry_available() -> bool:
     return all(tools.find_all(name) for name in TELEMETRY_TOOLS)
 
 
+def alerting_tools_for(fleet: Fleet) -> tuple[str, ...]:
+    """Alertmanager for a generated config; vmalert wherever remote_write mode alerts."""
+    am = fleet.central.alertmanager
+    if am is None:
+        return ()
+    needed: tuple[str, ...] = ("alertmanager",) if am.generated else ()
+    if fleet.central.prometheus.mode == "remote_write":
+        needed += ("vmalert",)
+    return needed
+
+
+def alerting_tools(mode: Mode) -> tuple[str, ...]:
+    """What the demo's alerting needs in ``mode``."""
+    return ("alertmanager", "vmalert") if mode == "remote_write" else ("alertmanager",)
+
+
 def tools_for(mode: Mode) -> tuple[str, ...]:
     central = ("victoria-metrics",) if mode == "remote_write" else ()
     return ("prometheus", "prometheus-node-exporter", *central)
 
 
 def start_fleet(
-    inventory: Path, workdir: Path, *, seed: int = 1, progress: Progress | None = None
+    inventory: Path,
+    workdir: Path,
+    *,
+    seed: int = 1,
+    progress: Progress | None = None,
+    webhook: WebhookSink | None = None,
 ) -> LiveFleet:
-    """Generate OUT from ``inventory`` and start the whole fleet; the caller stops it."""
+    """Generate OUT from ``inventory`` and start the whole fleet; the caller stops it.
+
+    ``webhook``: a started sink the inventory's receiver posts to; the fleet stops it.
+    """
     say = progress or (lambda _msg: None)
     out = workdir / "out"
     fleet = generate(inventory, out).fleet
     mode: Mode = fleet.central.prometheus.mode
-    bins = require(*tools_for(mode), *telemetry_tools_for(fleet))
+    bins = require(*tools_for(mode), *telemetry_tools_for(fleet), *alerting_tools_for(fleet))
     bins["prometheus"] = prometheus_binary(fleet.central.prometheus.version)
     for host in fleet.hosts:
         if host.vars.local_prometheus.version != fleet.central.prometheus.version:
@@ -374,7 +478,9 @@ def start_fleet(
                 hint="give local_prometheus.version and central.prometheus.version one value",
             )
     optional = require_optional("prometheus-process-exporter")
-    live = LiveFleet(fleet, out, workdir, Supervisor(workdir / "logs" / "processes"))
+    live = LiveFleet(
+        fleet, out, workdir, Supervisor(workdir / "logs" / "processes"), webhook=webhook
+    )
     try:
         _start_all(live, bins, optional, seed, say)
     except BaseException:
@@ -419,6 +525,10 @@ class CentralProcess:
     ready: str  # polled until it answers 200
     expect: str | None = None
     after_hosts: bool = False  # a federating Prometheus starts once the hosts are up
+    # vmalert starts once every host's data is in the store: before that, the inventory's
+    # hosts are missing there, and a short `for:` pages FlobsHostsMissing at start-up.
+    after_data: bool = False
+    cwd: Path | None = None  # where it runs (vmalert's -rule paths are relative)
 
 
 def central_processes(
@@ -428,6 +538,9 @@ def central_processes(
     fleet, out, data = live.fleet, live.out, live.workdir / "data"
     c = fleet.central
     procs: list[CentralProcess] = []
+    if c.alertmanager is not None and c.alertmanager.generated:
+        # First: the centre's first notification must have somewhere to go.
+        procs.append(alertmanager_process(fleet, out, data / "alertmanager", bins["alertmanager"]))
     if c.logs.backend == "victorialogs":
         base = c.logs.query_url.rstrip("/")
         procs.append(
@@ -488,6 +601,8 @@ def central_processes(
                 expect="OK",
             )
         )
+        if c.alertmanager is not None:
+            procs.append(vmalert_process(fleet, out, bins["vmalert"]))
     else:
         procs.append(
             CentralProcess(
@@ -508,6 +623,48 @@ def central_processes(
     return procs
 
 
+def alertmanager_process(fleet: Fleet, out: Path, data: Path, binary: str) -> CentralProcess:
+    """The generated central/alertmanager.yml in a real Alertmanager, as its header says."""
+    am = fleet.central.alertmanager
+    assert am is not None
+    assert am.generated
+    url = am.urls[0].rstrip("/")
+    return CentralProcess(
+        "alertmanager",
+        "alertmanager",
+        [
+            binary,
+            f"--config.file={out / 'central' / 'alertmanager.yml'}",
+            f"--web.listen-address={am.listen}",
+            f"--storage.path={data}",
+            "--cluster.listen-address=",  # no gossip: it would bind 0.0.0.0:9094
+            "--log.level=warn",
+        ],
+        url,
+        f"{url}/-/ready",
+    )
+
+
+def vmalert_process(fleet: Fleet, out: Path, binary: str) -> CentralProcess:
+    """vmalert with exactly the flags flobs generated (central/vmalert.args), run from
+    central/ as that file's header says."""
+    lines = (out / "central" / "vmalert.args").read_text(encoding="utf-8").splitlines()
+    args = [line for line in lines if line and not line.startswith("#")]
+    am = fleet.central.alertmanager
+    assert am is not None
+    url = f"http://{am.vmalert_listen}"
+    return CentralProcess(
+        "vmalert",
+        "vmalert",
+        [binary, *args, "-loggerLevel=WARN"],
+        url,
+        f"{url}/health",
+        expect="OK",
+        after_data=True,
+        cwd=out / "central",
+    )
+
+
 def _endpoint_of(url: str) -> Endpoint:
     netloc = url.split("://", 1)[1].split("/", 1)[0]
     host, _, port = netloc.rpartition(":")
@@ -516,7 +673,7 @@ def _endpoint_of(url: str) -> Endpoint:
 
 def _start_central(live: LiveFleet, proc: CentralProcess, say: Progress) -> None:
     say(f"starting {proc.role} on {proc.url}")
-    live.supervisor.start(proc.name, proc.argv, role=proc.role, url=proc.url)
+    live.supervisor.start(proc.name, proc.argv, role=proc.role, url=proc.url, cwd=proc.cwd)
     live.supervisor.wait_ready(proc.name, proc.ready, expect=proc.expect)
 
 
@@ -526,7 +683,7 @@ def _start_all(
     fleet, out, data, sup = live.fleet, live.out, live.workdir / "data", live.supervisor
     central = central_processes(live, bins)
     for proc in central:
-        if not proc.after_hosts:
+        if not (proc.after_hosts or proc.after_data):
             _start_central(live, proc, say)
     collectors = [h for h in fleet.hosts if h.vars.otelcol.enabled and "otelcol" in bins]
     for host in collectors:
@@ -600,6 +757,16 @@ def _start_all(
     for proc in central:
         if proc.after_hosts:
             _start_central(live, proc, say)
+    later = [proc for proc in central if proc.after_data]
+    if later:
+        report = live.wait_for_hosts(timeout=90.0, progress=say)
+        if not report.ok:
+            missing = ", ".join(h.name for h in report.failed_hosts)
+            raise SystemFailure(
+                f"hosts never reached the centre, so {later[0].role} was not started: {missing}"
+            )
+    for proc in later:
+        _start_central(live, proc, say)
 
 
 def _local_ready(fleet: Fleet, host: Host) -> dict[str, Any]:
@@ -696,18 +863,37 @@ def run_demo(
     if not telemetry:
         missing = [n for n in TELEMETRY_TOOLS if not tools.find_all(n)]
         say(f"logs and traces off: {', '.join(missing)} not installed (`make tools` builds them)")
+    missing = [n for n in alerting_tools(mode) if not tools.find_all(n)]
+    if missing:
+        packages = " ".join(sorted({PACKAGES.get(n, n) for n in missing}))
+        say(f"alerts off: {', '.join(missing)} not installed (apt-get install {packages})")
+    sink = None if missing else WebhookSink(log=workdir / "logs" / "webhook.jsonl").start()
     inventory = workdir / "inventory.yaml"
-    doc = demo_inventory(
-        hosts,
-        workdir,
-        mode=mode,
-        prometheus_version=newest_prometheus_version(),
-        telemetry=telemetry,
-    )
-    write_inventory(doc, inventory)
     started = time.monotonic()
-    live = start_fleet(inventory, workdir, seed=seed, progress=progress)
     try:
+        doc = demo_inventory(
+            hosts,
+            workdir,
+            mode=mode,
+            prometheus_version=newest_prometheus_version(),
+            telemetry=telemetry,
+            webhook=sink.url if sink else None,
+        )
+        drop_agents_not_run(
+            doc,
+            otelcol=telemetry,
+            process_exporter=bool(tools.find_all("prometheus-process-exporter")),
+        )
+        write_inventory(doc, inventory)
+        live = start_fleet(inventory, workdir, seed=seed, progress=progress, webhook=sink)
+    except BaseException:
+        if sink is not None:
+            sink.stop()
+        raise
+    try:
+        if sink is not None:
+            # demo.json follows the notifications as they arrive.
+            sink.on_delivery = live.write_demo_json
         live.write_demo_json()
         live.wait_for_hosts(timeout=timeout, progress=progress)
         # Rates over the 1m Grafana interval need two samples at the centre.

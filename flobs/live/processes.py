@@ -29,6 +29,8 @@ PACKAGES = {
     "prometheus-node-exporter": "prometheus-node-exporter",
     "prometheus-process-exporter": "prometheus-process-exporter",
     "victoria-metrics": "victoria-metrics",
+    "vmalert": "victoria-metrics",
+    "alertmanager": "prometheus-alertmanager",
 }
 
 

@@ -21,15 +21,10 @@ from flobs.artifacts.central_rules import remote_write_silence
 from flobs.generate import generate
 from flobs.live.demo import demo_inventory, write_inventory
 from flobs.live.processes import Supervisor
+from flobs.live.webhook import WebhookSink
 from flobs.promtime import seconds
-from tests.conftest import free_port
-from tests.e2e.alerting import (
-    Notification,
-    alertmanager_inventory,
-    start_alertmanager,
-    start_vmalert,
-    webhook_sink,
-)
+from tests.conftest import free_port, require_tool
+from tests.e2e.alerting import alertmanager_inventory, delivered, start_alertmanager
 from tests.e2e.fleet import FleetFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tools]
@@ -54,7 +49,7 @@ def _states(url: str) -> dict[tuple[str, str], tuple[str, list[str]]]:
 
 
 def test_inhibition_in_a_real_alertmanager(tmp_path: Path) -> None:
-    with webhook_sink() as sink:
+    with WebhookSink() as sink:
         doc = demo_inventory(3, tmp_path, cluster="inh")
         doc["central"].update(alertmanager_inventory(sink, free_port()))
         write_inventory(doc, tmp_path / "inventory.yaml")
@@ -84,8 +79,8 @@ def test_inhibition_in_a_real_alertmanager(tmp_path: Path) -> None:
                 ("FlobsHostsMissing", ""): ("active", []),
             }
             # Delivered: exactly the inhibition-approved set, once each.
-            got = sink.wait_for(lambda n: len(_delivered(n)) >= 3, timeout=30)
-            assert _delivered(got) == [
+            got = sink.wait_for(lambda n: len(delivered(n)) >= 3, timeout=30)
+            assert delivered(got) == [
                 ("firing", "FlintlockdDown", "inh-1"),
                 ("firing", "FlobsHostDown", "inh-2"),
                 ("firing", "FlobsHostsMissing", ""),
@@ -104,29 +99,25 @@ def test_inhibition_in_a_real_alertmanager(tmp_path: Path) -> None:
             }
 
 
-def _delivered(notifications: list[Notification]) -> list[tuple[str, str, str]]:
-    """Distinct (status, alertname, host) over every notification, sorted."""
-    return sorted({a for n in notifications for a in n.alerts()})
-
-
 HOST_DOWN_FOR = "10s"
 
 
 @pytest.mark.parametrize("mode", ["federation", "remote_write"])
 def test_one_host_dies_and_its_host_down_is_delivered(
-    fleet_factory: FleetFactory, mode: str, tmp_path: Path
+    fleet_factory: FleetFactory, mode: str
 ) -> None:
-    with webhook_sink() as sink:
+    require_tool("alertmanager")
+    if mode == "remote_write":
+        require_tool("vmalert")
+    with WebhookSink() as sink:
         central: dict[str, Any] = alertmanager_inventory(
             sink,
             free_port(),
             vmalert_port=free_port() if mode == "remote_write" else None,
             host_down_for=HOST_DOWN_FOR,
         )
+        # The fleet starts its Alertmanager (and vmalert) from the inventory.
         live = fleet_factory(3, mode=mode, central=central)
-        start_alertmanager(live.supervisor, live.fleet, live.out, tmp_path / "am")
-        if mode == "remote_write":
-            start_vmalert(live.supervisor, live.out)
         p = live.fleet.central.prometheus
         evaluation = seconds(p.evaluation_interval)
 
@@ -135,7 +126,7 @@ def test_one_host_dies_and_its_host_down_is_delivered(
         with live.api() as api:
             firing = api.query('ALERTS{alertstate="firing"}')
         assert firing == [], firing
-        assert sink.notifications == []
+        assert sink.received() == []
 
         # One host dies: its local Prometheus and exporters stop.
         victim = "e2e-2"
@@ -148,13 +139,13 @@ def test_one_host_dies_and_its_host_down_is_delivered(
         silence = remote_write_silence(live.fleet)
         detect = seconds(p.scrape_interval) if mode == "federation" else seconds(silence)
         budget = detect + seconds(HOST_DOWN_FOR) + 1 + evaluation
-        got = sink.wait_for(lambda n: bool(_delivered(n)), timeout=budget + 60)
+        got = sink.wait_for(bool, timeout=budget + 60)
         assert got, f"nothing delivered in {budget + 60:.0f} s"
-        took = got[0].received - died
-        assert _delivered(got) == [("firing", "FlobsHostDown", victim)]
+        took = got[0].monotonic - died
+        assert delivered(got) == [("firing", "FlobsHostDown", victim)]
         assert took <= budget + 15, f"FlobsHostDown took {took:.1f} s, budget {budget:.1f} s"
         print(f"{mode}: FlobsHostDown delivered {took:.1f} s after the host died")
-        labels = got[0].body["alerts"][0]["labels"]
+        labels = got[0].labels
         assert (labels["cluster"], labels["host"], labels["severity"]) == (
             "e2e",
             victim,
@@ -162,6 +153,4 @@ def test_one_host_dies_and_its_host_down_is_delivered(
         )
         # Delivered once: the next group_interval repeats nothing (repeat_interval 1h).
         time.sleep(5)
-        assert [a for n in sink.notifications for a in n.alerts()] == [
-            ("firing", "FlobsHostDown", victim)
-        ]
+        assert [d.key() for d in sink.received()] == [("firing", "FlobsHostDown", victim)]
