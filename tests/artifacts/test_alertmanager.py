@@ -154,6 +154,31 @@ def test_inhibition_follows_from_the_alert_set(example: Fleet) -> None:
     assert "FlobsHostDown" in cluster["target_matchers"][0]
     # Alerts without a host are never muted by a host being down.
     assert "FlobsHostsMissing" not in host_down["target_matchers"][0]
+    assert [r for r in rules if "FlobsHostsMissing" in r["target_matchers"][0]] == []
+
+
+def test_remote_write_host_down_mutes_hosts_missing_of_its_cluster(tmp_path: Path) -> None:
+    fleet = fleet_from(
+        tmp_path,
+        {
+            "prometheus": {
+                "mode": "remote_write",
+                "url": "http://vm.example.internal:8428",
+                "remote_write": {"url": "http://vm.example.internal:8428/api/v1/write"},
+            },
+            "alertmanager": {"receivers": [{"name": "r"}]},
+        },
+    )
+    rules = alertmanager.config(fleet)["inhibit_rules"]
+    federation = inhibit_rules(alerts(fleet), "federation")
+    # One rule more than federation has, last: a dead host's `up` leaves the store's
+    # lookback and the reporting count drops, which must not page a second time.
+    assert rules[:-1] == federation
+    assert rules[-1] == {
+        "source_matchers": ['alertname="FlobsHostDown"'],
+        "target_matchers": ['alertname=~"FlobsHostsMissing"'],
+        "equal": ["cluster"],
+    }
 
 
 def test_every_routing_test_passes_amtool(example: Fleet, tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from flobs.artifacts.central_rules import remote_write_silence
 from flobs.generate import generate
 from flobs.live.demo import demo_inventory, write_inventory
 from flobs.live.processes import Supervisor
-from flobs.live.webhook import WebhookSink
+from flobs.live.webhook import Delivery, WebhookSink
 from flobs.promtime import seconds
 from tests.conftest import free_port, require_tool
 from tests.e2e.alerting import alertmanager_inventory, delivered, start_alertmanager
@@ -97,6 +97,37 @@ def test_inhibition_in_a_real_alertmanager(tmp_path: Path) -> None:
                 ("FlintlockdDown", "inh-1"): ("suppressed", ["FlobsClusterDown"]),
                 ("FlobsHostsMissing", ""): ("active", []),
             }
+
+
+def _names(got: list[Delivery]) -> set[tuple[str, str]]:
+    return {(d.alertname, d.host or "") for d in got}
+
+
+def test_remote_write_host_down_mutes_hosts_missing_in_a_real_alertmanager(
+    tmp_path: Path,
+) -> None:
+    with WebhookSink() as sink:
+        doc = demo_inventory(3, tmp_path, cluster="rw", mode="remote_write")
+        doc["central"].update(alertmanager_inventory(sink, free_port(), vmalert_port=free_port()))
+        write_inventory(doc, tmp_path / "inventory.yaml")
+        fleet = generate(tmp_path / "inventory.yaml", tmp_path / "out").fleet
+        with Supervisor(tmp_path / "logs") as sup:
+            url = start_alertmanager(sup, fleet, tmp_path / "out", tmp_path / "am")
+            host_down = {"alertname": "FlobsHostDown", "cluster": "rw", "severity": "critical"}
+            missing = {"alertname": "FlobsHostsMissing", "cluster": "rw", "severity": "critical"}
+            _post(url, host_down | {"host": "rw-2"}, missing)
+            assert _states(url) == {
+                ("FlobsHostDown", "rw-2"): ("active", []),
+                ("FlobsHostsMissing", ""): ("suppressed", ["FlobsHostDown"]),
+            }
+            # A barrier instead of a sleep: a later group (same group_wait) flushes after
+            # the FlobsHostsMissing group would have.
+            _post(url, {"alertname": "FlintlockdDown", "cluster": "rw", "host": "rw-1"})
+            got = sink.wait_for(lambda d: ("FlintlockdDown", "rw-1") in _names(d), timeout=60)
+            assert delivered(got) == [
+                ("firing", "FlintlockdDown", "rw-1"),
+                ("firing", "FlobsHostDown", "rw-2"),
+            ]
 
 
 HOST_DOWN_FOR = "10s"
