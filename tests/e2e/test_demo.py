@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.conftest import require_tool
 from tests.helpers import run_flobs
@@ -129,3 +130,27 @@ def test_demo_reports_every_host_and_stops_everything_on_ctrl_c(tmp_path: Path) 
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{central}/-/ready", timeout=2)
     assert _processes_mentioning(str(workdir)) == []
+
+
+@pytest.mark.e2e
+@pytest.mark.tools
+def test_without_alertmanager_the_demo_runs_and_says_alerts_are_off(tmp_path: Path) -> None:
+    # Only what the federation demo needs on PATH: no Alertmanager, no `make tools`.
+    bin_dir = Path(_python_only_path(tmp_path))
+    for name in ("prometheus", "prometheus-node-exporter"):
+        (bin_dir / name).symlink_to(require_tool(name))
+    workdir = tmp_path / "demo"
+    env = {"PATH": str(bin_dir), "FLOBS_TOOLS_PATH": ""}
+    r = run_flobs("demo", "--hosts", "1", "--workdir", workdir, env=env, timeout=240)
+    assert r.code == 0, r.stderr
+    assert (
+        "demo: alerts off: alertmanager not installed (apt-get install prometheus-alertmanager)\n"
+        in r.stderr
+    )
+    assert "demo: alerts:" not in r.stdout
+    demo = json.loads((workdir / "demo.json").read_text(encoding="utf-8"))
+    assert demo["alerting"] == {"alertmanager": None, "webhook": None, "notifications": []}
+    assert demo["central"]["alertmanager"] is None
+    assert "webhook" not in [p["role"] for p in demo["processes"]]
+    inventory = yaml.safe_load((workdir / "inventory.yaml").read_text(encoding="utf-8"))
+    assert "alertmanager" not in inventory["central"]
