@@ -90,7 +90,8 @@ def demo_command(
     real Alertmanager, delivered to a webhook inside the demo and listed in demo.json.
     Everything listens on 127.0.0.0/8 and is stopped on exit and Ctrl-C.
 
-    Exit codes: 0 every host verified · 1 a host or query failed verification ·
+    Exit codes: 0 every host verified · 1 a host or query failed verification, or a
+    host's recording rule fails ·
     2 bad usage · 3 a binary is missing or a process failed · 130 interrupted.
     """
     chosen: Mode = "remote_write" if mode is DemoMode.remote_write else "federation"
@@ -160,7 +161,7 @@ def demo_command(
                 out_console.file.flush()
                 while not stop.wait(0.5):
                     pass
-            if not report.ok:
+            if not report.ok or result.local_rule_failures:
                 raise typer.Exit(int(ExitCode.FINDINGS))
     finally:
         signal.signal(signal.SIGTERM, previous)

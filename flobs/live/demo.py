@@ -29,11 +29,12 @@ from typing import Any, Literal
 
 import httpx
 
-from flobs import httpio, tools, versions, yamlio
+from flobs import tools, versions, yamlio
 from flobs.artifacts.series import RPC_CALLS
-from flobs.errors import SystemFailure, UsageError
+from flobs.errors import FlobsError, SystemFailure, UsageError
 from flobs.generate import generate
 from flobs.live import stores
+from flobs.live.federation import federation_access
 from flobs.live.processes import PACKAGES, MissingTools, Supervisor, require
 from flobs.live.prometheus_api import PrometheusAPI, QueryFailed
 from flobs.live.signals import JaegerTraces, VictoriaLogsLogs
@@ -323,11 +324,13 @@ class LiveFleet:
         looks like "no data". Here the local servers are at hand, so ask them.
         """
         failures = []
+        access = federation_access(self.fleet, why="the demo")  # TLS and the user, if set
         for host in self.fleet.hosts:
-            url = f"http://{host.vars.local_prometheus.listen}/api/v1/rules"
             try:
-                groups = json.loads(httpio.get(url, timeout=5).content)["data"]["groups"]
-            except (httpx.HTTPError, ValueError, KeyError, TypeError) as err:
+                with access.client(host, timeout=5) as local:
+                    groups = local.get_json("/api/v1/rules")["data"]["groups"]
+            except (FlobsError, KeyError, TypeError) as err:
+                url = f"{access.url(host)}/api/v1/rules"
                 failures.append(LocalRuleFailure(host.name, "(all)", f"{url}: {err}"))
                 continue
             for group in groups:

@@ -73,7 +73,7 @@ def test_demo_reports_every_host_and_stops_everything_on_ctrl_c(tmp_path: Path) 
     )
     assert proc.stdout is not None
     lines: list[str] = []
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 240  # the demo bounds its own waits; this only stops a hang
     try:
         for line in proc.stdout:
             lines.append(line)
@@ -124,7 +124,7 @@ def test_demo_reports_every_host_and_stops_everything_on_ctrl_c(tmp_path: Path) 
             )
     finally:
         proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        _, err = proc.communicate(timeout=90)
     assert proc.returncode == 130, err
     # Every process the demo started is gone: the centre no longer answers.
     with pytest.raises(httpx.TransportError):
