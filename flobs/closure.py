@@ -92,53 +92,73 @@ def _strip_comments(data: bytes) -> bytes:
     return b"\n".join(lines[n:])
 
 
-class _Host:
+def config_facts(doc: Any) -> dict[str, list[str]]:
+    """What one host's prometheus.yml gives the closure: its scrape job names and the
+    remote_write keep regexes (JSON data, so validate can cache it per file)."""
+    jobs: list[str] = []
+    keep: list[str] = []
+    for job in _seq(_get(doc, "scrape_configs")):
+        if isinstance(_get(job, "job_name"), str):
+            jobs.append(job["job_name"])
+    for rw in _seq(_get(doc, "remote_write")):
+        for relabel in _seq(_get(rw, "write_relabel_configs")):
+            if _get(relabel, "action") == "keep" and relabel.get("source_labels") == ["__name__"]:
+                keep.append(str(relabel.get("regex", "(.*)")))
+    return {"jobs": jobs, "keep": keep}
+
+
+def rules_facts(doc: Any) -> dict[str, list[str]]:
+    """What one host rules file gives the closure: the names it records."""
+    return {
+        "records": [
+            rule["record"]
+            for group in _seq(_get(doc, "groups"))
+            for rule in _seq(_get(group, "rules"))
+            if isinstance(_get(rule, "record"), str)
+        ]
+    }
+
+
+class HostSide:
     """What the hosts produce and let through, merged over every host file."""
 
     def __init__(self) -> None:
         self.records: set[str] = set()
         self.jobs: set[str] = set()
         self.keep_regexes: set[str] = set()
-        self._seen: set[bytes] = set()
 
-    def add_rules(self, path: str, data: bytes) -> None:
-        body = _strip_comments(data)
-        if body in self._seen:
-            return
-        self._seen.add(body)
-        doc = _load(path, body)
-        for group in _seq(_get(doc, "groups")):
-            for rule in _seq(_get(group, "rules")):
-                if isinstance(_get(rule, "record"), str):
-                    self.records.add(rule["record"])
-
-    def add_config(self, path: str, data: bytes) -> None:
-        body = _strip_comments(data)
-        if body in self._seen:
-            return
-        self._seen.add(body)
-        doc = _load(path, body)
-        for job in _seq(_get(doc, "scrape_configs")):
-            if isinstance(_get(job, "job_name"), str):
-                self.jobs.add(job["job_name"])
-        for rw in _seq(_get(doc, "remote_write")):
-            for relabel in _seq(_get(rw, "write_relabel_configs")):
-                if _get(relabel, "action") == "keep" and relabel.get("source_labels") == [
-                    "__name__"
-                ]:
-                    self.keep_regexes.add(str(relabel.get("regex", "(.*)")))
+    def add(self, facts: dict[str, list[str]]) -> None:
+        self.records.update(facts.get("records", ()))
+        self.jobs.update(facts.get("jobs", ()))
+        self.keep_regexes.update(facts.get("keep", ()))
 
 
-def _hosts(tree: Mapping[str, bytes]) -> _Host:
-    hosts = _Host()
+def _hosts(tree: Mapping[str, bytes]) -> HostSide:
+    """The hosts' facts from their files; each distinct body (after the header comment,
+    where hosts' files differ most) parsed once."""
+    hosts = HostSide()
+    seen: set[bytes] = set()
     for path in sorted(tree):
-        parts = path.split("/")
-        if parts[0] == "hosts" and len(parts) >= 3:
-            if parts[2] == "prometheus.yml":
-                hosts.add_config(path, tree[path])
-            elif parts[2] == "rules" and path.endswith((".yml", ".yaml")):
-                hosts.add_rules(path, tree[path])
+        if is_host_config(path) or is_host_rules(path):
+            body = _strip_comments(tree[path])
+            if body not in seen:
+                seen.add(body)
+                doc = _load(path, body)
+                hosts.add(config_facts(doc) if is_host_config(path) else rules_facts(doc))
     return hosts
+
+
+def _central_config(tree: Mapping[str, bytes]) -> Any:
+    data = tree.get(CENTRAL_CONFIG)
+    return _load(CENTRAL_CONFIG, data) if data is not None else None
+
+
+def _manifest(tree: Mapping[str, bytes]) -> Any:
+    data = tree.get(MANIFEST)
+    try:
+        return yamlio.load_json(data.decode("utf-8")) if data is not None else None
+    except (ValueError, yamlio.YamlSyntaxError):
+        return None  # file-parses reports it
 
 
 def _produced_by(jobs: set[str], metric: str, extra: Mapping[str, list[str]] | None = None) -> bool:
@@ -148,15 +168,8 @@ def _produced_by(jobs: set[str], metric: str, extra: Mapping[str, list[str]] | N
     return any(re.fullmatch(pattern, metric) for job in jobs for pattern in produces.get(job, ()))
 
 
-def _extra_jobs(tree: Mapping[str, bytes]) -> dict[str, list[str]]:
+def _extra_jobs(doc: Any) -> dict[str, list[str]]:
     """What the inventory's extra scrape jobs send to the centre (manifest ``extra_jobs``)."""
-    data = tree.get(MANIFEST)
-    if data is None:
-        return {}
-    try:
-        doc = yamlio.load_json(data.decode("utf-8"))
-    except (ValueError, yamlio.YamlSyntaxError):
-        return {}  # file-parses reports it
     jobs = doc.get("extra_jobs") if isinstance(doc, dict) else None
     if not isinstance(jobs, dict):
         return {}
@@ -165,12 +178,8 @@ def _extra_jobs(tree: Mapping[str, bytes]) -> dict[str, list[str]]:
     }
 
 
-def _federation_selectors(tree: Mapping[str, bytes]) -> list[str]:
+def _federation_selectors(doc: Any) -> list[str]:
     """The ``match[]`` selectors of the central federate job (none in remote_write mode)."""
-    data = tree.get(CENTRAL_CONFIG)
-    if data is None:
-        return []
-    doc = _load(CENTRAL_CONFIG, data)
     selectors: list[str] = []
     for job in _seq(_get(doc, "scrape_configs")):
         if _get(job, "metrics_path") == "/federate":
@@ -196,10 +205,9 @@ def _named_on_the_wire(selectors: list[str], keep_regexes: set[str]) -> set[str]
     return names
 
 
-def _central_jobs(tree: Mapping[str, bytes]) -> set[str]:
+def _central_jobs(doc: Any) -> set[str]:
     """Job names the central Prometheus scrapes itself (their series need no federation)."""
-    data = tree.get(CENTRAL_CONFIG)
-    doc = (_load(CENTRAL_CONFIG, data) or {}) if data is not None else {}
+    doc = doc or {}
     jobs = doc.get("scrape_configs") or [] if isinstance(doc, dict) else []
     return {str(j.get("job_name")) for j in jobs if isinstance(j, dict) and j.get("job_name")}
 
@@ -256,14 +264,41 @@ def _dashboard_uses(path: str, doc: Any) -> Iterator[Use]:
                 yield from _expr_uses(path, f"panel {panel.get('title')!r}", str(target["expr"]))
 
 
+def is_host_config(path: str) -> bool:
+    parts = path.split("/")
+    return len(parts) == 3 and parts[0] == "hosts" and parts[2] == "prometheus.yml"
+
+
+def is_host_rules(path: str) -> bool:
+    parts = path.split("/")
+    return (len(parts) >= 4 and parts[0] == "hosts" and parts[2] == "rules") and path.endswith(
+        (".yml", ".yaml")
+    )
+
+
+def is_central_rules(path: str) -> bool:
+    return path.startswith("central/rules/") and path.endswith((".yml", ".yaml"))
+
+
+def is_dashboard(path: str) -> bool:
+    return path.startswith("grafana/dashboards/") and path.endswith(".json")
+
+
 def uses(tree: Mapping[str, bytes]) -> list[Use]:
     """Every metric name the central rules and dashboards read."""
+    return uses_of(
+        {p: _load(p, tree[p]) for p in sorted(tree) if is_central_rules(p) or is_dashboard(p)}
+    )
+
+
+def uses_of(docs: Mapping[str, Any]) -> list[Use]:
+    """Every metric name the given central rules files and dashboards (parsed) read."""
     found: list[Use] = []
-    for path in sorted(tree):
-        if path.startswith("central/rules/") and path.endswith((".yml", ".yaml")):
-            found.extend(_rule_uses(path, _load(path, tree[path])))
-        elif path.startswith("grafana/dashboards/") and path.endswith(".json"):
-            found.extend(_dashboard_uses(path, _load(path, tree[path])))
+    for path in sorted(docs):
+        if is_central_rules(path):
+            found.extend(_rule_uses(path, docs[path]))
+        elif is_dashboard(path):
+            found.extend(_dashboard_uses(path, docs[path]))
     return found
 
 
@@ -271,32 +306,42 @@ def closure_gaps(tree: Mapping[str, bytes]) -> list[Gap]:
     """Metric names read at the centre that are not produced on hosts or not federated.
 
     ``tree`` maps OUT-relative posix paths to file contents (``render_tree`` output or
-    the files of an OUT directory).
+    the files of an OUT directory). Raises ``ValueError``/``YamlSyntaxError`` for a file
+    that does not parse.
     """
     hosts = _hosts(tree)
+    central = {
+        path: _load(path, tree[path])
+        for path in sorted(tree)
+        if is_central_rules(path) or is_dashboard(path)
+    }
+    return gaps(hosts, central, _central_config(tree), _manifest(tree))
+
+
+def gaps(
+    hosts: HostSide, central: Mapping[str, Any], central_config: Any, manifest: Any
+) -> list[Gap]:
+    """The closure from parsed inputs: the hosts' merged facts, the central rules files
+    and dashboards (path → document), the central prometheus.yml and manifest.json."""
     central_records: set[str] = set()
-    for path in sorted(tree):
-        if path.startswith("central/rules/") and path.endswith((".yml", ".yaml")):
-            doc = _load(path, tree[path])
-            for group in _seq(_get(doc, "groups")):
-                for rule in _seq(_get(group, "rules")):
-                    if isinstance(_get(rule, "record"), str):
-                        central_records.add(rule["record"])
-    selectors = _federation_selectors(tree)
-    central_jobs = _central_jobs(tree)
+    for path, doc in central.items():
+        if is_central_rules(path):
+            central_records.update(rules_facts(doc)["records"])
+    selectors = _federation_selectors(central_config)
+    central_jobs = _central_jobs(central_config)
 
     def federated(metric: str) -> bool:
         if any(selector_matches(s, metric) for s in selectors):
             return True
         return any(_fullmatch(rx, metric) for rx in hosts.keep_regexes)
 
-    extra = _extra_jobs(tree)
+    extra = _extra_jobs(manifest)
 
     def produced(metric: str) -> bool:
         return metric in hosts.records or _produced_by(hosts.jobs, metric, extra)
 
-    gaps: set[Gap] = set()
-    for use in uses(tree):
+    found: set[Gap] = set()
+    for use in uses_of(central):
         if use.metric in central_records:
             continue  # recorded at the centre; its own inputs are uses too
         if any(
@@ -306,10 +351,10 @@ def closure_gaps(tree: Mapping[str, bytes]) -> list[Gap]:
         ):
             continue  # scraped by the centre itself (series.CENTRAL_JOB_PRODUCES)
         if not produced(use.metric):
-            gaps.add(Gap(use.file, use.metric, "not produced", use.where))
+            found.add(Gap(use.file, use.metric, "not produced", use.where))
         if not federated(use.metric):
-            gaps.add(Gap(use.file, use.metric, "not federated", use.where))
-    return sorted(gaps)
+            found.add(Gap(use.file, use.metric, "not federated", use.where))
+    return sorted(found)
 
 
 def unread(tree: Mapping[str, bytes]) -> list[str]:
@@ -320,8 +365,8 @@ def unread(tree: Mapping[str, bytes]) -> list[str]:
     each must also cross the wire and be produced by some host.
     """
     hosts = _hosts(tree)
-    selectors = _federation_selectors(tree)
-    extra = _extra_jobs(tree)
+    selectors = _federation_selectors(_central_config(tree))
+    extra = _extra_jobs(_manifest(tree))
     candidates = hosts.records | {
         name
         for name in _named_on_the_wire(selectors, hosts.keep_regexes)

@@ -11,20 +11,41 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import hashlib
 import inspect
+import json
+import multiprocessing
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flobs.checks import Check, CheckContext, ToolMode, all_checks
+from flobs import tools as toolbox
+from flobs.checks import Check, CheckContext, FactSource, FileCheck, ToolMode, all_checks
 from flobs.checks import kinds as k
 from flobs.checks.tools import tools_needed
 from flobs.errors import FlobsError, SystemFailure, ToolFailure, UsageError
 from flobs.inventory import load_fleet
+from flobs.model import Fleet
 from flobs.problems import Problem, Severity
 from flobs.tools import find_tool
+from flobs.validate_cache import (
+    CacheStats,
+    ResultCache,
+    code_digest,
+    decode_problems,
+    default_cache_dir,
+    encode_problems,
+    is_inside,
+    schemas_digest,
+)
+
+# Below this many files under hosts/ the per-file pass runs in this process: starting
+# workers and sending them the work costs more than a second core saves.
+POOL_MIN_FILES = 3000
 
 
 @dataclass(frozen=True)
@@ -57,6 +78,10 @@ class ValidateResult:
     # Findings dropped by `validation.ignore` or a `# flobs: disable=…` comment; counted
     # in every report so nothing is hidden silently.
     suppressed: int = 0
+    # What the result cache did (None with --no-cache); not part of any report, so a
+    # cached and an uncached run report the same.
+    cache: CacheStats | None = None
+    workers: int = 1  # processes of the per-file pass
 
     @property
     def errors(self) -> int:
@@ -69,6 +94,18 @@ class ValidateResult:
     @property
     def failed(self) -> bool:
         return self.errors > 0 or (self.strict and self.warnings > 0)
+
+
+def stats_line(result: ValidateResult) -> str:
+    """``flobs validate --stats``: what the per-file pass and the cache did, exactly."""
+    where = f"{result.files} files, {result.workers} process{'es' if result.workers > 1 else ''}"
+    c = result.cache
+    if c is None:
+        return f"stats: {where}; cache off (--no-cache)"
+    return (
+        f"stats: {where}; cache: {c.hits} results reused, {c.misses} computed, "
+        f"{c.ignored} entries ignored; pack {c.pack}{', written' if c.written else ''}"
+    )
 
 
 def check_files(cls: type[Check], ctx: CheckContext) -> tuple[str, ...]:
@@ -96,16 +133,26 @@ def validate(
     strict: bool = False,
     disable: tuple[str, ...] = (),
     enable: tuple[str, ...] = (),
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
 ) -> ValidateResult:
     """Check the tree in ``out``; with ``inventory``, the checks that compare with it too.
 
-    Raises ``UsageError`` when ``out`` is not a directory, ``InputError`` for a bad
-    inventory, ``ToolFailure`` when ``tools == "require"`` and a needed tool is missing
-    or when a tool crashes.
+    Per-file results are kept in ``cache_dir`` (default ``$XDG_CACHE_HOME/flobs``) and
+    reused for files whose bytes did not change, unless ``use_cache`` is false.
+
+    Raises ``UsageError`` when ``out`` is not a directory or ``cache_dir`` is inside it,
+    ``InputError`` for a bad inventory, ``ToolFailure`` when ``tools == "require"`` and a
+    needed tool is missing or when a tool crashes.
     """
     if not out.is_dir():
         raise UsageError(
             f"{out} is not a directory", hint="pass the OUT directory `flobs generate -o OUT` wrote"
+        )
+    if use_cache and cache_dir is not None and is_inside(cache_dir, out):
+        raise UsageError(
+            f"--cache-dir {cache_dir} is inside OUT ({out})",
+            hint="OUT holds only generated files; keep the cache elsewhere, or pass --no-cache",
         )
     fleet = load_fleet(inventory).fleet if inventory is not None else None
     ctx = CheckContext(out=out, fleet=fleet, tools=tools)
@@ -130,9 +177,22 @@ def validate(
             ctx.notes.append(
                 f"without -i INVENTORY these checks were skipped: {', '.join(skipped)}"
             )
+    if use_cache:
+        directory = cache_dir if cache_dir is not None else default_cache_dir()
+        if is_inside(directory, out):
+            ctx.notes.append(f"the cache directory {directory} is inside OUT: not used")
+        else:
+            ctx.cache = ResultCache.open(directory, out, _contexts(checks, fleet))
     found: set[Problem] = set()
     with _collector_paused():
-        ran = _run_all(ctx, checks, found)
+        ran, workers = _run_all(ctx, checks, found)
+    if ctx.cache is not None:
+        stats = ctx.cache.stats
+        if stats.misses or stats.ignored or stats.pack != "loaded":
+            try:
+                ctx.cache.save(set(ctx.files))
+            except OSError as err:
+                ctx.notes.append(f"the validate cache was not written ({ctx.cache.path}: {err})")
     kept = [p for p in found if not settings.suppresses(p, ctx)]
     problems = sorted(kept, key=_order)
     return ValidateResult(
@@ -144,6 +204,8 @@ def validate(
         strict,
         tuple(disabled),
         len(found) - len(kept),
+        ctx.cache.stats if ctx.cache is not None else None,
+        workers,
     )
 
 
@@ -261,25 +323,225 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _run_all(ctx: CheckContext, checks: list[type[Check]], found: set[Problem]) -> list[CheckRun]:
+def _run_all(
+    ctx: CheckContext, checks: list[type[Check]], found: set[Problem]
+) -> tuple[list[CheckRun], int]:
     ran: list[CheckRun] = []
+    runnable: list[type[Check]] = []
     for cls in checks:
         files = check_files(cls, ctx)
         reason = skip_reason(cls, ctx, files)
         if reason is not None:
             ran.append(CheckRun(cls.ID, cls.TITLE, (), reason))
+        else:
+            ran.append(CheckRun(cls.ID, cls.TITLE, files))
+            runnable.append(cls)
+    file_checks = [c for c in runnable if issubclass(c, FileCheck)]
+    sources = sorted({s for c in runnable for s in c.FACTS}, key=lambda s: s.ID)
+    workers = _per_file_pass(ctx, file_checks, sources, found)
+    for cls in runnable:
+        if issubclass(cls, FileCheck):
             continue
         try:
             found.update(cls().check(ctx))
         except FlobsError:
             raise
         except Exception as err:  # a bug in a check must not pass for a clean tree
-            raise SystemFailure(
-                f"check {cls.ID} crashed: {type(err).__name__}: {err}",
-                hint="rerun with --traceback and report it",
-            ) from err
-        ran.append(CheckRun(cls.ID, cls.TITLE, files))
-    return ran
+            raise _crashed(cls.ID, err) from err
+    return ran, workers
+
+
+def _crashed(check_id: str, err: BaseException) -> SystemFailure:
+    return SystemFailure(
+        f"check {check_id} crashed: {type(err).__name__}: {err}",
+        hint="rerun with --traceback and report it",
+    )
+
+
+# --------------------------------------------------------------------------- per-file pass
+#
+# Every file is read once and hashed; the per-file checks and fact sources that apply
+# to it run on its one parse, or their results come from the cache. Files under hosts/
+# (the bulk of a large fleet) go to a pool of processes when there are many; each
+# worker returns only problems, facts and digests. Everything else (central, grafana,
+# manifest) is handled here, so the tree checks find those files parsed already.
+
+
+class _CheckCrashed(Exception):
+    """A per-file check raised in a worker: (check id, what it raised)."""
+
+
+@dataclass
+class _Outcome:
+    path: str
+    sha: str | None
+    problems: list[Problem]
+    facts: dict[str, Any]
+    store: dict[str, Any]  # id → rows or [fact], to cache
+    hits: int = 0
+    misses: int = 0
+    ignored: int = 0
+
+
+Runner = type[FileCheck] | type[FactSource]
+# Set before the pool forks: workers inherit the context, the checks and the cache.
+_STATE: tuple[CheckContext, dict[str, Runner]] | None = None
+
+
+def _per_file_pass(
+    ctx: CheckContext,
+    file_checks: Sequence[type[FileCheck]],
+    sources: Sequence[type[FactSource]],
+    found: set[Problem],
+) -> int:
+    global _STATE
+    runners: dict[str, Runner] = {c.ID: c for c in file_checks}
+    runners.update({s.ID: s for s in sources})
+    applies = {rid: set(ctx.index.select(r.FILES)) for rid, r in runners.items()}
+    plan = [(path, tuple(rid for rid in runners if path in applies[rid])) for path in ctx.files]
+    here = [item for item in plan if not item[0].startswith("hosts/")]
+    hosts = [item for item in plan if item[0].startswith("hosts/")]
+    workers = _worker_count() if len(hosts) >= POOL_MIN_FILES else 1
+    outcomes: list[_Outcome] = []
+    _STATE = (ctx, runners)
+    try:
+        if workers > 1:
+            size = max(100, -(-len(hosts) // (workers * 4)))
+            chunks = [hosts[i : i + size] for i in range(0, len(hosts), size)]
+            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
+            with pool:
+                pending = [pool.submit(_work, chunk) for chunk in chunks]
+                outcomes += _work(here)  # meanwhile: the centre's files, parsed here
+                outcomes += [o for fut in pending for o in _result(fut)]
+        else:
+            outcomes += _work(plan)
+    except _CheckCrashed as err:
+        raise _crashed(*err.args) from err
+    finally:
+        _STATE = None
+    for o in outcomes:
+        found.update(o.problems)
+        if o.sha is not None:
+            ctx.index.digests[o.path] = o.sha
+        for rid, value in o.facts.items():
+            ctx._memo[(rid, o.path)] = value
+        if ctx.cache is not None:
+            ctx.cache.stats.hits += o.hits
+            ctx.cache.stats.misses += o.misses
+            ctx.cache.stats.ignored += o.ignored
+            if o.sha is not None and o.store:
+                ctx.cache.store(o.path, o.sha, o.store)
+    return workers
+
+
+def _result(fut: Any) -> list[_Outcome]:
+    out: list[_Outcome] = fut.result()
+    return out
+
+
+def _worker_count() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, 8))
+
+
+def _work(items: list[tuple[str, tuple[str, ...]]]) -> list[_Outcome]:
+    assert _STATE is not None
+    ctx, runners = _STATE
+    return [_one_file(ctx, runners, path, ids) for path, ids in items]
+
+
+def _one_file(
+    ctx: CheckContext, runners: dict[str, Runner], path: str, ids: tuple[str, ...]
+) -> _Outcome:
+    try:
+        data: bytes | None = ctx.read(path)
+    except OSError:
+        data = None  # the checks say what is wrong with it (file-parses, manifest-*)
+    sha = ctx.index.digests.get(path) if data is not None else None
+    outcome = _Outcome(path, sha, [], {}, {})
+    if not ids:
+        return outcome
+    cached: dict[str, Any] = {}
+    if ctx.cache is not None and sha is not None:
+        before = ctx.cache.stats.ignored
+        cached = ctx.cache.lookup(path, sha)
+        outcome.ignored = ctx.cache.stats.ignored - before
+    for rid in ids:
+        runner = runners[rid]
+        hit = cached.get(rid)
+        if issubclass(runner, FactSource):
+            if isinstance(hit, list) and len(hit) == 1:
+                outcome.facts[rid] = hit[0]
+                outcome.hits += 1
+                continue
+        elif hit is not None:
+            problems = decode_problems(hit, rid, path)
+            if problems is not None:
+                outcome.problems.extend(problems)
+                outcome.hits += 1
+                continue
+        outcome.misses += 1
+        if data is not None and path.endswith((".yml", ".yaml", ".json")):
+            ctx.parse(path, data)  # once, for every check of this file
+        try:
+            if issubclass(runner, FactSource):
+                value = runner().extract(ctx, path)
+                outcome.facts[rid] = value
+                outcome.store[rid] = [value]
+            else:
+                problems = list(runner().check_file(ctx, path))
+                outcome.problems.extend(problems)
+                outcome.store[rid] = encode_problems(problems)
+        except FlobsError:
+            raise
+        except Exception as err:  # a bug in a check must not pass for a clean tree
+            raise _CheckCrashed(rid, err) from err
+    return outcome
+
+
+def _contexts(checks: Sequence[type[Check]], fleet: Fleet | None) -> dict[str, str]:
+    """Per check (and fact source): the digest of everything besides the file its
+    per-file results depend on (see flobs.validate_cache)."""
+    base = code_digest() + schemas_digest()
+    inventory = _fleet_digest(fleet)
+    out: dict[str, str] = {}
+    runners: list[type[Check] | type[FactSource]] = [*checks]
+    runners += sorted({s for c in checks for s in c.FACTS}, key=lambda s: s.ID)
+    for r in runners:
+        parts = [base, r.ID]
+        if isinstance(r, type) and issubclass(r, Check):
+            if r.USES_INVENTORY:
+                parts.append(inventory)
+            if r.TOOL is not None:
+                parts.append(_tool_identity(r.TOOL))
+        out[r.ID] = hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+    return out
+
+
+def _fleet_digest(fleet: Fleet | None) -> str:
+    """The inventory as flobs understood it (extensions and group merges included),
+    not only the bytes of its file."""
+    if fleet is None:
+        return "no inventory"
+    return hashlib.sha256(repr(fleet).encode()).hexdigest()
+
+
+def _tool_identity(tool: str) -> str:
+    """Which binaries would run, with their version, size and mtime: a rebuilt or
+    upgraded tool gets its results computed again."""
+    paths = list(toolbox.promtools().values()) if tool == "promtool" else []
+    paths += toolbox.find_all(tool)
+    described = []
+    for path in dict.fromkeys(paths):
+        try:
+            st = os.stat(path)
+            described.append([path, toolbox.tool_version(path), st.st_size, st.st_mtime_ns])
+        except OSError:
+            described.append([path, None, None, None])
+    return json.dumps(described)
 
 
 def _order(p: Problem) -> tuple[str, int, int, str, str]:

@@ -108,6 +108,15 @@ def example_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(autouse=True)
+def _own_cache_dir(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """`flobs validate` keeps results in $XDG_CACHE_HOME/flobs: each test gets its own,
+    so no test reads another's results (or the developer's ~/.cache)."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))
+
+
+@pytest.fixture(autouse=True)
 def _forget_secrets() -> Iterator[None]:
     """Secrets registered by one test (a token, a URL's userinfo) are not hidden in the next."""
     from flobs import httpio, redact

@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from flobs import yamlio
+from flobs.checks.index import TreeIndex
 from flobs.model import Fleet
 from flobs.problems import Problem, Severity
+
+if TYPE_CHECKING:
+    from flobs.validate_cache import ResultCache
 
 ToolMode = Literal["auto", "require", "off"]
 
@@ -69,8 +73,11 @@ class CheckContext:
     # Human notes from checks (a tool not on PATH under `--tools auto`, a check skipped);
     # `flobs validate` shows them on stderr, never as findings.
     notes: list[str] = field(default_factory=list)
+    # Per-file results kept between runs (flobs.validate_cache); None: compute everything.
+    cache: ResultCache | None = None
     _parsed: dict[str, Parsed] = field(default_factory=dict)
     _bodies: dict[tuple[int, bytes], Parsed] = field(default_factory=dict)
+    _memo: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @cached_property
     def manifest(self) -> dict[str, Any] | None:
@@ -79,23 +86,90 @@ class CheckContext:
         return read_manifest(self.out)
 
     @cached_property
+    def index(self) -> TreeIndex:
+        """Every file of OUT, walked once and classified by ``kinds.KINDS``."""
+        from flobs.checks.kinds import KINDS
+
+        return TreeIndex(self.out, KINDS)
+
+    @property
     def files(self) -> list[str]:
         """Every file under OUT (posix, relative), sorted; manifest.json included."""
-        return sorted(
-            p.relative_to(self.out).as_posix() for p in self.out.rglob("*") if p.is_file()
-        )
+        return self.index.files
 
     def glob(self, pattern: str) -> list[str]:
-        return sorted(
-            p.relative_to(self.out).as_posix() for p in self.out.glob(pattern) if p.is_file()
-        )
+        return self.index.select((pattern,))
 
-    def parse(self, path: str) -> Parsed:
-        """Parse ``path`` (YAML or JSON) once; errors are recorded, not raised."""
+    def read(self, path: str) -> bytes:
+        """The bytes of ``path``; its sha256 is kept so nobody needs to read it again
+        to hash it (manifest-hash, the result cache)."""
+        data = (self.out / path).read_bytes()
+        self.index.digests[path] = hashlib.sha256(data).hexdigest()
+        return data
+
+    def digest(self, path: str) -> str:
+        """sha256 (hex) of ``path``'s bytes; raises OSError when it cannot be read."""
+        known = self.index.digests.get(path)
+        return known if known is not None else hashlib.sha256(self.read(path)).hexdigest()
+
+    def memo(self, what: str, path: str, compute: Callable[[], Any]) -> Any:
+        """``compute()`` once per run for (what, path): a derived form of a parsed file."""
+        key = (what, path)
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def cached_per_file(
+        self,
+        check: type[Check] | Check,
+        paths: Sequence[str],
+        run: Callable[[list[str]], Iterable[Problem]],
+    ) -> list[Problem]:
+        """Problems of a check whose findings about a file depend on that file alone (a
+        tool run over many files at once): cached ones for unchanged files, ``run`` over
+        the others. Without a cache, ``run`` over all of them."""
+        if self.cache is None:
+            return list(run(list(paths)))
+        from flobs.validate_cache import decode_problems, encode_problems
+
+        found: list[Problem] = []
+        todo: list[str] = []
+        shas: dict[str, str] = {}
+        for path in paths:
+            try:
+                shas[path] = self.digest(path)
+            except OSError:
+                todo.append(path)  # the tool says what is wrong with it
+                continue
+            hit = self.cache.lookup(path, shas[path]).get(check.ID)
+            problems = decode_problems(hit, check.ID, path) if hit is not None else None
+            if problems is None:
+                todo.append(path)
+            else:
+                self.cache.stats.hits += 1
+                found.extend(problems)
+        if todo:
+            fresh = list(run(todo))
+            by_file: dict[str | None, list[Problem]] = {}
+            for p in fresh:
+                by_file.setdefault(p.file, []).append(p)
+            for path in todo:
+                self.cache.stats.misses += 1
+                if path in shas:
+                    rows = encode_problems(by_file.get(path, []))
+                    self.cache.store(path, shas[path], {check.ID: rows})
+            found.extend(fresh)
+        return found
+
+    def parse(self, path: str, data: bytes | None = None) -> Parsed:
+        """Parse ``path`` (YAML or JSON) once; errors are recorded, not raised.
+
+        ``data`` is the file's bytes when the caller has read them already.
+        """
         if path not in self._parsed:
             try:
                 # Inside the try: a non-UTF-8 file is a finding, not a crash of every check.
-                text = (self.out / path).read_text(encoding="utf-8")
+                text = (data if data is not None else self.read(path)).decode("utf-8")
                 if path.endswith(".json"):
                     self._parsed[path] = Parsed(path, yamlio.load_json(text), None)
                 else:
@@ -134,7 +208,11 @@ class CheckContext:
     ) -> Problem:
         """A Problem located at ``key_path`` inside ``path`` when its position is known."""
         if path is not None and line is None and key_path:
+            # A file the per-file pass handled elsewhere (a worker, the cache) is parsed
+            # here for its positions: only files with a finding pay for that.
             parsed = self._parsed.get(path)
+            if parsed is None and path in self.index:
+                parsed = self.parse(path)
             mark = parsed.positions.of(key_path) if parsed and parsed.positions else None
             if mark:
                 line, col = mark.line, mark.col
@@ -171,11 +249,51 @@ class Check:
     # The files the check reads (kinds patterns): the count reports give, and a check
     # with no such file in OUT is reported skipped rather than passed.
     FILES: ClassVar[tuple[str, ...]] = ()
+    # What it needs from each file of the per-file pass (tree checks only).
+    FACTS: ClassVar[tuple[type[FactSource], ...]] = ()
     # The external tool it runs, if any: skipped (with the reason) when it cannot run.
     TOOL: ClassVar[str | None] = None
+    # Reads ctx.fleet (directly or through the host's inventory entry): results kept
+    # between runs are keyed by the inventory's sha256 too.
+    USES_INVENTORY: ClassVar[bool] = False
 
     def check(self, ctx: CheckContext) -> Iterable[Problem]:
         raise NotImplementedError
+
+
+class FileCheck(Check):
+    """A check of one file at a time: its problems are a pure function of that file's
+    bytes, plus the inventory when ``USES_INVENTORY`` (and the tool, for tool checks).
+
+    ``flobs validate`` runs ``check_file`` once per file of ``FILES`` in its per-file
+    pass (in a process pool for large trees) and caches the problems by the file's
+    sha256. Problems are about ``path`` only; a check that needs other files too is a
+    tree check (plain ``Check``), fed by per-file facts where it needs host files.
+    """
+
+    def check(self, ctx: CheckContext) -> Iterator[Problem]:
+        for path in ctx.index.select(self.FILES):
+            yield from self.check_file(ctx, path)
+
+    def check_file(self, ctx: CheckContext, path: str) -> Iterable[Problem]:
+        raise NotImplementedError
+
+
+class FactSource:
+    """What a tree check needs from one file, as JSON data: extracted in the per-file
+    pass (and cached by sha256 like a per-file check) so the tree check never parses
+    the 10,000 host files again. ``ID`` names it in the cache."""
+
+    ID: ClassVar[str]
+    FILES: ClassVar[tuple[str, ...]]
+
+    def extract(self, ctx: CheckContext, path: str) -> Any:
+        raise NotImplementedError
+
+
+def fact(ctx: CheckContext, source: type[FactSource], path: str) -> Any:
+    """The fact ``source`` gives for ``path``: from the per-file pass, else extracted now."""
+    return ctx.memo(source.ID, path, lambda: source().extract(ctx, path))
 
 
 _REGISTRY: dict[str, type[Check]] = {}

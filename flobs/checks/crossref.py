@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+from flobs import closure
 from flobs.artifacts.central import target_file_name
-from flobs.checks import Check, CheckContext, register
+from flobs.checks import Check, CheckContext, FactSource, FileCheck, fact, register
 from flobs.checks import kinds as k
 from flobs.checks.dashboards import datasource_refs, provisioned_datasources
 from flobs.model import LOGS_DATASOURCE_TYPES, TRACES_DATASOURCE_TYPES, Endpoint
 from flobs.problems import Problem
-from flobs.yamlio import YamlSyntaxError
 
 # Datasource types Grafana uses for what the inventory calls prometheus/loki/tempo.
 
@@ -119,26 +119,71 @@ class MetricClosure(Check):
     FILES: ClassVar[tuple[str, ...]] = (k.CENTRAL_RULES, *k.DASHBOARDS)
 
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        from flobs.closure import closure_gaps
-
-        tree = k.LazyTree(ctx.out, ctx.files)
-        try:
-            gaps = closure_gaps(tree)
-        except (ValueError, YamlSyntaxError, OSError) as err:
+        hosts = closure.HostSide()
+        central: dict[str, Any] = {}
+        unreadable: list[str] = []
+        for path in ctx.files:
+            if closure.is_host_config(path) or closure.is_host_rules(path):
+                facts = fact(ctx, ClosureFacts, path)
+                if facts is None:
+                    unreadable.append(path)
+                else:
+                    hosts.add(facts)
+            elif closure.is_central_rules(path) or closure.is_dashboard(path):
+                central[path] = self._doc(ctx, path, unreadable)
+        config = self._doc(ctx, closure.CENTRAL_CONFIG, unreadable)
+        manifest = k.data(ctx, k.MANIFEST) if k.MANIFEST in ctx.index else None
+        if unreadable:
             # The closure needs every file; one that does not parse is file-parses' error,
-            # so validate fails anyway. Any other exception is a bug: exit 3, loudly.
+            # so validate fails anyway.
+            ctx.notes.append(
+                f"xref-closure skipped: a generated file could not be read ({unreadable[0]})"
+            )
+            return
+        try:
+            gaps = closure.gaps(hosts, central, config, manifest)
+        except ValueError as err:
+            # A hand-edited federation selector that is not PromQL: promql-parse reports
+            # it. Any other exception is a bug: exit 3, loudly.
             ctx.notes.append(f"xref-closure skipped: a generated file could not be read ({err})")
             return
         for gap in gaps:
-            where = str(getattr(gap, "where", "") or getattr(gap, "location", ""))
             yield ctx.problem(
                 self,
                 gap.file,
-                f"{gap.metric} is {gap.reason} (read by {where})"
-                if where
+                f"{gap.metric} is {gap.reason} (read by {gap.where})"
+                if gap.where
                 else f"{gap.metric} is {gap.reason}",
                 hint=_CLOSURE_HINTS.get(str(gap.reason)),
             )
+
+    @staticmethod
+    def _doc(ctx: CheckContext, path: str, unreadable: list[str]) -> Any:
+        if path not in ctx.index:
+            return None
+        parsed = ctx.parse(path)
+        if parsed.error is not None:
+            unreadable.append(path)
+        return parsed.data
+
+
+class ClosureFacts(FactSource):
+    """A host's scrape jobs and keep regexes (prometheus.yml) or recorded names (rules);
+    None when the file does not parse."""
+
+    ID = "facts:closure"
+    FILES = (k.HOST_PROMETHEUS, "hosts/*/rules/*.yml", "hosts/*/rules/*.yaml")
+
+    def extract(self, ctx: CheckContext, path: str) -> dict[str, list[str]] | None:
+        parsed = ctx.parse(path)
+        if parsed.error is not None:
+            return None
+        if closure.is_host_config(path):
+            return closure.config_facts(parsed.data)
+        return closure.rules_facts(parsed.data)
+
+
+MetricClosure.FACTS = (ClosureFacts,)
 
 
 _CLOSURE_HINTS = {
@@ -185,7 +230,7 @@ def _parse_endpoint(text: str) -> Endpoint | None:
 
 
 @register
-class DistinctPorts(Check):
+class DistinctPorts(FileCheck):
     """Each host's listeners use distinct ports.
 
     Why: two processes cannot bind one port; the second fails to start, and its scrape
@@ -196,34 +241,34 @@ class DistinctPorts(Check):
     """
 
     ID = "xref-ports"
+    USES_INVENTORY = True
     TITLE = "no port collisions on a host"
     FILES: ClassVar[tuple[str, ...]] = (k.HOST_PROMETHEUS,)
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path in k.files(ctx, k.HOST_PROMETHEUS):
-            doc = k.data(ctx, path)
-            listeners: list[tuple[str, Endpoint, tuple[str | int, ...]]] = []
-            for i, job in enumerate(k.seq(k.get(doc, "scrape_configs"))):
-                if not isinstance(job, dict):
-                    continue
-                for j, sc in enumerate(k.seq(job.get("static_configs"))):
-                    for m, target in enumerate(k.seq(k.get(sc, "targets"))):
-                        ep = _parse_endpoint(str(target))
-                        if ep is not None:
-                            listeners.append(
-                                (
-                                    f"job {job.get('job_name')!r}",
-                                    ep,
-                                    ("scrape_configs", i, "static_configs", j, "targets", m),
-                                )
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        doc = k.data(ctx, path)
+        listeners: list[tuple[str, Endpoint, tuple[str | int, ...]]] = []
+        for i, job in enumerate(k.seq(k.get(doc, "scrape_configs"))):
+            if not isinstance(job, dict):
+                continue
+            for j, sc in enumerate(k.seq(job.get("static_configs"))):
+                for m, target in enumerate(k.seq(k.get(sc, "targets"))):
+                    ep = _parse_endpoint(str(target))
+                    if ep is not None:
+                        listeners.append(
+                            (
+                                f"job {job.get('job_name')!r}",
+                                ep,
+                                ("scrape_configs", i, "static_configs", j, "targets", m),
                             )
-            host = k.inventory_host(ctx, path)
-            if host is not None:
-                for listener in host.listeners():
-                    if listener.owner in SCRAPED_OWNERS:
-                        continue  # already seen as a scrape target in the file
-                    listeners.append((f"inventory {listener.owner}", listener.endpoint, ()))
-            yield from self._collisions(ctx, path, listeners)
+                        )
+        host = k.inventory_host(ctx, path)
+        if host is not None:
+            for listener in host.listeners():
+                if listener.owner in SCRAPED_OWNERS:
+                    continue  # already seen as a scrape target in the file
+                listeners.append((f"inventory {listener.owner}", listener.endpoint, ()))
+        yield from self._collisions(ctx, path, listeners)
 
     def _collisions(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from flobs.checks import Check, CheckContext, register
+from flobs.checks import Check, CheckContext, FileCheck, register
 from flobs.checks import kinds as k
 from flobs.problems import Problem, Severity
 
@@ -75,7 +75,7 @@ def _variable_name(uid: str) -> str | None:
 
 
 @register
-class PanelIdsUnique(Check):
+class PanelIdsUnique(FileCheck):
     """Every panel of a dashboard has an id, and no two panels share one.
 
     Why: Grafana keys panel state, links (`viewPanel=`) and library panels by id; with
@@ -87,24 +87,23 @@ class PanelIdsUnique(Check):
     TITLE = "unique panel ids"
     FILES: ClassVar[tuple[str, ...]] = k.DASHBOARDS
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path in k.files(ctx, k.DASHBOARDS):
-            seen: dict[int, KeyPath] = {}
-            for key_path, panel in k.iter_panels(k.data(ctx, path)):
-                pid = panel.get("id")
-                if not isinstance(pid, int):
-                    yield ctx.problem(
-                        self, path, f"panel {panel.get('title')!r} has no id", key_path=key_path
-                    )
-                elif pid in seen:
-                    yield ctx.problem(
-                        self,
-                        path,
-                        f"panel id {pid} is used twice (panel {panel.get('title')!r})",
-                        key_path=(*key_path, "id"),
-                    )
-                else:
-                    seen[pid] = key_path
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        seen: dict[int, KeyPath] = {}
+        for key_path, panel in k.iter_panels(k.data(ctx, path)):
+            pid = panel.get("id")
+            if not isinstance(pid, int):
+                yield ctx.problem(
+                    self, path, f"panel {panel.get('title')!r} has no id", key_path=key_path
+                )
+            elif pid in seen:
+                yield ctx.problem(
+                    self,
+                    path,
+                    f"panel id {pid} is used twice (panel {panel.get('title')!r})",
+                    key_path=(*key_path, "id"),
+                )
+            else:
+                seen[pid] = key_path
 
 
 def _overlaps(a: dict[str, int], b: dict[str, int]) -> bool:
@@ -124,7 +123,7 @@ def _grid(panel: dict[str, Any]) -> dict[str, int] | None:
 
 
 @register
-class GridNoOverlap(Check):
+class GridNoOverlap(FileCheck):
     """Panels do not overlap and fit the 24-column grid.
 
     Why: Grafana pushes overlapping panels around when it loads the dashboard, so the
@@ -136,28 +135,27 @@ class GridNoOverlap(Check):
     TITLE = "no overlapping panels"
     FILES: ClassVar[tuple[str, ...]] = k.DASHBOARDS
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path in k.files(ctx, k.DASHBOARDS):
-            dashboard = k.data(ctx, path)
-            if not isinstance(dashboard, dict):
-                continue
-            top = [
-                (("panels", i), p)
-                for i, p in enumerate(k.seq(dashboard.get("panels")))
-                if isinstance(p, dict)
-            ]
-            layers: list[list[tuple[KeyPath, dict[str, Any]]]] = [list(top)]
-            for key_path, panel in top:
-                if panel.get("type") == "row" and panel.get("panels"):
-                    layers.append(
-                        [
-                            ((*key_path, "panels", j), c)
-                            for j, c in enumerate(k.seq(panel["panels"]))
-                            if isinstance(c, dict)
-                        ]
-                    )
-            for layer in layers:
-                yield from self._layer(ctx, path, layer)
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        dashboard = k.data(ctx, path)
+        if not isinstance(dashboard, dict):
+            return
+        top = [
+            (("panels", i), p)
+            for i, p in enumerate(k.seq(dashboard.get("panels")))
+            if isinstance(p, dict)
+        ]
+        layers: list[list[tuple[KeyPath, dict[str, Any]]]] = [list(top)]
+        for key_path, panel in top:
+            if panel.get("type") == "row" and panel.get("panels"):
+                layers.append(
+                    [
+                        ((*key_path, "panels", j), c)
+                        for j, c in enumerate(k.seq(panel["panels"]))
+                        if isinstance(c, dict)
+                    ]
+                )
+        for layer in layers:
+            yield from self._layer(ctx, path, layer)
 
     def _layer(
         self, ctx: CheckContext, path: str, panels: list[tuple[KeyPath, dict[str, Any]]]
@@ -233,7 +231,7 @@ class DatasourcesResolve(Check):
 
 
 @register
-class UnitsSet(Check):
+class UnitsSet(FileCheck):
     """Numeric panels (time series, stat, gauge, bar gauge) set a unit.
 
     Why: without a unit, 1.2e9 bytes/s and 0.93 (a ratio) read the same, and people
@@ -246,19 +244,18 @@ class UnitsSet(Check):
     SEVERITY = Severity.WARNING
     FILES: ClassVar[tuple[str, ...]] = k.DASHBOARDS
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path in k.files(ctx, k.DASHBOARDS):
-            for key_path, panel in k.iter_panels(k.data(ctx, path)):
-                if not isinstance(panel.get("type"), str) or panel["type"] not in NUMERIC_PANELS:
-                    continue
-                fc = panel.get("fieldConfig")
-                defaults = fc.get("defaults") if isinstance(fc, dict) else None
-                unit = defaults.get("unit") if isinstance(defaults, dict) else None
-                if not unit:
-                    yield ctx.problem(
-                        self,
-                        path,
-                        f"panel {panel.get('title')!r} sets no unit",
-                        key_path=key_path,
-                        hint="set fieldConfig.defaults.unit (e.g. bytes, s, percentunit, reqps)",
-                    )
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        for key_path, panel in k.iter_panels(k.data(ctx, path)):
+            if not isinstance(panel.get("type"), str) or panel["type"] not in NUMERIC_PANELS:
+                continue
+            fc = panel.get("fieldConfig")
+            defaults = fc.get("defaults") if isinstance(fc, dict) else None
+            unit = defaults.get("unit") if isinstance(defaults, dict) else None
+            if not unit:
+                yield ctx.problem(
+                    self,
+                    path,
+                    f"panel {panel.get('title')!r} sets no unit",
+                    key_path=key_path,
+                    hint="set fieldConfig.defaults.unit (e.g. bytes, s, percentunit, reqps)",
+                )

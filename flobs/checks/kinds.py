@@ -7,14 +7,14 @@ crosses a ``/``; ``**/`` spans any number of directories.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from flobs import versions
 from flobs.checks import CheckContext, Parsed
+from flobs.checks.index import FileKind
+from flobs.checks.index import matches as matches  # re-exported: k.matches
 from flobs.model import Host
 
 HOST_PROMETHEUS = "hosts/*/prometheus.yml"
@@ -47,38 +47,39 @@ HEADER_BYTES = 2048
 DEFAULT_PROMETHEUS_VERSION = "2.42"  # Debian 12's, the oldest target (grafana-api.md)
 
 
-@lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern[str]:
-    out = ""
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out += "(?:[^/]+/)*"
-            i += 3
-        elif pattern[i] == "*":
-            out += "[^/]*"
-            i += 1
-        else:
-            out += re.escape(pattern[i])
-            i += 1
-    return re.compile(out + r"\Z")
-
-
-def matches(path: str, patterns: str | Iterable[str]) -> bool:
-    pats = (patterns,) if isinstance(patterns, str) else tuple(patterns)
-    return _matches(path, pats)
-
-
-@lru_cache(maxsize=1 << 18)
-def _matches(path: str, patterns: tuple[str, ...]) -> bool:
-    # Every check asks about every file: ~3 million calls at 10,000 hosts.
-    return any(_regex(p).match(path) for p in patterns)
+# The kinds of file in OUT, most specific first: a file is of the first kind that
+# matches it. Each names its parser and, for flobs' strict formats, its schema.
+KINDS: tuple[FileKind, ...] = (
+    FileKind("manifest", (MANIFEST,), "json", "manifest.schema.json"),
+    FileKind("prometheus-config", PROMETHEUS_CONFIGS, "yaml", "prometheus.schema.json"),
+    FileKind("rules", RULE_FILES, "yaml", "prometheus-rules.schema.json"),
+    FileKind("file-sd", (TARGETS,), "json", "file-sd.schema.json"),
+    FileKind("promtool-tests", PROMTOOL_TESTS, "yaml", "promtool-tests.schema.json"),
+    FileKind("dashboard", DASHBOARDS, "json", "grafana-dashboard.schema.json"),
+    FileKind("datasources", DATASOURCES, "yaml", "grafana-datasources.schema.json"),
+    FileKind(
+        "dashboard-providers",
+        DASHBOARD_PROVIDERS,
+        "yaml",
+        "grafana-dashboard-providers.schema.json",
+    ),
+    FileKind(
+        "web-config", (NODE_EXPORTER_WEB, PROMETHEUS_WEB), "yaml", "node-exporter-web.schema.json"
+    ),
+    FileKind("process-exporter", (PROCESS_EXPORTER,), "yaml", "process-exporter.schema.json"),
+    FileKind("promtail", (PROMTAIL,), "yaml", "promtail.schema.json", "logs-schema"),
+    FileKind("otelcol", (OTELCOL,), "yaml", "otelcol.schema.json", "otelcol-schema"),
+    FileKind("alloy", (ALLOY,), "alloy"),
+    FileKind("alertmanager", (ALERTMANAGER_CONFIG, ALERTMANAGER_ROUTES), "yaml"),
+    FileKind("yaml", ("**/*.yml", "**/*.yaml"), "yaml"),
+    FileKind("json", ("**/*.json",), "json"),
+    FileKind("other", ("**/*",), "none"),
+)
 
 
 def files(ctx: CheckContext, patterns: str | Iterable[str]) -> list[str]:
-    """Files under OUT matching any of ``patterns``, sorted."""
-    pats = (patterns,) if isinstance(patterns, str) else tuple(patterns)
-    return [f for f in ctx.files if matches(f, pats)]
+    """Files under OUT matching any of ``patterns``, sorted (from the tree's index)."""
+    return ctx.index.select(patterns)
 
 
 def load(ctx: CheckContext, path: str) -> Parsed | None:

@@ -14,11 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from flobs import resources
 from flobs.artifacts import promtail
 from flobs.artifacts.alloy import AlloySyntaxError, Block, Ref, parse
-from flobs.checks import Check, CheckContext, _body_key, kinds, register
-from flobs.checks.structure import describe
+from flobs.checks import Check, CheckContext, FileCheck, _body_key, kinds, register
+from flobs.checks.structure import schema_errors
 from flobs.errors import ToolFailure
 from flobs.model import Endpoint, Host
 from flobs.problems import Problem, Severity
@@ -224,17 +223,22 @@ def host_of(ctx: CheckContext, path: str) -> Host | None:
 
 
 def read_alloy(ctx: CheckContext, path: str) -> list[Block] | AlloySyntaxError:
-    try:
-        return parse((ctx.out / path).read_text(encoding="utf-8"))
-    except AlloySyntaxError as err:
-        return err
+    """The blocks of a config.alloy, parsed once per run for all the Alloy checks."""
+
+    def compute() -> list[Block] | AlloySyntaxError:
+        try:
+            return parse(ctx.read(path).decode("utf-8"))
+        except AlloySyntaxError as err:
+            return err
+
+    return ctx.memo("alloy", path, compute)  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------- checks
 
 
 @register
-class PromtailSchema(Check):
+class PromtailSchema(FileCheck):
     """promtail.yml matches flobs' schema (schemas/promtail.schema.json).
 
     The schema is strict where flobs writes the keys: an unknown key, a missing
@@ -247,31 +251,28 @@ class PromtailSchema(Check):
     SCHEMA = "promtail.schema.json"
     GLOB = PROMTAIL_GLOB
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        yield from schema_problems(self, ctx, self.SCHEMA, ctx.glob(self.GLOB))
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        yield from schema_problems(self, ctx, self.SCHEMA, path)
 
 
-def schema_problems(
-    check: Check, ctx: CheckContext, schema: str, paths: Iterable[str]
-) -> Iterator[Problem]:
-    validator = resources.validator(schema)
-    for path in paths:
-        parsed = ctx.parse(path)
-        if parsed.error is not None:
-            yield ctx.problem(check, path, f"does not parse: {parsed.error}")
-            continue
-        for err in sorted(validator.iter_errors(parsed.data), key=lambda e: list(map(str, e.path))):
-            yield ctx.problem(
-                check,
-                path,
-                describe(err),
-                key_path=tuple(err.absolute_path),
-                hint=f"compare with schemas/{schema}; regenerate with flobs generate",
-            )
+def schema_problems(check: Check, ctx: CheckContext, schema: str, path: str) -> Iterator[Problem]:
+    parsed = ctx.parse(path)
+    if parsed.error is not None:
+        yield ctx.problem(check, path, f"does not parse: {parsed.error}")
+        return
+    errors = schema_errors(ctx, schema, parsed.data)
+    for key_path, message, _ in sorted(errors, key=lambda e: e[2]):
+        yield ctx.problem(
+            check,
+            path,
+            message,
+            key_path=key_path,
+            hint=f"compare with schemas/{schema}; regenerate with flobs generate",
+        )
 
 
 @register
-class LokiLabelCardinality(Check):
+class LokiLabelCardinality(FileCheck):
     """No Loki label takes its value from an unbounded field.
 
     Labels may come from constants (cluster, host, inventory labels), from the
@@ -285,18 +286,18 @@ class LokiLabelCardinality(Check):
     FILES = (kinds.PROMTAIL, kinds.ALLOY)
     TITLE = "no Loki label from an unbounded field"
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path in ctx.glob(PROMTAIL_GLOB):
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        if kinds.matches(path, PROMTAIL_GLOB):
             parsed = ctx.parse(path)
             for src in promtail_labels(parsed.data):
                 if not src.bounded:
                     yield ctx.problem(
                         self, path, _unbounded_message(src), hint=_LABEL_HINT, key_path=src.key_path
                     )
-        for path in ctx.glob(ALLOY_GLOB):
+        else:
             blocks = read_alloy(ctx, path)
             if isinstance(blocks, AlloySyntaxError):
-                continue  # logs-alloy-syntax reports it
+                return  # logs-alloy-syntax reports it
             for src in alloy_labels(blocks):
                 if not src.bounded:
                     yield ctx.problem(
@@ -305,7 +306,7 @@ class LokiLabelCardinality(Check):
 
 
 @register
-class AlloySyntax(Check):
+class AlloySyntax(FileCheck):
     """config.alloy is well-formed Alloy syntax (as far as flobs writes it).
 
     Checked without Alloy installed: blocks, attributes, strings and references
@@ -316,19 +317,18 @@ class AlloySyntax(Check):
     FILES = (kinds.ALLOY,)
     TITLE = "config.alloy parses"
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path in ctx.glob(ALLOY_GLOB):
-            result = read_alloy(ctx, path)
-            if isinstance(result, AlloySyntaxError):
-                yield Problem(
-                    path,
-                    result.line,
-                    result.col,
-                    self.ID,
-                    self.SEVERITY,
-                    f"not valid Alloy syntax: {result.message}",
-                    "regenerate with flobs generate; do not edit generated files",
-                )
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        result = read_alloy(ctx, path)
+        if isinstance(result, AlloySyntaxError):
+            yield Problem(
+                path,
+                result.line,
+                result.col,
+                self.ID,
+                self.SEVERITY,
+                f"not valid Alloy syntax: {result.message}",
+                "regenerate with flobs generate; do not edit generated files",
+            )
 
 
 # Blocks whose exports another component must reference, by the export's name.
@@ -341,7 +341,7 @@ _ALLOY_EXPORTS = {
 
 
 @register
-class AlloyReferences(Check):
+class AlloyReferences(FileCheck):
     """Every Alloy reference points to a defined component, and every component is used.
 
     A `forward_to = [loki.process.x.receiver]` naming a missing block makes Alloy
@@ -353,50 +353,49 @@ class AlloyReferences(Check):
     FILES = (kinds.ALLOY,)
     TITLE = "Alloy components are defined and used"
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path in ctx.glob(ALLOY_GLOB):
-            blocks = read_alloy(ctx, path)
-            if isinstance(blocks, AlloySyntaxError):
-                continue
-            defined = {b.component_id: b for b in blocks}
-            used: set[str] = set()
-            for block in blocks:
-                for ref, line in _refs(block):
-                    target = ".".join(ref.path[:-1])
-                    if target not in defined:
-                        yield ctx.problem(
-                            self,
-                            path,
-                            f"{block.component_id} references {ref}, but no {target} is defined",
-                            hint="define the component or fix the reference",
-                            line=line,
-                        )
-                    elif _ALLOY_EXPORTS.get(defined[target].name) != ref.path[-1]:
-                        yield ctx.problem(
-                            self,
-                            path,
-                            f"{ref}: {defined[target].name} has no export `{ref.path[-1]}`",
-                            line=line,
-                        )
-                    used.add(target)
-            for cid, block in defined.items():
-                if block.name.startswith("loki.source."):
-                    if not block.attrs.get("forward_to"):
-                        yield ctx.problem(
-                            self,
-                            path,
-                            f"{cid} forwards to nothing",
-                            hint="set forward_to",
-                            line=block.line,
-                        )
-                elif block.name in _ALLOY_EXPORTS and cid not in used:
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        blocks = read_alloy(ctx, path)
+        if isinstance(blocks, AlloySyntaxError):
+            return
+        defined = {b.component_id: b for b in blocks}
+        used: set[str] = set()
+        for block in blocks:
+            for ref, line in _refs(block):
+                target = ".".join(ref.path[:-1])
+                if target not in defined:
                     yield ctx.problem(
                         self,
                         path,
-                        f"{cid} is defined but never used",
-                        hint="forward to it or remove it",
+                        f"{block.component_id} references {ref}, but no {target} is defined",
+                        hint="define the component or fix the reference",
+                        line=line,
+                    )
+                elif _ALLOY_EXPORTS.get(defined[target].name) != ref.path[-1]:
+                    yield ctx.problem(
+                        self,
+                        path,
+                        f"{ref}: {defined[target].name} has no export `{ref.path[-1]}`",
+                        line=line,
+                    )
+                used.add(target)
+        for cid, block in defined.items():
+            if block.name.startswith("loki.source."):
+                if not block.attrs.get("forward_to"):
+                    yield ctx.problem(
+                        self,
+                        path,
+                        f"{cid} forwards to nothing",
+                        hint="set forward_to",
                         line=block.line,
                     )
+            elif block.name in _ALLOY_EXPORTS and cid not in used:
+                yield ctx.problem(
+                    self,
+                    path,
+                    f"{cid} is defined but never used",
+                    hint="forward to it or remove it",
+                    line=block.line,
+                )
 
 
 def _refs(block: Block) -> Iterator[tuple[Ref, int]]:
@@ -418,7 +417,7 @@ def _refs(block: Block) -> Iterator[tuple[Ref, int]]:
 
 
 @register
-class LogAgentLoopback(Check):
+class LogAgentLoopback(FileCheck):
     """Promtail's HTTP and gRPC servers listen on loopback unless the inventory allows more.
 
     Its /metrics and API need no network exposure; the local Prometheus scrapes it
@@ -427,30 +426,30 @@ class LogAgentLoopback(Check):
     """
 
     ID = "logs-listen-loopback"
+    USES_INVENTORY = True
     FILES = (kinds.PROMTAIL,)
     TITLE = "log agent listens on loopback"
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path in ctx.glob(PROMTAIL_GLOB):
-            data = ctx.parse(path).data
-            server = data.get("server") if isinstance(data, dict) else None
-            if not isinstance(server, dict):
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        data = ctx.parse(path).data
+        server = data.get("server") if isinstance(data, dict) else None
+        if not isinstance(server, dict):
+            return
+        host = host_of(ctx, path)
+        if host is not None and host.vars.logs.allow_public:
+            return
+        for key in ("http_listen_address", "grpc_listen_address"):
+            address = server.get(key)
+            if not isinstance(address, str) or Endpoint(address, 0).is_loopback:
                 continue
-            host = host_of(ctx, path)
-            if host is not None and host.vars.logs.allow_public:
-                continue
-            for key in ("http_listen_address", "grpc_listen_address"):
-                address = server.get(key)
-                if not isinstance(address, str) or Endpoint(address, 0).is_loopback:
-                    continue
-                yield ctx.problem(
-                    self,
-                    path,
-                    f"server.{key} is {address or '(all interfaces)'}, not loopback",
-                    hint="set vars.logs.listen to 127.0.0.1:<port>, or allow_public: true",
-                    key_path=("server", key),
-                    severity=Severity.ERROR if host is not None else Severity.WARNING,
-                )
+            yield ctx.problem(
+                self,
+                path,
+                f"server.{key} is {address or '(all interfaces)'}, not loopback",
+                hint="set vars.logs.listen to 127.0.0.1:<port>, or allow_public: true",
+                key_path=("server", key),
+                severity=Severity.ERROR if host is not None else Severity.WARNING,
+            )
 
 
 # --------------------------------------------------------------------------- real tools
@@ -474,6 +473,19 @@ def tool_problems(
         if ctx.tools == "require":
             raise ToolFailure([tool], None, f"{tool} is not on PATH")
         return
+    yield from ctx.cached_per_file(
+        check, paths, lambda todo: _run_tool(check, ctx, tool, binary, todo, command)
+    )
+
+
+def _run_tool(
+    check: Check,
+    ctx: CheckContext,
+    tool: str,
+    binary: str,
+    paths: Sequence[str],
+    command: Sequence[str],
+) -> Iterator[Problem]:
     groups = same_shape(ctx, paths)
 
     def run(path: str) -> tuple[str, int, str]:

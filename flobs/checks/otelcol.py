@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from flobs.checks import Check, CheckContext, register
+from flobs.checks import Check, CheckContext, FileCheck, register
 from flobs.checks import kinds as k
 from flobs.checks.logs import host_of, schema_problems, tool_problems
 from flobs.model import Endpoint
@@ -21,11 +21,9 @@ OTELCOL_GLOB = "hosts/*/otelcol.yaml"
 KINDS = ("receivers", "processors", "exporters")
 
 
-def _docs(ctx: CheckContext) -> Iterator[tuple[str, dict[str, Any]]]:
-    for path in ctx.glob(OTELCOL_GLOB):
-        data = ctx.parse(path).data
-        if isinstance(data, dict):  # otelcol-schema reports anything else
-            yield path, data
+def _doc(ctx: CheckContext, path: str) -> dict[str, Any] | None:
+    data = ctx.parse(path).data
+    return data if isinstance(data, dict) else None
 
 
 def _pipelines(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -52,7 +50,7 @@ def _defined(doc: dict[str, Any], kind: str) -> dict[str, Any]:
 
 
 @register
-class OtelcolSchema(Check):
+class OtelcolSchema(FileCheck):
     """otelcol.yaml matches flobs' schema (schemas/otelcol.schema.json).
 
     Strict on the components and keys flobs writes. It also pins that exporter
@@ -63,12 +61,12 @@ class OtelcolSchema(Check):
     FILES = (k.OTELCOL,)
     TITLE = "otelcol.yaml matches its schema"
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        yield from schema_problems(self, ctx, "otelcol.schema.json", ctx.glob(OTELCOL_GLOB))
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        yield from schema_problems(self, ctx, "otelcol.schema.json", path)
 
 
 @register
-class OtelcolReferences(Check):
+class OtelcolReferences(FileCheck):
     """Every component a pipeline or the service names is defined.
 
     Covers pipeline receivers/processors/exporters, `service.extensions`, an
@@ -80,61 +78,62 @@ class OtelcolReferences(Check):
     FILES = (k.OTELCOL,)
     TITLE = "OTel pipelines reference defined components"
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path, doc in _docs(ctx):
-            connectors = _defined(doc, "connectors")
-            for name, pipeline in _pipelines(doc).items():
-                for kind in KINDS:
-                    defined = _defined(doc, kind)
-                    if kind != "processors":  # a connector ends one pipeline, starts another
-                        defined = {**defined, **connectors}
-                    for i, component in _names(pipeline.get(kind)):
-                        if component not in defined:
-                            yield ctx.problem(
-                                self,
-                                path,
-                                f"pipeline {name} uses {kind[:-1]} `{component}`, "
-                                f"which is not defined under {kind}",
-                                hint=f"define it under {kind}: or remove it from the pipeline",
-                                key_path=("service", "pipelines", name, kind, i),
-                            )
-            extensions = _defined(doc, "extensions")
-            service = _service(doc)
-            enabled = [ext for _, ext in _names(service.get("extensions"))]
-            for i, ext in _names(service.get("extensions")):
-                if ext not in extensions:
-                    yield ctx.problem(
-                        self,
-                        path,
-                        f"service enables extension `{ext}`, which is not defined",
-                        key_path=("service", "extensions", i),
-                    )
-            for kind in ("exporters", "receivers"):
-                for cname, body in _defined(doc, kind).items():
-                    if not isinstance(body, dict):
-                        continue
-                    auth = body.get("auth")
-                    refs: list[tuple[str, tuple[str | int, ...]]] = []
-                    authenticator = k.get(auth, "authenticator")
-                    if isinstance(authenticator, str) and authenticator:
-                        refs.append((authenticator, (kind, cname, "auth", "authenticator")))
-                    if isinstance(body.get("storage"), str) and body["storage"]:
-                        refs.append((body["storage"], (kind, cname, "storage")))
-                    for ext, key_path in refs:
-                        if ext not in extensions or ext not in enabled:
-                            yield ctx.problem(
-                                self,
-                                path,
-                                f"{kind[:-1]} `{cname}` needs extension `{ext}`, "
-                                "which is not defined and enabled",
-                                key_path=key_path,
-                                hint="define it under extensions: and list it in "
-                                "service.extensions",
-                            )
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        doc = _doc(ctx, path)
+        if doc is None:
+            return  # otelcol-schema reports anything else
+        connectors = _defined(doc, "connectors")
+        for name, pipeline in _pipelines(doc).items():
+            for kind in KINDS:
+                defined = _defined(doc, kind)
+                if kind != "processors":  # a connector ends one pipeline, starts another
+                    defined = {**defined, **connectors}
+                for i, component in _names(pipeline.get(kind)):
+                    if component not in defined:
+                        yield ctx.problem(
+                            self,
+                            path,
+                            f"pipeline {name} uses {kind[:-1]} `{component}`, "
+                            f"which is not defined under {kind}",
+                            hint=f"define it under {kind}: or remove it from the pipeline",
+                            key_path=("service", "pipelines", name, kind, i),
+                        )
+        extensions = _defined(doc, "extensions")
+        service = _service(doc)
+        enabled = [ext for _, ext in _names(service.get("extensions"))]
+        for i, ext in _names(service.get("extensions")):
+            if ext not in extensions:
+                yield ctx.problem(
+                    self,
+                    path,
+                    f"service enables extension `{ext}`, which is not defined",
+                    key_path=("service", "extensions", i),
+                )
+        for kind in ("exporters", "receivers"):
+            for cname, body in _defined(doc, kind).items():
+                if not isinstance(body, dict):
+                    continue
+                auth = body.get("auth")
+                refs: list[tuple[str, tuple[str | int, ...]]] = []
+                authenticator = k.get(auth, "authenticator")
+                if isinstance(authenticator, str) and authenticator:
+                    refs.append((authenticator, (kind, cname, "auth", "authenticator")))
+                if isinstance(body.get("storage"), str) and body["storage"]:
+                    refs.append((body["storage"], (kind, cname, "storage")))
+                for ext, key_path in refs:
+                    if ext not in extensions or ext not in enabled:
+                        yield ctx.problem(
+                            self,
+                            path,
+                            f"{kind[:-1]} `{cname}` needs extension `{ext}`, "
+                            "which is not defined and enabled",
+                            key_path=key_path,
+                            hint="define it under extensions: and list it in service.extensions",
+                        )
 
 
 @register
-class OtelcolUnused(Check):
+class OtelcolUnused(FileCheck):
     """Every defined receiver, processor, exporter and extension is used.
 
     A receiver no pipeline uses still opens its port but its data goes nowhere; an
@@ -145,36 +144,38 @@ class OtelcolUnused(Check):
     FILES = (k.OTELCOL,)
     TITLE = "OTel components are all used"
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path, doc in _docs(ctx):
-            pipelines = _pipelines(doc)
-            for kind in (*KINDS, "connectors"):
-                roles = ("receivers", "exporters") if kind == "connectors" else (kind,)
-                used = {c for p in pipelines.values() for r in roles for _, c in _names(p.get(r))}
-                for component in _defined(doc, kind):
-                    if component not in used:
-                        yield ctx.problem(
-                            self,
-                            path,
-                            f"{kind[:-1]} `{component}` is defined but no pipeline uses it",
-                            key_path=(kind, component),
-                            hint="add it to a pipeline or remove it",
-                        )
-            service = _service(doc)
-            enabled = {ext for _, ext in _names(service.get("extensions"))}
-            for ext in _defined(doc, "extensions"):
-                if ext not in enabled:
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        doc = _doc(ctx, path)
+        if doc is None:
+            return  # otelcol-schema reports anything else
+        pipelines = _pipelines(doc)
+        for kind in (*KINDS, "connectors"):
+            roles = ("receivers", "exporters") if kind == "connectors" else (kind,)
+            used = {c for p in pipelines.values() for r in roles for _, c in _names(p.get(r))}
+            for component in _defined(doc, kind):
+                if component not in used:
                     yield ctx.problem(
                         self,
                         path,
-                        f"extension `{ext}` is defined but not listed in service.extensions",
-                        key_path=("extensions", ext),
-                        hint="list it in service.extensions or remove it",
+                        f"{kind[:-1]} `{component}` is defined but no pipeline uses it",
+                        key_path=(kind, component),
+                        hint="add it to a pipeline or remove it",
                     )
+        service = _service(doc)
+        enabled = {ext for _, ext in _names(service.get("extensions"))}
+        for ext in _defined(doc, "extensions"):
+            if ext not in enabled:
+                yield ctx.problem(
+                    self,
+                    path,
+                    f"extension `{ext}` is defined but not listed in service.extensions",
+                    key_path=("extensions", ext),
+                    hint="list it in service.extensions or remove it",
+                )
 
 
 @register
-class OtelcolProcessorOrder(Check):
+class OtelcolProcessorOrder(FileCheck):
     """In every pipeline `memory_limiter` is the first processor and `batch` the last.
 
     The memory limiter can only refuse data before anything else holds it in memory;
@@ -189,50 +190,52 @@ class OtelcolProcessorOrder(Check):
     FILES = (k.OTELCOL,)
     TITLE = "memory_limiter first, batch last"
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path, doc in _docs(ctx):
-            for name, pipeline in _pipelines(doc).items():
-                procs = [p.split("/")[0] for _, p in _names(pipeline.get("processors"))]
-                where = ("service", "pipelines", name, "processors")
-                if not procs or procs[0] != "memory_limiter":
-                    yield ctx.problem(
-                        self,
-                        path,
-                        f"pipeline {name}: the first processor is "
-                        f"{procs[0] if procs else 'missing'}, not memory_limiter",
-                        hint="put memory_limiter first",
-                        key_path=where,
-                    )
-                exporters = _defined(doc, "exporters")
-                connectors = _defined(doc, "connectors")
-                # Names only: a list or map in their place is otelcol-schema's finding.
-                sends = [e for _, e in _names(pipeline.get("exporters"))]
-                if sends and all(e.split("/")[0] == "prometheus" or e in connectors for e in sends):
-                    # A pull exporter serves what it holds and a connector hands spans
-                    # to another pipeline in memory: nothing to batch.
-                    continue
-                queue_batched = bool(sends) and all(
-                    e in connectors
-                    or e.split("/")[0] == "prometheus"
-                    or (
-                        isinstance(exporters.get(e), dict)
-                        and isinstance(exporters[e].get("sending_queue"), dict)
-                        and isinstance(exporters[e]["sending_queue"].get("batch"), dict)
-                    )
-                    for e in sends
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        doc = _doc(ctx, path)
+        if doc is None:
+            return  # otelcol-schema reports anything else
+        for name, pipeline in _pipelines(doc).items():
+            procs = [p.split("/")[0] for _, p in _names(pipeline.get("processors"))]
+            where = ("service", "pipelines", name, "processors")
+            if not procs or procs[0] != "memory_limiter":
+                yield ctx.problem(
+                    self,
+                    path,
+                    f"pipeline {name}: the first processor is "
+                    f"{procs[0] if procs else 'missing'}, not memory_limiter",
+                    hint="put memory_limiter first",
+                    key_path=where,
                 )
-                if "batch" not in procs and queue_batched:
-                    continue
-                if not procs or procs[-1] != "batch":
-                    yield ctx.problem(
-                        self,
-                        path,
-                        f"pipeline {name}: the last processor is "
-                        f"{procs[-1] if procs else 'missing'}, not batch",
-                        hint="put batch last (or, from collector v0.160, batch in every "
-                        "exporter's sending_queue)",
-                        key_path=where,
-                    )
+            exporters = _defined(doc, "exporters")
+            connectors = _defined(doc, "connectors")
+            # Names only: a list or map in their place is otelcol-schema's finding.
+            sends = [e for _, e in _names(pipeline.get("exporters"))]
+            if sends and all(e.split("/")[0] == "prometheus" or e in connectors for e in sends):
+                # A pull exporter serves what it holds and a connector hands spans
+                # to another pipeline in memory: nothing to batch.
+                continue
+            queue_batched = bool(sends) and all(
+                e in connectors
+                or e.split("/")[0] == "prometheus"
+                or (
+                    isinstance(exporters.get(e), dict)
+                    and isinstance(exporters[e].get("sending_queue"), dict)
+                    and isinstance(exporters[e]["sending_queue"].get("batch"), dict)
+                )
+                for e in sends
+            )
+            if "batch" not in procs and queue_batched:
+                continue
+            if not procs or procs[-1] != "batch":
+                yield ctx.problem(
+                    self,
+                    path,
+                    f"pipeline {name}: the last processor is "
+                    f"{procs[-1] if procs else 'missing'}, not batch",
+                    hint="put batch last (or, from collector v0.160, batch in every "
+                    "exporter's sending_queue)",
+                    key_path=where,
+                )
 
 
 def listeners(doc: dict[str, Any]) -> Iterator[tuple[str, tuple[str | int, ...]]]:
@@ -276,7 +279,7 @@ def _endpoint_host(text: str) -> str:
 
 
 @register
-class OtelcolLoopback(Check):
+class OtelcolLoopback(FileCheck):
     """OTLP receivers, health_check and the collector's own metrics listen on loopback.
 
     Applications on the host reach the collector on localhost:4317/4318; nothing
@@ -286,26 +289,29 @@ class OtelcolLoopback(Check):
     """
 
     ID = "otelcol-loopback"
+    USES_INVENTORY = True
     FILES = (k.OTELCOL,)
     TITLE = "collector listens on loopback"
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path, doc in _docs(ctx):
-            host = host_of(ctx, path)
-            if host is not None and host.vars.otelcol.allow_public:
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        doc = _doc(ctx, path)
+        if doc is None:
+            return  # otelcol-schema reports anything else
+        host = host_of(ctx, path)
+        if host is not None and host.vars.otelcol.allow_public:
+            return
+        for endpoint, key_path in listeners(doc):
+            address = _endpoint_host(str(endpoint))
+            if Endpoint(address, 0).is_loopback:
                 continue
-            for endpoint, key_path in listeners(doc):
-                address = _endpoint_host(str(endpoint))
-                if Endpoint(address, 0).is_loopback:
-                    continue
-                yield ctx.problem(
-                    self,
-                    path,
-                    f"listens on {endpoint}, which is not loopback",
-                    hint="use 127.0.0.1 (the default) or set vars.otelcol.allow_public: true",
-                    key_path=key_path,
-                    severity=Severity.ERROR if host is not None else Severity.WARNING,
-                )
+            yield ctx.problem(
+                self,
+                path,
+                f"listens on {endpoint}, which is not loopback",
+                hint="use 127.0.0.1 (the default) or set vars.otelcol.allow_public: true",
+                key_path=key_path,
+                severity=Severity.ERROR if host is not None else Severity.WARNING,
+            )
 
 
 @register

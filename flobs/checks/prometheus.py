@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from flobs.artifacts.common import version_at_least
-from flobs.checks import Check, CheckContext, register
+from flobs.checks import Check, CheckContext, FactSource, FileCheck, fact, register
 from flobs.checks import kinds as k
 from flobs.problems import Problem
 from flobs.promtime import parse_duration
@@ -49,7 +49,7 @@ def _ms(value: Any) -> int | None:
 
 
 @register
-class JobNamesUnique(Check):
+class JobNamesUnique(FileCheck):
     """Every `job_name` in a Prometheus config is unique.
 
     Why: Prometheus refuses to start with a duplicate job name, and the `job` label is
@@ -61,28 +61,27 @@ class JobNamesUnique(Check):
     TITLE = "unique scrape job names"
     FILES: ClassVar[tuple[str, ...]] = k.PROMETHEUS_CONFIGS
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path in k.files(ctx, k.PROMETHEUS_CONFIGS):
-            jobs = _jobs(k.data(ctx, path))
-            seen: dict[str, int] = {}
-            for i, job in jobs:
-                name = job.get("job_name")
-                if not isinstance(name, str):
-                    continue
-                if name in seen:
-                    yield ctx.problem(
-                        self,
-                        path,
-                        f"job_name {name!r} is used twice (first in scrape_configs[{seen[name]}])",
-                        key_path=("scrape_configs", i, "job_name"),
-                        hint="Prometheus refuses duplicate job names",
-                    )
-                else:
-                    seen[name] = i
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        jobs = _jobs(k.data(ctx, path))
+        seen: dict[str, int] = {}
+        for i, job in jobs:
+            name = job.get("job_name")
+            if not isinstance(name, str):
+                continue
+            if name in seen:
+                yield ctx.problem(
+                    self,
+                    path,
+                    f"job_name {name!r} is used twice (first in scrape_configs[{seen[name]}])",
+                    key_path=("scrape_configs", i, "job_name"),
+                    hint="Prometheus refuses duplicate job names",
+                )
+            else:
+                seen[name] = i
 
 
 @register
-class ScrapeTimeout(Check):
+class ScrapeTimeout(FileCheck):
     """`scrape_timeout` is not longer than `scrape_interval` (globally and per job).
 
     Why: Prometheus refuses such a config. A job without its own timeout inherits the
@@ -95,34 +94,33 @@ class ScrapeTimeout(Check):
     TITLE = "scrape timeout ≤ scrape interval"
     FILES: ClassVar[tuple[str, ...]] = k.PROMETHEUS_CONFIGS
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path in k.files(ctx, k.PROMETHEUS_CONFIGS):
-            doc = k.data(ctx, path)
-            g = _global(doc)
-            g_interval = _ms(g.get("scrape_interval")) or DEFAULT_INTERVAL_MS
-            g_timeout = _ms(g.get("scrape_timeout")) or DEFAULT_TIMEOUT_MS
-            if g_timeout > g_interval:
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        doc = k.data(ctx, path)
+        g = _global(doc)
+        g_interval = _ms(g.get("scrape_interval")) or DEFAULT_INTERVAL_MS
+        g_timeout = _ms(g.get("scrape_timeout")) or DEFAULT_TIMEOUT_MS
+        if g_timeout > g_interval:
+            yield ctx.problem(
+                self,
+                path,
+                f"global scrape_timeout {g.get('scrape_timeout')} is longer "
+                f"than scrape_interval {g.get('scrape_interval', '1m')}",
+                key_path=("global", "scrape_timeout"),
+            )
+        for i, job in _jobs(doc):
+            if "scrape_timeout" not in job:
+                # Prometheus caps an inherited timeout at the job's interval (config.go).
+                continue
+            interval = _ms(job.get("scrape_interval")) or g_interval
+            timeout = _ms(job.get("scrape_timeout"))
+            if timeout is not None and timeout > interval:
                 yield ctx.problem(
                     self,
                     path,
-                    f"global scrape_timeout {g.get('scrape_timeout')} is longer "
-                    f"than scrape_interval {g.get('scrape_interval', '1m')}",
-                    key_path=("global", "scrape_timeout"),
+                    f"job {job.get('job_name')!r}: scrape_timeout "
+                    f"{job['scrape_timeout']} is longer than its scrape interval",
+                    key_path=("scrape_configs", i, "scrape_timeout"),
                 )
-            for i, job in _jobs(doc):
-                if "scrape_timeout" not in job:
-                    # Prometheus caps an inherited timeout at the job's interval (config.go).
-                    continue
-                interval = _ms(job.get("scrape_interval")) or g_interval
-                timeout = _ms(job.get("scrape_timeout"))
-                if timeout is not None and timeout > interval:
-                    yield ctx.problem(
-                        self,
-                        path,
-                        f"job {job.get('job_name')!r}: scrape_timeout "
-                        f"{job['scrape_timeout']} is longer than its scrape interval",
-                        key_path=("scrape_configs", i, "scrape_timeout"),
-                    )
 
 
 @register
@@ -138,42 +136,58 @@ class ReferencedFilesExist(Check):
     TITLE = "rule files and file_sd files exist"
     FILES: ClassVar[tuple[str, ...]] = k.PROMETHEUS_CONFIGS
 
+    FACTS: ClassVar[tuple[type[FactSource], ...]] = ()  # set below, after PromRefs
+
     def check(self, ctx: CheckContext) -> Iterator[Problem]:
         for path in k.files(ctx, k.PROMETHEUS_CONFIGS):
-            doc = k.data(ctx, path)
-            if not isinstance(doc, dict):
-                continue
             base = posixpath.dirname(path)
-            refs: list[tuple[tuple[str | int, ...], str, str]] = []
-            for i, pattern in enumerate(k.seq(doc.get("rule_files"))):
-                refs.append((("rule_files", i), str(pattern), "rule file"))
-            for i, job in _jobs(doc):
-                for j, sd in enumerate(k.seq(job.get("file_sd_configs"))):
-                    for m, pattern in enumerate(k.seq(k.get(sd, "files"))):
-                        refs.append(
-                            (
-                                ("scrape_configs", i, "file_sd_configs", j, "files", m),
-                                str(pattern),
-                                "file_sd file",
-                            )
-                        )
-            for key_path, pattern, what in refs:
+            for key_path, pattern, what in fact(ctx, PromRefs, path):
                 if pattern.startswith("/"):
                     continue  # an absolute path lives on the target machine, not in OUT
                 full = posixpath.normpath(posixpath.join(base, pattern))
-                # A filesystem glob in one small directory, not a scan of every file.
-                if full.startswith("..") or not any(p.is_file() for p in ctx.out.glob(full)):
+                # One directory of the index, not a scan of every file.
+                if full.startswith("..") or not ctx.index.glob(full):
                     yield ctx.problem(
                         self,
                         path,
                         f"{what} pattern {pattern!r} matches no file in the output ({full})",
-                        key_path=key_path,
+                        key_path=tuple(key_path),
                         hint="regenerate the tree; Prometheus would load nothing",
                     )
 
 
+class PromRefs(FactSource):
+    """The `rule_files` and `file_sd_configs` patterns of a Prometheus config:
+    [key path, pattern, what] rows."""
+
+    ID = "facts:prom-refs"
+    FILES = k.PROMETHEUS_CONFIGS
+
+    def extract(self, ctx: CheckContext, path: str) -> list[list[Any]]:
+        doc = k.data(ctx, path)
+        if not isinstance(doc, dict):
+            return []
+        refs: list[list[Any]] = []
+        for i, pattern in enumerate(k.seq(doc.get("rule_files"))):
+            refs.append([["rule_files", i], str(pattern), "rule file"])
+        for i, job in _jobs(doc):
+            for j, sd in enumerate(k.seq(job.get("file_sd_configs"))):
+                for m, pattern in enumerate(k.seq(k.get(sd, "files"))):
+                    refs.append(
+                        [
+                            ["scrape_configs", i, "file_sd_configs", j, "files", m],
+                            str(pattern),
+                            "file_sd file",
+                        ]
+                    )
+        return refs
+
+
+ReferencedFilesExist.FACTS = (PromRefs,)
+
+
 @register
-class ExternalLabels(Check):
+class ExternalLabels(FileCheck):
     """Host configs set the `cluster` and `host` external labels; the central sets `cluster`.
 
     Why: federation and remote_write attach external labels to every series; without
@@ -183,41 +197,41 @@ class ExternalLabels(Check):
     """
 
     ID = "prom-external-labels"
+    USES_INVENTORY = True
     TITLE = "external labels cluster/host present and right"
     FILES: ClassVar[tuple[str, ...]] = k.PROMETHEUS_CONFIGS
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path in k.files(ctx, k.PROMETHEUS_CONFIGS):
-            doc = k.data(ctx, path)
-            if not isinstance(doc, dict):
-                continue
-            labels = _global(doc).get("external_labels")
-            labels = labels if isinstance(labels, dict) else {}
-            host = k.host_of(path)
-            wanted = ("cluster", "host") if host else ("cluster",)
-            for name in wanted:
-                if name not in labels:
-                    yield ctx.problem(
-                        self,
-                        path,
-                        f"external label {name!r} is missing",
-                        key_path=("global", "external_labels"),
-                    )
-            if host and "host" in labels and labels["host"] != host:
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        doc = k.data(ctx, path)
+        if not isinstance(doc, dict):
+            return
+        labels = _global(doc).get("external_labels")
+        labels = labels if isinstance(labels, dict) else {}
+        host = k.host_of(path)
+        wanted = ("cluster", "host") if host else ("cluster",)
+        for name in wanted:
+            if name not in labels:
                 yield ctx.problem(
                     self,
                     path,
-                    f"external label host={labels['host']!r} but this is host {host!r}",
-                    key_path=("global", "external_labels", "host"),
+                    f"external label {name!r} is missing",
+                    key_path=("global", "external_labels"),
                 )
-            if ctx.fleet and "cluster" in labels and labels["cluster"] != ctx.fleet.cluster:
-                yield ctx.problem(
-                    self,
-                    path,
-                    f"external label cluster={labels['cluster']!r} but "
-                    f"the inventory's cluster is {ctx.fleet.cluster!r}",
-                    key_path=("global", "external_labels", "cluster"),
-                )
+        if host and "host" in labels and labels["host"] != host:
+            yield ctx.problem(
+                self,
+                path,
+                f"external label host={labels['host']!r} but this is host {host!r}",
+                key_path=("global", "external_labels", "host"),
+            )
+        if ctx.fleet and "cluster" in labels and labels["cluster"] != ctx.fleet.cluster:
+            yield ctx.problem(
+                self,
+                path,
+                f"external label cluster={labels['cluster']!r} but "
+                f"the inventory's cluster is {ctx.fleet.cluster!r}",
+                key_path=("global", "external_labels", "cluster"),
+            )
 
 
 def _walk_keys(
@@ -235,7 +249,7 @@ def _walk_keys(
 
 
 @register
-class VersionKeys(Check):
+class VersionKeys(FileCheck):
     """No config key newer than the Prometheus version the file is for.
 
     Why: Prometheus rejects unknown keys, so a key from a newer release stops an older
@@ -245,24 +259,24 @@ class VersionKeys(Check):
     """
 
     ID = "prom-version-keys"
+    USES_INVENTORY = True
     TITLE = "no keys newer than the target Prometheus"
     FILES: ClassVar[tuple[str, ...]] = (*k.PROMETHEUS_CONFIGS, *k.RULE_FILES)
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path in k.files(ctx, self.FILES):
-            doc = k.data(ctx, path)
-            version = k.prometheus_version(ctx, path)
-            reported: set[str] = set()
-            for key_path, key in _walk_keys(doc):
-                since = NEWER_KEYS.get(key)
-                if since is None or version_at_least(version, since) or key in reported:
-                    continue
-                reported.add(key)  # once per file: the same key repeats in every job
-                yield ctx.problem(
-                    self,
-                    path,
-                    f"{key!r} needs Prometheus {since} or newer; this file is for {version}",
-                    key_path=key_path,
-                    hint="set the version in the inventory (local_prometheus.version / "
-                    "central.prometheus.version) if the target really runs a newer one",
-                )
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        doc = k.data(ctx, path)
+        version = k.prometheus_version(ctx, path)
+        reported: set[str] = set()
+        for key_path, key in _walk_keys(doc):
+            since = NEWER_KEYS.get(key)
+            if since is None or version_at_least(version, since) or key in reported:
+                continue
+            reported.add(key)  # once per file: the same key repeats in every job
+            yield ctx.problem(
+                self,
+                path,
+                f"{key!r} needs Prometheus {since} or newer; this file is for {version}",
+                key_path=key_path,
+                hint="set the version in the inventory (local_prometheus.version / "
+                "central.prometheus.version) if the target really runs a newer one",
+            )

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import promql_parser
 
 from flobs import promql
-from flobs.checks import Check, CheckContext, register
+from flobs.checks import CheckContext, FileCheck, register
 from flobs.checks import kinds as k
 from flobs.problems import Problem
 
@@ -20,26 +20,25 @@ COUNTER_FUNCTIONS = frozenset({"rate", "irate", "increase"})
 FIRECRACKER_PREFIX = "firecracker_"
 
 
-def expressions(ctx: CheckContext) -> Iterator[tuple[str, KeyPath, str, str]]:
-    """(file, key path, expression as written, parseable expression) across the tree."""
-    for path in k.files(ctx, k.RULE_FILES):
+def expressions(ctx: CheckContext, path: str) -> Iterator[tuple[KeyPath, str, str]]:
+    """(key path, expression as written, parseable expression) in one file."""
+    if k.matches(path, k.RULE_FILES):
         for key_path, expr in k.rule_exprs(k.data(ctx, path)):
-            yield path, key_path, expr, expr
-    for path in k.files(ctx, k.DASHBOARDS):
+            yield key_path, expr, expr
+    elif k.matches(path, k.DASHBOARDS):
         for key_path, expr in k.panel_exprs(k.data(ctx, path)):
             # Grafana replaces $host, ${__rate_interval}, … before Prometheus sees it.
-            yield path, key_path, expr, promql.substitute(expr)
-    for path in k.files(ctx, k.PROMETHEUS_CONFIGS):
+            yield key_path, expr, promql.substitute(expr)
+    elif k.matches(path, k.PROMETHEUS_CONFIGS):
         doc = k.data(ctx, path)
         if not isinstance(doc, dict):
-            continue
+            return
         for i, job in enumerate(k.seq(doc.get("scrape_configs"))):
             params = job.get("params") if isinstance(job, dict) else None
             if not isinstance(params, dict):
                 continue
             for j, selector in enumerate(k.seq(params.get("match[]"))):
                 yield (
-                    path,
                     ("scrape_configs", i, "params", "match[]", j),
                     str(selector),
                     str(selector),
@@ -47,7 +46,7 @@ def expressions(ctx: CheckContext) -> Iterator[tuple[str, KeyPath, str, str]]:
 
 
 @register
-class PromqlParses(Check):
+class PromqlParses(FileCheck):
     """Every PromQL expression parses: rules, dashboard queries, federation `match[]`.
 
     Why: a rule that does not parse stops Prometheus from loading its whole rules file;
@@ -60,8 +59,8 @@ class PromqlParses(Check):
     TITLE = "PromQL expressions parse"
     FILES: ClassVar[tuple[str, ...]] = (*k.RULE_FILES, *k.DASHBOARDS, *k.PROMETHEUS_CONFIGS)
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path, key_path, shown, expr in expressions(ctx):
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        for key_path, shown, expr in expressions(ctx, path):
             error = promql.parse_error(expr)
             if error is not None:
                 first = error.strip().splitlines()[0] if error.strip() else "parse error"
@@ -107,7 +106,7 @@ def counter_misuse(expr: str) -> tuple[tuple[str, str], ...]:
 
 
 @register
-class FirecrackerNoRate(Check):
+class FirecrackerNoRate(FileCheck):
     """No `rate()`, `irate()` or `increase()` over `firecracker_*` series.
 
     Why: Firecracker writes each counter as the delta since its previous flush, not a
@@ -120,8 +119,8 @@ class FirecrackerNoRate(Check):
     TITLE = "no rate() over Firecracker deltas"
     FILES: ClassVar[tuple[str, ...]] = (*k.RULE_FILES, *k.DASHBOARDS)
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path, key_path, _shown, expr in expressions(ctx):
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        for key_path, _shown, expr in expressions(ctx, path):
             if FIRECRACKER_PREFIX not in expr:
                 continue
             for func, series in counter_misuse(expr):

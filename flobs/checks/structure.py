@@ -9,32 +9,35 @@ from typing import Any, ClassVar
 from jsonschema import Draft202012Validator, ValidationError
 
 from flobs import resources
-from flobs.checks import Check, CheckContext, register
+from flobs.checks import Check, CheckContext, FileCheck, register
 from flobs.checks import kinds as k
-from flobs.output import MANIFEST, path_problem, sha256
+from flobs.output import MANIFEST, path_problem
 from flobs.problems import Problem, Severity
 
-# Which schema (schemas/<name>) each generated file must satisfy.
-SCHEMAS: tuple[tuple[tuple[str, ...], str], ...] = (
-    ((k.MANIFEST,), "manifest.schema.json"),
-    (k.PROMETHEUS_CONFIGS, "prometheus.schema.json"),
-    (k.RULE_FILES, "prometheus-rules.schema.json"),
-    ((k.TARGETS,), "file-sd.schema.json"),
-    (k.PROMTOOL_TESTS, "promtool-tests.schema.json"),
-    (k.DASHBOARDS, "grafana-dashboard.schema.json"),
-    (k.DATASOURCES, "grafana-datasources.schema.json"),
-    (k.DASHBOARD_PROVIDERS, "grafana-dashboard-providers.schema.json"),
-    ((k.NODE_EXPORTER_WEB, k.PROMETHEUS_WEB), "node-exporter-web.schema.json"),
-    ((k.PROCESS_EXPORTER,), "process-exporter.schema.json"),
-)
 PARSED_SUFFIXES = (".yml", ".yaml", ".json")
 
 
-def schema_for(path: str) -> str | None:
-    for patterns, name in SCHEMAS:
-        if k.matches(path, patterns):
-            return name
+def schema_for(path: str, check_id: str = "schema") -> str | None:
+    """The schema (schemas/<name>) ``path`` must satisfy, when ``check_id`` applies it."""
+    for kind in k.KINDS:
+        if k.matches(path, kind.patterns):
+            return kind.schema if kind.schema_check == check_id else None
     return None
+
+
+def schema_errors(
+    ctx: CheckContext, name: str, data: Any
+) -> list[tuple[tuple[str | int, ...], str, str]]:
+    """(key path, described message, sort key) of every error of ``data`` against schema
+    ``name``; computed once per distinct parsed body (hosts' files share theirs)."""
+
+    def compute() -> list[tuple[tuple[str | int, ...], str, str]]:
+        return [
+            (tuple(e.absolute_path), describe(e), repr(list(map(str, e.path))))
+            for e in _validator(name).iter_errors(data)
+        ]
+
+    return ctx.memo(f"schema-errors:{name}", str(id(data)), compute)  # type: ignore[no-any-return]
 
 
 @cache
@@ -68,7 +71,7 @@ def describe(error: ValidationError) -> str:
 
 
 @register
-class FileParses(Check):
+class FileParses(FileCheck):
     """Every YAML and JSON file parses.
 
     Why: a file that does not parse is rejected by the program that reads it, and
@@ -80,25 +83,22 @@ class FileParses(Check):
     TITLE = "YAML/JSON files parse"
     FILES: ClassVar[tuple[str, ...]] = ("**/*.yml", "**/*.yaml", "**/*.json")
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        for path in ctx.files:
-            if not path.endswith(PARSED_SUFFIXES):
-                continue
-            parsed = ctx.parse(path)
-            if parsed.error is not None:
-                mark = parsed.error_mark
-                yield ctx.problem(
-                    self,
-                    path,
-                    f"does not parse: {parsed.error}",
-                    hint="regenerate it with `flobs generate`",
-                    line=mark.line if mark else None,
-                    col=mark.col if mark else None,
-                )
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        parsed = ctx.parse(path)
+        if parsed.error is not None:
+            mark = parsed.error_mark
+            yield ctx.problem(
+                self,
+                path,
+                f"does not parse: {parsed.error}",
+                hint="regenerate it with `flobs generate`",
+                line=mark.line if mark else None,
+                col=mark.col if mark else None,
+            )
 
 
 @register
-class SchemaValid(Check):
+class SchemaValid(FileCheck):
     """Each generated file matches its JSON Schema (shipped in `schemas/`).
 
     Why: the schemas are strict where flobs controls the keys, so a typo, a key in
@@ -109,26 +109,20 @@ class SchemaValid(Check):
 
     ID = "schema"
     TITLE = "files match their JSON Schema"
-    FILES: ClassVar[tuple[str, ...]] = tuple(p for pats, _ in SCHEMAS for p in pats)
+    FILES: ClassVar[tuple[str, ...]] = tuple(
+        p
+        for kind in k.KINDS
+        if kind.schema and kind.schema_check == "schema"
+        for p in kind.patterns
+    )
 
-    def check(self, ctx: CheckContext) -> Iterator[Problem]:
-        seen: dict[tuple[str, int], list[tuple[tuple[str | int, ...], str]]] = {}
-        for path in ctx.files:
-            name = schema_for(path)
-            if name is None:
-                continue
-            parsed = k.load(ctx, path)
-            if parsed is None:
-                continue  # file-parses reports it
-            # Files with the same body share one parsed object (CheckContext.parse).
-            key = (name, id(parsed.data))
-            if key not in seen:
-                seen[key] = [
-                    (tuple(e.absolute_path), describe(e))
-                    for e in _validator(name).iter_errors(parsed.data)
-                ]
-            for key_path, message in seen[key]:
-                yield ctx.problem(self, path, f"{message} (schema {name})", key_path=key_path)
+    def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
+        name = schema_for(path)
+        parsed = k.load(ctx, path) if name is not None else None
+        if name is None or parsed is None:
+            return  # file-parses reports a file that does not parse
+        for key_path, message, _ in schema_errors(ctx, name, parsed.data):
+            yield ctx.problem(self, path, f"{message} (schema {name})", key_path=key_path)
 
 
 @register
@@ -153,7 +147,8 @@ class ManifestHashes(Check):
                 continue  # not a path inside OUT: the schema check reports it
             want = entry.get("sha256") if isinstance(entry, dict) else None
             try:
-                have = sha256((ctx.out / path).read_bytes())
+                # Hashed once per run: the per-file pass has usually done it already.
+                have = ctx.digest(path)
             except OSError:
                 continue  # manifest-files reports missing files
             if have != want:

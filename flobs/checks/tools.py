@@ -46,6 +46,8 @@ class ToolCheck(Check):
 
 class PromtoolCheck(ToolCheck):
     TOOL = "promtool"
+    # Which promtool checks a file follows the Prometheus version the inventory gives.
+    USES_INVENTORY: ClassVar[bool] = True
     ARGS: ClassVar[tuple[str, ...]]
     KIND: ClassVar[str] = "check"
 
@@ -71,12 +73,24 @@ class PromtoolCheck(ToolCheck):
             binary = self.promtool_for(ctx, major, available, len(members))
             if binary is None:
                 continue
-            # Unit tests name their rule files relative to themselves: run each one.
-            groups = {p: [p] for p in members} if self.KIND == "test" else _same_body(ctx, members)
-            found = tools.run_promtool(binary, self.ARGS, sorted(groups), ctx.out, kind=self.KIND)
-            yield from self.findings(
-                ctx, [replace(f, path=member) for f in found for member in groups[f.path]]
-            )
+
+            def run(todo: list[str], binary: str = binary) -> list[Problem]:
+                # Unit tests name their rule files relative to themselves: run each one.
+                groups = {p: [p] for p in todo} if self.KIND == "test" else _same_body(ctx, todo)
+                found = tools.run_promtool(
+                    binary, self.ARGS, sorted(groups), ctx.out, kind=self.KIND
+                )
+                return list(
+                    self.findings(
+                        ctx, [replace(f, path=member) for f in found for member in groups[f.path]]
+                    )
+                )
+
+            if self.KIND == "test":
+                yield from run(members)  # a test's verdict depends on the rules it loads
+            else:
+                # A config's or rules file's verdict depends on that file alone.
+                yield from ctx.cached_per_file(self, members, run)
 
     def promtool_for(
         self, ctx: CheckContext, major: int, available: dict[int, str], count: int

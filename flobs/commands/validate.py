@@ -13,7 +13,7 @@ from flobs.cli import app, err_console, handle_errors, out_console
 from flobs.commands import options
 from flobs.errors import ExitCode, SystemFailure, UsageError
 from flobs.report import render
-from flobs.validate import checks_text, validate
+from flobs.validate import checks_text, stats_line, validate
 
 
 class ReportFormat(StrEnum):
@@ -76,6 +76,28 @@ def validate_command(
         bool,
         typer.Option("--list-checks", help="Describe every check (id, what, why, an example)."),
     ] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            metavar="DIR",
+            file_okay=False,
+            help="Keep per-file results here and reuse them for unchanged files "
+            "(default: $XDG_CACHE_HOME/flobs, else ~/.cache/flobs; never inside OUT).",
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Check every file again; read and write no cache."),
+    ] = False,
+    stats: Annotated[
+        bool,
+        typer.Option(
+            "--stats",
+            help="Say on stderr how many per-file results came from the cache and how "
+            "many were computed.",
+        ),
+    ] = False,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -108,9 +130,13 @@ def validate_command(
         strict=strict,
         disable=tuple(disable or ()),
         enable=tuple(enable or ()),
+        cache_dir=cache_dir,
+        use_cache=not no_cache,
     )
     for note in result.notes:
         err_console.print(f"note: {note}", markup=False)
+    if stats:
+        err_console.print(stats_line(result), markup=False)
     report = render(result, fmt.value, base=str(out))
     if output is not None:
         try:
