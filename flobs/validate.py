@@ -347,13 +347,13 @@ def _run_all(
         except FlobsError:
             raise
         except Exception as err:  # a bug in a check must not pass for a clean tree
-            raise _crashed(cls.ID, err) from err
+            raise _crashed(cls.ID, f"{type(err).__name__}: {err}") from err
     return ran, workers
 
 
-def _crashed(check_id: str, err: BaseException) -> SystemFailure:
+def _crashed(check_id: str, what: str) -> SystemFailure:
     return SystemFailure(
-        f"check {check_id} crashed: {type(err).__name__}: {err}",
+        f"check {check_id} crashed: {what}",
         hint="rerun with --traceback and report it",
     )
 
@@ -403,22 +403,24 @@ def _per_file_pass(
     hosts = [item for item in plan if item[0].startswith("hosts/")]
     workers = _worker_count() if len(hosts) >= POOL_MIN_FILES else 1
     outcomes: list[_Outcome] = []
-    _STATE = (ctx, runners)
     try:
         if workers > 1:
             size = max(100, -(-len(hosts) // (workers * 4)))
             chunks = [hosts[i : i + size] for i in range(0, len(hosts), size)]
-            pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"))
-            with pool:
-                pending = [pool.submit(_work, chunk) for chunk in chunks]
-                outcomes += _work(here)  # meanwhile: the centre's files, parsed here
-                outcomes += [o for fut in pending for o in _result(fut)]
+            _STATE = (ctx, runners)  # read by the forked workers only
+            try:
+                fork = multiprocessing.get_context("fork")
+                with ProcessPoolExecutor(workers, mp_context=fork) as pool:
+                    pending = [pool.submit(_pooled, chunk) for chunk in chunks]
+                    # Meanwhile the centre's files, parsed here for the tree checks.
+                    outcomes += [_one_file(ctx, runners, *item) for item in here]
+                    outcomes += [o for fut in pending for o in _result(fut)]
+            finally:
+                _STATE = None
         else:
-            outcomes += _work(plan)
+            outcomes += [_one_file(ctx, runners, *item) for item in plan]
     except _CheckCrashed as err:
         raise _crashed(*err.args) from err
-    finally:
-        _STATE = None
     for o in outcomes:
         found.update(o.problems)
         if o.sha is not None:
@@ -447,7 +449,8 @@ def _worker_count() -> int:
     return max(1, min(cores, 8))
 
 
-def _work(items: list[tuple[str, tuple[str, ...]]]) -> list[_Outcome]:
+def _pooled(items: list[tuple[str, tuple[str, ...]]]) -> list[_Outcome]:
+    """A worker's share: the context and checks come with the fork, not the pickle."""
     assert _STATE is not None
     ctx, runners = _STATE
     return [_one_file(ctx, runners, path, ids) for path, ids in items]
@@ -466,9 +469,8 @@ def _one_file(
         return outcome
     cached: dict[str, Any] = {}
     if ctx.cache is not None and sha is not None:
-        before = ctx.cache.stats.ignored
-        cached = ctx.cache.lookup(path, sha)
-        outcome.ignored = ctx.cache.stats.ignored - before
+        cached, malformed = ctx.cache.lookup(path, sha)
+        outcome.ignored = int(malformed)
     for rid in ids:
         runner = runners[rid]
         hit = cached.get(rid)
@@ -498,7 +500,8 @@ def _one_file(
         except FlobsError:
             raise
         except Exception as err:  # a bug in a check must not pass for a clean tree
-            raise _CheckCrashed(rid, err) from err
+            # Picklable (it may cross from a worker): the check and what it raised.
+            raise _CheckCrashed(rid, f"{type(err).__name__}: {err}") from err
     return outcome
 
 

@@ -130,26 +130,24 @@ class ResultCache:
         self._old = files
         self.stats.pack = "loaded"
 
-    def lookup(self, path: str, sha: str) -> dict[str, Any]:
-        """``{id: problems or fact}`` this run may use for ``path`` with bytes ``sha``.
-
-        An entry that is not exactly the shape written here is ignored and counted.
-        """
+    def lookup(self, path: str, sha: str) -> tuple[dict[str, Any], bool]:
+        """``{id: problems or fact}`` this run may use for ``path`` with bytes ``sha``,
+        and whether an entry was there but not exactly the shape written here (ignored;
+        the caller counts it, in whichever process it runs)."""
         entry = self._old.get(path)
         if entry is None:
-            return {}
+            return {}, False
         results = _entry(entry, path)
         if results is None:
-            self.stats.ignored += 1
-            return {}
+            return {}, True
         if entry[0] != sha:
-            return {}
+            return {}, False
         return {
             rid: value
             for rid, value in results.items()
             if self.contexts.get(rid) is not None
             and self._old_contexts.get(rid) == self.contexts[rid]
-        }
+        }, False
 
     def store(self, path: str, sha: str, results: dict[str, Any]) -> None:
         """Results of this run for ``path`` (problems already redacted, or facts)."""

@@ -141,7 +141,9 @@ class CheckContext:
             except OSError:
                 todo.append(path)  # the tool says what is wrong with it
                 continue
-            hit = self.cache.lookup(path, shas[path]).get(check.ID)
+            cached, malformed = self.cache.lookup(path, shas[path])
+            self.cache.stats.ignored += int(malformed)
+            hit = cached.get(check.ID)
             problems = decode_problems(hit, check.ID, path) if hit is not None else None
             if problems is None:
                 todo.append(path)
