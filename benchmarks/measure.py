@@ -30,6 +30,9 @@ class Run:
     code: int
     stdout: str
     stderr: str
+    # user + system CPU seconds of the process and the children it waited for (its
+    # worker pool): on a machine shared with other jobs, wall time says little.
+    cpu: float = 0.0
 
 
 def child(argv: Sequence[str], cwd: Path | None = None) -> Run:
@@ -47,7 +50,8 @@ def child(argv: Sequence[str], cwd: Path | None = None) -> Run:
         stderr = err.result() if err else ""
     proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
-    return Run(wall, usage.ru_maxrss / 1024, proc.returncode, stdout, stderr)
+    cpu = usage.ru_utime + usage.ru_stime
+    return Run(wall, usage.ru_maxrss / 1024, proc.returncode, stdout, stderr, cpu)
 
 
 def flobs(*args: str) -> Run:
@@ -64,13 +68,19 @@ def tree_files(root: Path) -> list[Path]:
 
 def read_floor(root: Path) -> float:
     """Seconds to read every file under ``root`` once."""
+    return read_floor_cpu(root)[0]
+
+
+def read_floor_cpu(root: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds to read every file under ``root`` once."""
     start = time.perf_counter()
+    cpu = time.process_time()
     total = 0
     for dirpath, _dirs, names in os.walk(root):
         for name in names:
             with open(os.path.join(dirpath, name), "rb") as f:
                 total += len(f.read())
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def write_floor(source: Path, target: Path) -> float:
@@ -93,6 +103,11 @@ def write_floor(source: Path, target: Path) -> float:
 
 def promtool_floor(promtool: str, out: Path) -> float:
     """Seconds for `promtool check config` + `check rules` over every file, 2 processes."""
+    return promtool_floor_cpu(promtool, out)[0]
+
+
+def promtool_floor_cpu(promtool: str, out: Path) -> tuple[float, float]:
+    """(wall, CPU of both processes) for the promtool floor."""
     configs = [p.relative_to(out).as_posix() for p in out.glob("**/prometheus.yml")]
     rules = [p.relative_to(out).as_posix() for p in out.glob("**/rules/*.yml")]
     jobs: list[list[str]] = []
@@ -103,11 +118,13 @@ def promtool_floor(promtool: str, out: Path) -> float:
         half = (len(files) + 1) // 2
         jobs += [[promtool, *args, *part] for part in (files[:half], files[half:]) if part]
     start = time.perf_counter()
+    cpu = 0.0
     with ThreadPoolExecutor(max_workers=2) as pool:
         for run in pool.map(lambda argv: child(argv, cwd=out), jobs):
             if run.code not in (0, 1):
                 raise SystemExit(f"promtool floor failed: {run.stderr[-2000:]}")
-    return time.perf_counter() - start
+            cpu += run.cpu
+    return time.perf_counter() - start, cpu
 
 
 @dataclass(frozen=True)
@@ -117,19 +134,28 @@ class Row:
     floor: float | None
     floor_name: str
     target: float | None  # the issue's target ratio, when there is one
+    floor_cpu: float | None = None  # CPU seconds of the floor, when measured
 
 
 def table(title: str, rows: Sequence[Row]) -> str:
-    lines = [
-        title,
-        f"  {'run':<32} {'flobs':>9} {'floor':>9} {'ratio':>7} {'target':>7} {'peak RSS':>10}",
-    ]
+    """Wall-time ratios against the issue's targets; with CPU seconds measured, the CPU
+    ratio too (what a loaded machine cannot distort)."""
+    cpu = any(r.floor_cpu is not None for r in rows)
+    head = f"  {'run':<36} {'flobs':>9} {'floor':>9} {'ratio':>7} {'target':>7} {'peak RSS':>10}"
+    if cpu:
+        head += f" {'cpu':>8} {'floor':>8} {'ratio':>7}"
+    lines = [title, head]
     for r in rows:
         floor = f"{r.floor:8.2f}s" if r.floor is not None else "        -"
         ratio = f"{r.flobs.wall / r.floor:6.1f}x" if r.floor else "      -"
         target = f"{r.target:6.1f}x" if r.target is not None else "      -"
-        lines.append(
-            f"  {r.what:<32} {r.flobs.wall:8.2f}s {floor} {ratio} {target} "
-            f"{r.flobs.rss_mib:7.0f} MiB   (floor: {r.floor_name})"
+        line = (
+            f"  {r.what:<36} {r.flobs.wall:8.2f}s {floor} {ratio} {target} "
+            f"{r.flobs.rss_mib:7.0f} MiB"
         )
+        if cpu:
+            fc = f"{r.floor_cpu:7.2f}s" if r.floor_cpu is not None else "       -"
+            cr = f"{r.flobs.cpu / r.floor_cpu:6.1f}x" if r.floor_cpu else "      -"
+            line += f" {r.flobs.cpu:7.2f}s {fc} {cr}"
+        lines.append(line + f"   (floor: {r.floor_name})")
     return "\n".join(lines)
