@@ -467,24 +467,16 @@ def _one_file(
     outcome = _Outcome(path, sha, [], {}, {})
     if not ids:
         return outcome
-    cached: dict[str, Any] = {}
-    if ctx.cache is not None and sha is not None:
-        cached, malformed = ctx.cache.lookup(path, sha)
-        outcome.ignored = int(malformed)
+    hits = _usable_hits(ctx, runners, path, sha, ids, outcome)
     for rid in ids:
         runner = runners[rid]
-        hit = cached.get(rid)
-        if issubclass(runner, FactSource):
-            if isinstance(hit, list) and len(hit) == 1:
-                outcome.facts[rid] = hit[0]
-                outcome.hits += 1
-                continue
-        elif hit is not None:
-            problems = decode_problems(hit, rid, path)
-            if problems is not None:
-                outcome.problems.extend(problems)
-                outcome.hits += 1
-                continue
+        if rid in hits:
+            outcome.hits += 1
+            if issubclass(runner, FactSource):
+                outcome.facts[rid] = hits[rid]
+            else:
+                outcome.problems.extend(hits[rid])
+            continue
         outcome.misses += 1
         if data is not None and path.endswith((".yml", ".yaml", ".json")):
             ctx.parse(path, data)  # once, for every check of this file
@@ -503,6 +495,37 @@ def _one_file(
             # Picklable (it may cross from a worker): the check and what it raised.
             raise _CheckCrashed(rid, f"{type(err).__name__}: {err}") from err
     return outcome
+
+
+def _usable_hits(
+    ctx: CheckContext,
+    runners: dict[str, Runner],
+    path: str,
+    sha: str | None,
+    ids: tuple[str, ...],
+    outcome: _Outcome,
+) -> dict[str, Any]:
+    """The cached results for this file: problems or facts by id. An entry malformed
+    anywhere is not trusted at all (counted in ``outcome.ignored``)."""
+    if ctx.cache is None or sha is None:
+        return {}
+    cached, malformed = ctx.cache.lookup(path, sha)
+    hits: dict[str, Any] = {}
+    for rid in ids:
+        hit = cached.get(rid)
+        if hit is None or malformed:
+            continue
+        if issubclass(runners[rid], FactSource):
+            malformed = not (isinstance(hit, list) and len(hit) == 1)
+            value = hit[0] if not malformed else None
+        else:
+            value = decode_problems(hit, rid, path)
+            malformed = value is None
+        hits[rid] = value
+    if malformed:
+        outcome.ignored = 1
+        return {}
+    return hits
 
 
 def _contexts(checks: Sequence[type[Check]], fleet: Fleet | None) -> dict[str, str]:

@@ -92,6 +92,9 @@ class ResultCache:
     _old_contexts: dict[str, str] = field(default_factory=dict)
     _old: dict[str, Any] = field(default_factory=dict)
     _new: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    # Checks of several files at once (promtool test rules): id → [inputs digest, rows].
+    _old_trees: dict[str, Any] = field(default_factory=dict)
+    _new_trees: dict[str, list[Any]] = field(default_factory=dict)
 
     @classmethod
     def open(cls, directory: Path, out: Path, contexts: dict[str, str]) -> ResultCache:
@@ -128,6 +131,8 @@ class ResultCache:
             str(k): v for k, v in contexts.items() if isinstance(k, str) and isinstance(v, str)
         }
         self._old = files
+        trees = doc.get("trees")
+        self._old_trees = trees if isinstance(trees, dict) else {}
         self.stats.pack = "loaded"
 
     def lookup(self, path: str, sha: str) -> tuple[dict[str, Any], bool]:
@@ -148,6 +153,25 @@ class ResultCache:
             if self.contexts.get(rid) is not None
             and self._old_contexts.get(rid) == self.contexts[rid]
         }, False
+
+    def lookup_tree(self, check_id: str, inputs: str) -> list[Problem] | None:
+        """The problems a check of several files found when its inputs had the digest
+        ``inputs``; None when not cached (or not trustworthy: counted as ignored)."""
+        entry = self._old_trees.get(check_id)
+        if entry is None or self._old_contexts.get(check_id) != self.contexts.get(check_id):
+            return None
+        if not (isinstance(entry, list) and len(entry) == 2 and isinstance(entry[0], str)):
+            self.stats.ignored += 1
+            return None
+        if entry[0] != inputs:
+            return None
+        problems = decode_problems(entry[1], check_id, None)
+        if problems is None:
+            self.stats.ignored += 1
+        return problems
+
+    def store_tree(self, check_id: str, inputs: str, problems: list[Problem]) -> None:
+        self._new_trees[check_id] = [inputs, encode_problems(problems)]
 
     def store(self, path: str, sha: str, results: dict[str, Any]) -> None:
         """Results of this run for ``path`` (problems already redacted, or facts)."""
@@ -181,7 +205,19 @@ class ResultCache:
                 merged.update(new[1])
             if sha is not None and merged:
                 files[path] = [sha, merged]
-        doc = {"format": FORMAT, "out": self.out, "contexts": contexts, "files": files}
+        trees = {
+            rid: entry
+            for rid, entry in self._old_trees.items()
+            if rid not in self.contexts or self._old_contexts.get(rid) == contexts[rid]
+        }
+        trees.update(self._new_trees)
+        doc = {
+            "format": FORMAT,
+            "out": self.out,
+            "contexts": contexts,
+            "files": files,
+            "trees": trees,
+        }
         data = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(prefix=".pack-", suffix=".tmp", dir=self.path.parent)
@@ -217,10 +253,9 @@ def _entry(entry: Any, path: str) -> dict[str, Any] | None:
                 return None
             out[rid] = value
             continue
-        problems = decode_problems(value, rid, path)
-        if problems is None:
+        if not isinstance(value, list):
             return None
-        out[rid] = value
+        out[rid] = value  # rows: decode_problems checks each where it is used
     return out
 
 
@@ -240,8 +275,9 @@ def encode_problems(problems: list[Problem]) -> list[list[Any]]:
     ]
 
 
-def decode_problems(rows: Any, check_id: str, path: str) -> list[Problem] | None:
-    """Rows back into problems of ``check_id`` about ``path``; None when malformed."""
+def decode_problems(rows: Any, check_id: str, path: str | None) -> list[Problem] | None:
+    """Rows back into problems of ``check_id`` about ``path`` (any file when None);
+    None when malformed."""
     if not isinstance(rows, list):
         return None
     out: list[Problem] = []
@@ -249,7 +285,9 @@ def decode_problems(rows: Any, check_id: str, path: str) -> list[Problem] | None
         if not (isinstance(row, list) and len(row) == 7):
             return None
         file, line, col, sev, message, hint, key_path = row
-        if file != path or sev not in _SEVERITIES or not isinstance(message, str):
+        if file != path if path is not None else not isinstance(file, str | None):
+            return None
+        if sev not in _SEVERITIES or not isinstance(message, str):
             return None
         if not all(
             v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in (line, col)

@@ -20,7 +20,7 @@ from flobs.errors import UsageError
 from flobs.report import render
 from flobs.validate import ValidateResult, validate
 from tests.checks.conftest import rehash
-from tests.conftest import EXAMPLE_INVENTORY
+from tests.conftest import EXAMPLE_INVENTORY, require_major
 from tests.helpers import run_flobs
 
 HOST = "hosts/fl-eu1-a-01"
@@ -399,3 +399,41 @@ def test_cached_and_uncached_validate_report_the_same(
         _edit(out, rel, how, junk)
         cached = _run(out, cache)
         assert _report(cached) == _report(_run(out, None))
+
+
+def test_real_promtool_results_are_reused_until_their_inputs_change(
+    out: Path, tmp_path: Path
+) -> None:
+    require_major("promtool", 3)
+    require_major("promtool", 2)
+    cache = tmp_path / "cache"
+
+    def run() -> ValidateResult:
+        return validate(out, inventory=EXAMPLE_INVENTORY, tools="auto", cache_dir=cache)
+
+    cold = run()
+    assert cold.cache is not None
+    ran = {c.id: c for c in cold.checks}
+    assert ran["promtool-test"].skipped is None and ran["promtool-rules"].skipped is None
+    warm = run()
+    assert warm.cache is not None
+    assert (warm.cache.hits, warm.cache.misses) == (cold.cache.misses, 0)
+    assert _report(warm) == _report(cold)
+    # A central rules file changes: its own results and the unit tests run again (one
+    # promtool-test verdict for the test file, which loads every central rules file).
+    rules = out / "central/rules/flobs-alerts.yml"
+    rules.write_text(rules.read_text() + "# a comment\n")
+    edited = run()
+    assert edited.cache is not None
+    per_file = {
+        c.ID
+        for c in all_checks()
+        if (issubclass(c, FileCheck) or c.ID in ("promtool-rules",))
+        and "central/rules/flobs-alerts.yml" in out_index(out).select(c.FILES)
+    }
+    assert edited.cache.misses == len(per_file) + 1  # + the promtool-test verdict
+    assert _report(edited) == _report(validate(out, inventory=EXAMPLE_INVENTORY, use_cache=False))
+
+
+def out_index(out: Path) -> Any:
+    return validate_module.CheckContext(out, None).index

@@ -146,6 +146,7 @@ class CheckContext:
             hit = cached.get(check.ID)
             problems = decode_problems(hit, check.ID, path) if hit is not None else None
             if problems is None:
+                self.cache.stats.ignored += int(hit is not None)  # malformed rows
                 todo.append(path)
             else:
                 self.cache.stats.hits += 1
@@ -161,6 +162,32 @@ class CheckContext:
                     rows = encode_problems(by_file.get(path, []))
                     self.cache.store(path, shas[path], {check.ID: rows})
             found.extend(fresh)
+        return found
+
+    def cached_tree(
+        self,
+        check: type[Check] | Check,
+        inputs: Sequence[str],
+        run: Callable[[], Iterable[Problem]],
+    ) -> list[Problem]:
+        """Problems of a check whose verdict depends on several files (``inputs``): the
+        cached ones while none of those files changed, else ``run()``."""
+        if self.cache is None:
+            return list(run())
+        h = hashlib.sha256()
+        for path in sorted(inputs):
+            try:
+                h.update(f"{path}\0{self.digest(path)}\0".encode())
+            except OSError:
+                h.update(f"{path}\0unreadable\0".encode())
+        digest = h.hexdigest()
+        cached = self.cache.lookup_tree(check.ID, digest)
+        if cached is not None:
+            self.cache.stats.hits += 1
+            return cached
+        self.cache.stats.misses += 1
+        found = list(run())
+        self.cache.store_tree(check.ID, digest, found)
         return found
 
     def parse(self, path: str, data: bytes | None = None) -> Parsed:

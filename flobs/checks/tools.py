@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from typing import ClassVar
 
@@ -87,7 +87,15 @@ class PromtoolCheck(ToolCheck):
                 )
 
             if self.KIND == "test":
-                yield from run(members)  # a test's verdict depends on the rules it loads
+                # A test's verdict depends on the rules it loads: every central file.
+                inputs = [*members, *ctx.index.select(("central/**/*",))]
+
+                def run_tests(
+                    run: Callable[[list[str]], list[Problem]] = run, members: list[str] = members
+                ) -> list[Problem]:
+                    return run(members)
+
+                yield from ctx.cached_tree(self, inputs, run_tests)
             else:
                 # A config's or rules file's verdict depends on that file alone.
                 yield from ctx.cached_per_file(self, members, run)
