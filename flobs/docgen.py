@@ -139,11 +139,32 @@ def _checks() -> str:
     return checks_markdown().rstrip("\n") + "\n"
 
 
+def validate_options() -> str:
+    """A Markdown table of `flobs validate`'s options, from the command itself."""
+    import typer
+
+    import flobs.commands.validate  # noqa: F401  (registers the command)
+    from flobs.cli import app
+
+    # typer 0.29 carries its own click (typer._click): read the command's parameters.
+    command = typer.main.get_command(app).commands["validate"]  # type: ignore[attr-defined]
+    rows = ["| option | what it does |", "|---|---|"]
+    for param in command.params:
+        if param.param_type_name != "option" or param.hidden or param.name == "help":
+            continue
+        names = ", ".join(f"`{o}`" for o in [*param.opts, *param.secondary_opts])
+        if param.metavar:
+            names += f" `{param.metavar}`"
+        rows.append(f"| {names} | {_cell(' '.join((param.help or '').split()))} |")
+    return "\n".join(rows) + "\n"
+
+
 SECTIONS: dict[str, Callable[[], str]] = {
     "inventory-reference": inventory_reference,
     "alert-settings": alert_settings,
     "dashboards": _dashboards,
     "checks": _checks,
+    "validate-options": validate_options,
 }
 
 _BLOCK = re.compile(
