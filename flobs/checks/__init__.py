@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from flobs.validate_cache import ResultCache
 
 ToolMode = Literal["auto", "require", "off"]
+
+MAX_BODIES = 64  # distinct YAML bodies kept by CheckContext.parse
 
 # Modules holding checks; imported lazily by `all_checks()`.
 CHECK_MODULES: list[str] = [
@@ -57,6 +60,9 @@ class Parsed:
     error: str | None = None  # set when the file does not parse
     error_mark: yamlio.Mark | None = None  # where it stops parsing, when known
     text: str | None = field(default=None, repr=False)  # YAML source, for lazy positions
+    # What the content is, for results derived from it alone (schema errors): the body
+    # after the header comment for YAML; the path for JSON and files that do not parse.
+    identity: str = ""
 
     @property
     def positions(self) -> yamlio.Positions | None:
@@ -76,7 +82,9 @@ class CheckContext:
     # Per-file results kept between runs (flobs.validate_cache); None: compute everything.
     cache: ResultCache | None = None
     _parsed: dict[str, Parsed] = field(default_factory=dict)
-    _bodies: dict[tuple[int, bytes], Parsed] = field(default_factory=dict)
+    # The last distinct YAML bodies parsed: hosts' rules and exporter files repeat one
+    # body with another header, and are parsed once; a body seen once is let go.
+    _bodies: OrderedDict[tuple[int, bytes], Parsed] = field(default_factory=OrderedDict)
     _memo: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     @cached_property
@@ -200,28 +208,43 @@ class CheckContext:
                 # Inside the try: a non-UTF-8 file is a finding, not a crash of every check.
                 text = (data if data is not None else self.read(path)).decode("utf-8")
                 if path.endswith(".json"):
-                    self._parsed[path] = Parsed(path, yamlio.load_json(text), None)
+                    data = yamlio.load_json(text)
+                    self._parsed[path] = Parsed(path, data, None, identity=f"path:{path}")
                 else:
-                    # Hosts' rules and exporter files differ only in their header comment:
-                    # parse each distinct body once (same header length ⇒ same positions).
-                    # The data is shared, so checks must treat it as read-only.
+                    # Same body ⇒ same data and same positions (same header length):
+                    # parse each distinct body once. The data is shared, so checks must
+                    # treat it as read-only.
                     key = _body_key(text)
                     shared = self._bodies.get(key)
                     if shared is None:
-                        shared = self._bodies[key] = Parsed(
-                            path, yamlio.load(text), None, text=text
-                        )
+                        identity = f"body:{key[0]}:{key[1].hex()}"
+                        shared = Parsed(path, yamlio.load(text), None, text=text, identity=identity)
+                        self._bodies[key] = shared
+                        if len(self._bodies) > MAX_BODIES:
+                            self._bodies.popitem(last=False)
+                    else:
+                        self._bodies.move_to_end(key)
                     # Same body ⇒ same positions: share the lazily computed ones.
                     self._parsed[path] = (
                         shared
                         if shared.path == path
-                        else Parsed(path, shared.data, None, text=shared.text)
+                        else Parsed(
+                            path, shared.data, None, text=shared.text, identity=shared.identity
+                        )
                     )
             except yamlio.YamlSyntaxError as err:
-                self._parsed[path] = Parsed(path, None, None, err.message, err.mark)
+                self._parsed[path] = Parsed(
+                    path, None, None, err.message, err.mark, identity=f"path:{path}"
+                )
             except (ValueError, OSError) as err:
-                self._parsed[path] = Parsed(path, None, None, str(err))
+                self._parsed[path] = Parsed(path, None, None, str(err), identity=f"path:{path}")
         return self._parsed[path]
+
+    def release(self, path: str) -> None:
+        """Forget ``path``'s parse and what was derived from it: 10,000 hosts' parsed
+        files do not fit in the memory budget. Parsed again if a check asks later."""
+        self._parsed.pop(path, None)
+        self._memo.pop(("alloy", path), None)  # facts stay: tree checks read them
 
     def problem(
         self,

@@ -260,7 +260,7 @@ def schema_problems(check: Check, ctx: CheckContext, schema: str, path: str) -> 
     if parsed.error is not None:
         yield ctx.problem(check, path, f"does not parse: {parsed.error}")
         return
-    errors = schema_errors(ctx, schema, parsed.data)
+    errors = schema_errors(ctx, schema, parsed)
     for key_path, message, _ in sorted(errors, key=lambda e: e[2]):
         yield ctx.problem(
             check,

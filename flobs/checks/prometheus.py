@@ -264,12 +264,20 @@ class VersionKeys(FileCheck):
     FILES: ClassVar[tuple[str, ...]] = (*k.PROMETHEUS_CONFIGS, *k.RULE_FILES)
 
     def check_file(self, ctx: CheckContext, path: str) -> Iterator[Problem]:
-        doc = k.data(ctx, path)
+        parsed = k.load(ctx, path)
+        if parsed is None:
+            return  # file-parses reports it
         version = k.prometheus_version(ctx, path)
         reported: set[str] = set()
-        for key_path, key in _walk_keys(doc):
-            since = NEWER_KEYS.get(key)
-            if since is None or version_at_least(version, since) or key in reported:
+        # Hosts' files share one parsed body (CheckContext.parse): walk each body once.
+        newer = ctx.memo(
+            "newer-keys",
+            parsed.identity,
+            lambda: [(kp, key) for kp, key in _walk_keys(parsed.data) if key in NEWER_KEYS],
+        )
+        for key_path, key in newer:
+            since = NEWER_KEYS[key]
+            if version_at_least(version, since) or key in reported:
                 continue
             reported.add(key)  # once per file: the same key repeats in every job
             yield ctx.problem(

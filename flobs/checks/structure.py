@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from jsonschema import Draft202012Validator, ValidationError
 
 from flobs import resources
-from flobs.checks import Check, CheckContext, FileCheck, register
+from flobs.checks import Check, CheckContext, FileCheck, Parsed, register
 from flobs.checks import kinds as k
 from flobs.output import MANIFEST, path_problem
 from flobs.problems import Problem, Severity
@@ -26,18 +26,18 @@ def schema_for(path: str, check_id: str = "schema") -> str | None:
 
 
 def schema_errors(
-    ctx: CheckContext, name: str, data: Any
+    ctx: CheckContext, name: str, parsed: Parsed
 ) -> list[tuple[tuple[str | int, ...], str, str]]:
-    """(key path, described message, sort key) of every error of ``data`` against schema
-    ``name``; computed once per distinct parsed body (hosts' files share theirs)."""
+    """(key path, described message, sort key) of every error of the parsed file against
+    schema ``name``; computed once per distinct body (hosts' files share theirs)."""
 
     def compute() -> list[tuple[tuple[str | int, ...], str, str]]:
         return [
             (tuple(e.absolute_path), describe(e), repr(list(map(str, e.path))))
-            for e in _validator(name).iter_errors(data)
+            for e in _validator(name).iter_errors(parsed.data)
         ]
 
-    return ctx.memo(f"schema-errors:{name}", str(id(data)), compute)  # type: ignore[no-any-return]
+    return ctx.memo(f"schema-errors:{name}", parsed.identity, compute)  # type: ignore[no-any-return]
 
 
 @cache
@@ -121,7 +121,7 @@ class SchemaValid(FileCheck):
         parsed = k.load(ctx, path) if name is not None else None
         if name is None or parsed is None:
             return  # file-parses reports a file that does not parse
-        for key_path, message, _ in schema_errors(ctx, name, parsed.data):
+        for key_path, message, _ in schema_errors(ctx, name, parsed):
             yield ctx.problem(self, path, f"{message} (schema {name})", key_path=key_path)
 
 
