@@ -102,10 +102,11 @@ _Validator = validators.extend(
 # of (subschema, subtree) are kept: the same subtree under the same subschema has the
 # same errors. Our schemas have one `$id` (the root) and no `$dynamicRef` or
 # `unevaluated*`, so a subschema's errors do not depend on how it was reached. The
-# subtree is keyed by its repr, which tells 1, 1.0, True and "1" apart and keeps key
-# order (additionalProperties reports extras in that order).
+# subtree (or scalar: most values repeat too) is keyed by its repr, which tells 1, 1.0,
+# True and "1" apart and keeps key order (additionalProperties reports extras in order).
 _DESCENT_MEMO: dict[tuple[int, bytes], list[ValidationError]] = {}
-_DESCENT_MEMO_MAX = 200_000
+_DESCENT_MEMO_MAX = 300_000
+_NO_ERRORS: list[ValidationError] = []  # shared, never changed
 _plain_descend = _Validator.descend
 
 
@@ -117,7 +118,7 @@ def _memo_descend(
     schema_path: Any = None,
     resolver: Any = None,
 ) -> Iterator[ValidationError]:
-    if resolver is not None or isinstance(schema, bool) or not isinstance(instance, dict | list):
+    if resolver is not None or isinstance(schema, bool):
         yield from _plain_descend(self, instance, schema, path, schema_path, resolver)
         return
     key = (id(schema), hashlib.blake2b(repr(instance).encode(), digest_size=16).digest())
@@ -125,7 +126,8 @@ def _memo_descend(
     if errors is None:
         if len(_DESCENT_MEMO) >= _DESCENT_MEMO_MAX:
             _DESCENT_MEMO.clear()
-        errors = _DESCENT_MEMO[key] = list(_plain_descend(self, instance, schema))
+        # Most subtrees are valid: they share one empty list (memory, at 10,000 hosts).
+        errors = _DESCENT_MEMO[key] = list(_plain_descend(self, instance, schema)) or _NO_ERRORS
     for error in errors:
         # A copy: the callers above prepend their own path to what they are given.
         fresh = ValidationError.create_from(error)
