@@ -334,7 +334,15 @@ def test_each_file_is_parsed_at_most_once(out: Path, monkeypatch: pytest.MonkeyP
         monkeypatch.setattr(yamlio, name, counting)
     _run(out, None)
     assert parsed  # the checks did parse through yamlio
-    assert {t[:60]: n for t, n in parsed.items() if n > 1} == {}
+    # Files with identical content (the deploy records of several machines) are parsed
+    # once each at most; a text that is no whole file (a body re-read without its
+    # header, as the closure once did) may not be parsed at all.
+    copies: dict[str, int] = {}
+    for p in out.rglob("*"):
+        if p.is_file():
+            text = p.read_bytes().decode("utf-8", "replace")
+            copies[text] = copies.get(text, 0) + 1
+    assert {t[:60]: n for t, n in parsed.items() if n > copies.get(t, 0)} == {}
 
 
 # --------------------------------------------------------------------------- property
