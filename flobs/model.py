@@ -539,6 +539,34 @@ class Extensions:
         return None
 
 
+@dataclass(frozen=True, slots=True)
+class HostCentral:
+    """The parts of ``central`` a host's own files point at."""
+
+    prometheus: CentralPrometheus  # federation or remote_write, and what crosses the wire
+    logs: LogStore
+    traces: Traces
+
+
+@dataclass(frozen=True, slots=True)
+class HostScope:
+    """Everything fleet-wide a host's files may read: host renderers get this and the
+    ``Host``, never the ``Fleet``.
+
+    ``flobs generate`` skips a host whose digest of (scope, host) is the one the
+    manifest recorded, so a renderer must read nothing else: with the fleet out of
+    reach, a renderer that needs more has to add a field here, and the digest covers
+    every field (``flobs.incremental.canonical``).
+    """
+
+    cluster: str
+    source_name: str
+    central: HostCentral
+    # job name -> the metric-name regexes it sends to the centre, over every host
+    # (remote_write keeps them by name on each host).
+    extra_jobs_produce: tuple[tuple[str, tuple[str, ...]], ...]
+
+
 @dataclass(frozen=True)  # no slots: `_by_name` caches in the instance dict
 class Fleet:
     api_version: str
@@ -553,6 +581,20 @@ class Fleet:
     @cached_property
     def _by_name(self) -> dict[str, Host]:
         return {h.name: h for h in self.hosts}
+
+    @cached_property
+    def host_scope(self) -> HostScope:
+        produce: dict[str, list[str]] = {}
+        for host in self.hosts:
+            for job in host.vars.extra_scrape_jobs:
+                names = produce.setdefault(job.name, [])
+                names.extend(n for n in job.federate if n not in names)
+        return HostScope(
+            cluster=self.cluster,
+            source_name=self.source_name,
+            central=HostCentral(self.central.prometheus, self.central.logs, self.central.traces),
+            extra_jobs_produce=tuple((job, tuple(names)) for job, names in sorted(produce.items())),
+        )
 
     def host(self, name: str) -> Host:
         """The host called ``name`` (O(1): checks call this once per host per file)."""

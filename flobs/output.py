@@ -69,21 +69,33 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class OnDisk:
+    """A file that is already in OUT as it should be: hashed from disk this run, under
+    the lock when writing, so it is neither rendered nor compared nor rewritten."""
+
+    sha256: str
+    size: int
+
+
 def build_manifest(
     files: Mapping[str, bytes],
     *,
     inventory_name: str,
     inventory_sha256: str,
     extra: Mapping[str, Any] | None = None,
+    kept: Mapping[str, OnDisk] | None = None,
 ) -> bytes:
+    entries = {path: OnDisk(sha256(data), len(data)) for path, data in files.items()}
+    for path, on_disk in (kept or {}).items():
+        entries.setdefault(path, on_disk)
     doc: dict[str, Any] = {
         "generator": "flobs",
         "flobs_version": __version__,
         "inventory": {"name": inventory_name, "sha256": inventory_sha256},
         **(extra or {}),
         "files": {
-            path: {"sha256": sha256(data), "size": len(data)}
-            for path, data in sorted(files.items())
+            path: {"sha256": e.sha256, "size": e.size} for path, e in sorted(entries.items())
         },
     }
     return (json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode()
@@ -329,8 +341,13 @@ def plan(
     *,
     manifest: dict[str, Any] | None = None,
     display: str | None = None,
+    kept: Mapping[str, OnDisk] | None = None,
 ) -> ChangeSet:
-    """Compare ``tree`` with what is in ``out`` now (reads only)."""
+    """Compare ``tree`` with what is in ``out`` now (reads only).
+
+    Files in ``kept`` (not in ``tree``) were hashed from disk by the caller: they count
+    as unchanged and are not read again.
+    """
     root = OutRoot(out, display=display)
     for path in tree:
         _validate_path(path)
@@ -339,7 +356,7 @@ def plan(
             f"{root.display} is not a directory", hint="OUT is the directory flobs writes into"
         )
     try:
-        return _plan(root, tree, manifest)
+        return _plan(root, tree, manifest, kept or {})
     except OSError as err:
         raise SystemFailure(
             f"cannot read {root.display}: {err.strerror or err}",
@@ -347,11 +364,14 @@ def plan(
         ) from err
 
 
-def _plan(root: OutRoot, tree: Tree, manifest: dict[str, Any] | None) -> ChangeSet:
+def _plan(
+    root: OutRoot, tree: Tree, manifest: dict[str, Any] | None, kept: Mapping[str, OnDisk]
+) -> ChangeSet:
     if manifest is None:
         manifest = load_manifest(root) or {"files": {}}
     old_files: dict[str, Any] = manifest["files"]
     changes = ChangeSet(interrupted=_interrupted_commit(root))
+    changes.unchanged += sum(1 for path in kept if path not in tree)
     for path in sorted(tree):
         target = root.target(path)
         try:
@@ -374,7 +394,7 @@ def _plan(root: OutRoot, tree: Tree, manifest: dict[str, Any] | None) -> ChangeS
         else:
             changes.changed.append(path)
     for path in sorted(old_files):
-        if path in tree or path == MANIFEST:
+        if path in tree or path in kept or path == MANIFEST:
             continue
         target = root.target(path)
         with contextlib.suppress(FileNotFoundError, NotADirectoryError):
@@ -538,14 +558,20 @@ def write_tree(
     small_change: int = SMALL_CHANGE,
     lock_wait: float = LOCK_WAIT_SECONDS,
     display: str | None = None,
+    kept: Mapping[str, OnDisk] | None = None,
 ) -> ChangeSet:
-    """Make ``out`` hold exactly ``tree`` (plus files flobs did not write). Atomic."""
+    """Make ``out`` hold exactly ``tree`` and ``kept`` (plus files flobs did not write).
+
+    ``kept`` are files the caller hashed from disk under the lock (:class:`OnDisk`):
+    they stay as they are. Atomic.
+    """
     for path in tree:
         _validate_path(path)
+    kept = {path: k for path, k in (kept or {}).items() if path not in tree}
     root = OutRoot(out, display=display)
     with out_lock(root, wait=lock_wait):
         recover(root)
-        changes = plan(out, tree, display=display)
+        changes = plan(out, tree, display=display, kept=kept)
         if changes.empty:
             return changes
         staging = root.path.parent / f".{root.path.name}.flobs-staging-{os.getpid()}"
@@ -557,7 +583,7 @@ def write_tree(
             if root.path.is_dir() and count <= small_change:
                 _commit_in_place(root, tree, changes, staging)
             else:
-                _swap_in_tree(root, tree, changes, staging, progress)
+                _swap_in_tree(root, tree, kept, changes, staging, progress)
         except OSError as err:
             raise SystemFailure(
                 f"cannot write {root.display}: {err.strerror or err}",
@@ -764,6 +790,7 @@ def _prune_empty_dirs(root: OutRoot, removed: str) -> None:
 def _swap_in_tree(
     root: OutRoot,
     tree: Tree,
+    kept: Mapping[str, OnDisk],
     changes: ChangeSet,
     staging: Path,
     progress: Callable[[int], None] | None,
@@ -775,7 +802,7 @@ def _swap_in_tree(
         os.chmod(staging, out.stat().st_mode & 0o7777)
     changed = set(changes.changed) | set(changes.added)
     made_dirs: set[Path] = set()
-    for n, path in enumerate(sorted(tree)):
+    for n, path in enumerate(sorted([*tree, *kept])):
         dest = staging / path
         if dest.parent not in made_dirs:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -796,7 +823,7 @@ def _swap_in_tree(
                 rel = src.relative_to(out).as_posix()
                 dest = staging / rel
                 if os.path.islink(src):
-                    if rel not in tree and rel not in old_manifest["files"]:
+                    if rel not in tree and rel not in kept and rel not in old_manifest["files"]:
                         dest.parent.mkdir(parents=True, exist_ok=True)
                         os.symlink(os.readlink(src), dest)
                 elif not dest.exists():
@@ -806,7 +833,7 @@ def _swap_in_tree(
             for name in files:
                 src = here / name
                 rel = src.relative_to(out).as_posix()
-                if rel in tree or rel in old_manifest["files"]:
+                if rel in tree or rel in kept or rel in old_manifest["files"]:
                     continue
                 dest = staging / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)

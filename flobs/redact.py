@@ -122,6 +122,11 @@ def redact(text: str) -> str:
     return text
 
 
+def has_secrets() -> bool:
+    """Whether any secret is registered (URL userinfo is hidden regardless)."""
+    return _pattern is not None
+
+
 def redact_bytes(data: bytes) -> bytes:
     """:func:`redact` for a generated file; bytes that are not UTF-8 pass unchanged."""
     if _pattern is None and not (b"://" in data and b"@" in data):

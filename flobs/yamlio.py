@@ -679,12 +679,17 @@ def _lines(value: Any, indent: int, out: list[str]) -> None:
         out.append(f"{pad}{scalar(value)}")
 
 
+# What comment_safe escapes: C0 controls but tab, and what _ESCAPE_EXTRA names.
+_COMMENT_UNSAFE = re.compile(
+    "[\x00-\x08\x0a-\x1f" + "".join(re.escape(chr(c)) for c in sorted(_ESCAPE_EXTRA)) + "]"
+)
+
+
 def comment_safe(text: str) -> str:
     """``text`` with control characters and Unicode line breaks escaped as ``\\uXXXX``."""
-    return "".join(
-        f"\\u{ord(c):04x}" if (ord(c) < 0x20 and c != "\t") or ord(c) in _ESCAPE_EXTRA else c
-        for c in text
-    )
+    # A regex scan instead of a per-character generator: every header line of every
+    # file passes here, and almost none needs escaping (it was 13 % of a cold run).
+    return _COMMENT_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def dump(data: Any, *, header: str | None = None) -> str:

@@ -25,9 +25,9 @@ from flobs.artifacts import (
     promtail,
     units,
 )
-from flobs.model import Fleet, Host
+from flobs.model import Fleet, Host, HostScope
 
-HostArtifact = Callable[[Fleet, Host], dict[str, bytes]]
+HostArtifact = Callable[[HostScope, Host], dict[str, bytes]]
 FleetArtifact = Callable[[Fleet], dict[str, bytes]]
 
 HOST_MODULES: tuple[ModuleType, ...] = (

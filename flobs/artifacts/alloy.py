@@ -28,7 +28,7 @@ import jinja2
 from flobs import resources
 from flobs.artifacts import promtail
 from flobs.artifacts.common import header
-from flobs.model import Fleet, Host
+from flobs.model import Host, HostScope
 
 TEMPLATE = "config.alloy.j2"
 
@@ -94,12 +94,12 @@ def run_command(host: Host) -> str:
     )
 
 
-def context(fleet: Fleet, host: Host) -> dict[str, Any]:
+def context(scope: HostScope, host: Host) -> dict[str, Any]:
     logs = host.vars.logs
-    loki = fleet.central.logs
+    loki = scope.central.logs
     auth = loki.auth
     comment = header(
-        fleet,
+        scope,
         f"Grafana Alloy for Flintlock host {host.name}. Alloy reads its listen address and\n"
         "data directory from flags, not from this file; run it as\n"
         f"  {run_command(host)}\n"
@@ -115,7 +115,7 @@ def context(fleet: Fleet, host: Host) -> dict[str, Any]:
         "legacy_positions_file": f"{logs.positions_dir.rstrip('/')}/{promtail.POSITIONS_FILE}",
         "json_fields": promtail.JSON_FIELDS,
         "label_fields": promtail.LABEL_FIELDS,
-        "metadata_fields": promtail.metadata_fields(fleet),
+        "metadata_fields": promtail.metadata_fields(scope),
         "time_field": promtail.TIME_FIELD,
         "time_format": promtail.TIME_FORMAT,
         "dropped_labels": promtail.DROPPED_LABELS,
@@ -128,7 +128,7 @@ def context(fleet: Fleet, host: Host) -> dict[str, Any]:
             k: getattr(auth, k) for k in ("ca_file", "cert_file", "key_file") if getattr(auth, k)
         },
         "insecure_skip_verify": auth.insecure_skip_verify,
-        "external_labels": promtail.stream_labels(fleet, host),
+        "external_labels": promtail.stream_labels(scope, host),
     }
 
 
@@ -138,14 +138,14 @@ def _template() -> jinja2.Template:
     return _ENV.from_string(resources.template_text(TEMPLATE))
 
 
-def render(fleet: Fleet, host: Host) -> str:
-    return _template().render(context(fleet, host))
+def render(scope: HostScope, host: Host) -> str:
+    return _template().render(context(scope, host))
 
 
-def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
+def host_files(scope: HostScope, host: Host) -> dict[str, bytes]:
     if host.log_agent != "alloy":
         return {}
-    return {f"hosts/{host.name}/config.alloy": render(fleet, host).encode("utf-8")}
+    return {f"hosts/{host.name}/config.alloy": render(scope, host).encode("utf-8")}
 
 
 # --------------------------------------------------------------------------- reading

@@ -7,10 +7,10 @@ from functools import lru_cache
 from typing import Any
 
 from flobs import yamlio
-from flobs.model import Endpoint, FileAuth, Fleet
+from flobs.model import Endpoint, FileAuth, Fleet, HostScope
 
 
-def header(fleet: Fleet, what: str) -> str:
+def header(fleet: Fleet | HostScope, what: str) -> str:
     """A deterministic header: no timestamps, no paths.
 
     The inventory's file name is not in it: renaming or moving the inventory would
@@ -25,7 +25,7 @@ def header(fleet: Fleet, what: str) -> str:
     )
 
 
-def yaml_file(fleet: Fleet, what: str, data: Any) -> bytes:
+def yaml_file(fleet: Fleet | HostScope, what: str, data: Any) -> bytes:
     head = yamlio.dump({}, header=header(fleet, what)).removesuffix("{}\n")
     return head.encode("utf-8") + _render_body(json.dumps(data, ensure_ascii=False))
 

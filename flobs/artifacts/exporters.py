@@ -6,7 +6,7 @@ import shlex
 from typing import Any
 
 from flobs.artifacts.common import yaml_file
-from flobs.model import Fleet, Host
+from flobs.model import Host, HostScope
 
 # process-exporter matches `comm`, which the kernel truncates to 15 characters
 # ("cloud-hypervisor" is 16), so groups match on the executable's base name.
@@ -53,13 +53,13 @@ def process_exporter(host: Host) -> dict[str, Any]:
     }
 
 
-def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
+def host_files(scope: HostScope, host: Host) -> dict[str, bytes]:
     base = f"hosts/{host.name}/exporters"
     files: dict[str, bytes] = {}
     v = host.vars
     if v.node_exporter.enabled:
         files[f"{base}/node_exporter-web.yml"] = yaml_file(
-            fleet,
+            scope,
             f"node_exporter web config for {host.name}: run with\n"
             f"  {shlex.quote(f'--web.listen-address={v.node_exporter.endpoint}')} "
             "--web.config.file=<this file>",
@@ -67,7 +67,7 @@ def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
         )
     if v.process_exporter.enabled:
         files[f"{base}/process-exporter.yml"] = yaml_file(
-            fleet,
+            scope,
             f"process-exporter config for {host.name}: run with\n"
             f"  {shlex.quote(f'-web.listen-address={v.process_exporter.endpoint}')} "
             "-config.path=<this file>",

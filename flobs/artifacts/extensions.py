@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from flobs.model import Fleet, Host
+from flobs.model import Fleet, Host, HostScope
 
 if TYPE_CHECKING:
     from flobs.artifacts.central_rules import Alert
@@ -36,12 +36,7 @@ def _quote(value: str) -> str:
 
 def extra_jobs_produce(fleet: Fleet) -> dict[str, list[str]]:
     """job name → the metric-name regexes it sends to the centre, over every host."""
-    out: dict[str, list[str]] = {}
-    for host in fleet.hosts:
-        for job in host.vars.extra_scrape_jobs:
-            names = out.setdefault(job.name, [])
-            names.extend(n for n in job.federate if n not in names)
-    return dict(sorted(out.items()))
+    return {job: list(names) for job, names in fleet.host_scope.extra_jobs_produce}
 
 
 def federation_selectors(fleet: Fleet) -> list[str]:
@@ -53,9 +48,9 @@ def federation_selectors(fleet: Fleet) -> list[str]:
     ]
 
 
-def federated_names(fleet: Fleet) -> list[str]:
+def federated_names(scope: HostScope) -> list[str]:
     """Name regexes for the remote_write keep rule (it can only look at ``__name__``)."""
-    return [name for names in extra_jobs_produce(fleet).values() for name in names]
+    return [name for _job, names in scope.extra_jobs_produce for name in names]
 
 
 def fleet_files(fleet: Fleet) -> dict[str, bytes]:

@@ -31,7 +31,7 @@ from typing import Any
 
 from flobs.artifacts import promtail
 from flobs.artifacts.common import yaml_file
-from flobs.model import Endpoint, FileAuth, Fleet, Host
+from flobs.model import Endpoint, FileAuth, Host, HostScope
 
 
 class Expand(str):
@@ -142,14 +142,14 @@ def receivers(host: Host) -> dict[str, Any]:
     return out
 
 
-def log_resource(fleet: Fleet, host: Host) -> list[dict[str, Any]]:
+def log_resource(scope: HostScope, host: Host) -> list[dict[str, Any]]:
     """Resource attributes named like the labels/stream fields the dashboards query.
 
     Loki indexes them once its ``otlp_config`` lists them (docs/logs-and-traces.md);
     VictoriaLogs takes them as stream fields (``VL-Stream-Fields``).
     """
     attrs = {
-        "cluster": fleet.cluster,
+        "cluster": scope.cluster,
         "host": host.name,
         "service.name": SERVICE_NAME,
     }
@@ -158,7 +158,7 @@ def log_resource(fleet: Fleet, host: Host) -> list[dict[str, Any]]:
     return [{"key": k, "value": v, "action": "upsert"} for k, v in attrs.items()]
 
 
-def log_stream_fields(fleet: Fleet, host: Host) -> list[str]:
+def log_stream_fields(scope: HostScope, host: Host) -> list[str]:
     """The fields VictoriaLogs indexes as the log stream: the same set Promtail makes
     Loki labels (cluster, host, host labels, unit, level, component)."""
     fields = ["cluster", "host", *(k for k, _ in host.labels)]
@@ -167,11 +167,11 @@ def log_stream_fields(fleet: Fleet, host: Host) -> list[str]:
     return [*fields, *promtail.LABEL_FIELDS]
 
 
-def processors(fleet: Fleet, host: Host) -> dict[str, Any]:
+def processors(scope: HostScope, host: Host) -> dict[str, Any]:
     o = host.vars.otelcol
     attributes = [
         {"key": "host.name", "value": host.name, "action": "upsert"},
-        {"key": "flintlock.cluster", "value": fleet.cluster, "action": "upsert"},
+        {"key": "flintlock.cluster", "value": scope.cluster, "action": "upsert"},
         *({"key": k, "value": v, "action": "upsert"} for k, v in host.labels),
     ]
     out: dict[str, Any] = {
@@ -185,7 +185,7 @@ def processors(fleet: Fleet, host: Host) -> dict[str, Any]:
         "resource": {"attributes": attributes},
     }
     if o.logs_pipeline:
-        out["resource/logs"] = {"attributes": log_resource(fleet, host)}
+        out["resource/logs"] = {"attributes": log_resource(scope, host)}
     if o.sampling_percentage is not None:
         out["probabilistic_sampler"] = {"sampling_percentage": o.sampling_percentage}
     if not queue_batching(o.version):
@@ -232,9 +232,9 @@ def _auth_extension(auth: FileAuth, name: str) -> tuple[str, dict[str, Any]] | N
     return None
 
 
-def traces_exporter(fleet: Fleet, host: Host) -> tuple[str, dict[str, Any], dict[str, Any]]:
+def traces_exporter(scope: HostScope, host: Host) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """The OTLP/gRPC exporter to the trace store: (id, body, auth extensions)."""
-    t = fleet.central.traces
+    t = scope.central.traces
     grpc, _ = exporter_types(host.vars.otelcol.version)
     exp: dict[str, Any] = {"endpoint": t.otlp_endpoint, "tls": _tls(t.auth, insecure=t.insecure)}
     if t.headers_from_env:
@@ -249,17 +249,17 @@ def traces_exporter(fleet: Fleet, host: Host) -> tuple[str, dict[str, Any], dict
     return f"{grpc}/{TRACES_EXPORTER}", exp, extensions
 
 
-def logs_exporter(fleet: Fleet, host: Host) -> tuple[str, dict[str, Any], dict[str, Any]]:
+def logs_exporter(scope: HostScope, host: Host) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """The OTLP/HTTP exporter to the log store (never the trace store: Tempo and Jaeger
     have no OTLP logs service)."""
-    store = fleet.central.logs
+    store = scope.central.logs
     _, http = exporter_types(host.vars.otelcol.version)
     exp: dict[str, Any] = {"logs_endpoint": store.otlp_logs_url}
     if store.otlp_logs_url.startswith("https://"):
         exp["tls"] = _tls(store.auth, insecure=False)
     headers = dict(store.tenant_headers())
     if store.backend == "victorialogs":
-        headers["VL-Stream-Fields"] = ",".join(log_stream_fields(fleet, host))
+        headers["VL-Stream-Fields"] = ",".join(log_stream_fields(scope, host))
     if headers:
         exp["headers"] = headers
     extensions: dict[str, Any] = {}
@@ -322,14 +322,14 @@ def spanmetrics_connector() -> dict[str, Any]:
     }
 
 
-def config(fleet: Fleet, host: Host) -> dict[str, Any]:
+def config(scope: HostScope, host: Host) -> dict[str, Any]:
     o = host.vars.otelcol
     logs = host.vars.logs
     extensions: dict[str, Any] = {"health_check": {"endpoint": _endpoint(o.health_endpoint)}}
-    trace_id, trace_exp, trace_ext = traces_exporter(fleet, host)
+    trace_id, trace_exp, trace_ext = traces_exporter(scope, host)
     exporters: dict[str, Any] = {trace_id: trace_exp}
     extensions.update(trace_ext)
-    procs = processors(fleet, host)
+    procs = processors(scope, host)
     batch = ["batch"] if "batch" in procs else []
     sampler = ["probabilistic_sampler"] if "probabilistic_sampler" in procs else []
     spanmetrics = spanmetrics_type(o.version)
@@ -355,7 +355,7 @@ def config(fleet: Fleet, host: Host) -> dict[str, Any]:
         "exporters": [SPANMETRICS_EXPORTER],
     }
     if o.logs_pipeline:
-        logs_id, logs_exp, logs_ext = logs_exporter(fleet, host)
+        logs_id, logs_exp, logs_ext = logs_exporter(scope, host)
         exporters[logs_id] = logs_exp
         extensions.update(logs_ext)
         log_receiver = "journald" if logs.source == "journal" else filelog_type(o.version)
@@ -395,15 +395,15 @@ def config(fleet: Fleet, host: Host) -> dict[str, Any]:
     return dict(escape_dollars(doc))
 
 
-def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
+def host_files(scope: HostScope, host: Host) -> dict[str, bytes]:
     if not host.vars.otelcol.enabled:
         return {}
     return {
         f"hosts/{host.name}/otelcol.yaml": yaml_file(
-            fleet,
+            scope,
             f"OpenTelemetry Collector (otelcol-contrib) for Flintlock host {host.name}: run with\n"
             "  otelcol-contrib --config=<this file>\n"
             "Header values come from the environment (${env:VAR}); a $$ is a literal $.",
-            config(fleet, host),
+            config(scope, host),
         ),
     }

@@ -8,7 +8,7 @@ from flobs import versions
 from flobs.artifacts.common import http_client_auth, scrape_address, yaml_file
 from flobs.artifacts.extensions import extra_scrape_configs
 from flobs.artifacts.series import federated_name_regex, local_rules
-from flobs.model import FileAuth, Fleet, Host
+from flobs.model import FileAuth, Host, HostScope
 
 # Limits that stop one broken exporter from flooding the TSDB; exceeding one fails
 # the scrape (grafana-api.md), which `up == 0` and the agent alerts then surface.
@@ -225,14 +225,14 @@ def _auth(auth: FileAuth) -> dict[str, Any]:
     return http_client_auth(auth, bearer="authorization")
 
 
-def external_labels(fleet: Fleet, host: Host) -> dict[str, str]:
+def external_labels(scope: HostScope, host: Host) -> dict[str, str]:
     """As written in the file: Prometheus 3 ``$``-expands them, so ``$`` is doubled there."""
     version = host.vars.local_prometheus.version
-    labels = {"cluster": fleet.cluster, "host": host.name, **dict(host.labels)}
+    labels = {"cluster": scope.cluster, "host": host.name, **dict(host.labels)}
     return {name: versions.escape_external_label(version, value) for name, value in labels.items()}
 
 
-def config(fleet: Fleet, host: Host) -> dict[str, Any]:
+def config(scope: HostScope, host: Host) -> dict[str, Any]:
     v = host.vars
     doc: dict[str, Any] = {
         "global": {
@@ -240,14 +240,14 @@ def config(fleet: Fleet, host: Host) -> dict[str, Any]:
             "scrape_timeout": v.scrape_timeout,
             "evaluation_interval": v.evaluation_interval,
             # Attached by /federate and remote_write to every series lacking them.
-            "external_labels": external_labels(fleet, host),
+            "external_labels": external_labels(scope, host),
         },
         "rule_files": ["rules/*.yml"],
         # The inventory's own jobs (vars.extra_scrape_jobs) come after flobs' jobs.
         "scrape_configs": [*scrape_jobs(host), *extra_scrape_configs(host)],
         **retention(v.local_prometheus.version, v.local_prometheus.retention),
     }
-    central = fleet.central.prometheus
+    central = scope.central.prometheus
     if central.mode == "remote_write" and central.remote_write is not None:
         rw = central.remote_write
         doc["remote_write"] = [
@@ -259,7 +259,7 @@ def config(fleet: Fleet, host: Host) -> dict[str, Any]:
                 "write_relabel_configs": [
                     {
                         "source_labels": ["__name__"],
-                        "regex": federated_name_regex(fleet),
+                        "regex": federated_name_regex(scope),
                         "action": "keep",
                     }
                 ],
@@ -291,17 +291,17 @@ def rules(fleet: Fleet, host: Host) -> dict[str, Any]:
     }
 
 
-def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
+def host_files(scope: HostScope, host: Host) -> dict[str, bytes]:
     base = f"hosts/{host.name}"
     for_version = versions.header_line(host.vars.local_prometheus.version)
     files = {
         f"{base}/prometheus.yml": yaml_file(
-            fleet,
+            scope,
             f"Local Prometheus for Flintlock host {host.name}.\n{for_version}",
-            config(fleet, host),
+            config(scope, host),
         ),
         f"{base}/rules/flobs-local.yml": yaml_file(
-            fleet,
+            scope,
             f"Recording rules for {host.name}: pre-aggregate what the centre needs.\n"
             + for_version,
             rules(fleet, host),
@@ -310,7 +310,7 @@ def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
     web = web_config(host)
     if web is not None:
         files[f"{base}/prometheus-web.yml"] = yaml_file(
-            fleet,
+            scope,
             f"Web config (--web.config.file) of the local Prometheus on {host.name}:\n"
             "TLS and the users the centre federates with (bcrypt hashes).",
             web,

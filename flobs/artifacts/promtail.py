@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from flobs.artifacts.common import http_client_auth, yaml_file
-from flobs.model import FileAuth, Fleet, Host
+from flobs.model import FileAuth, Host, HostScope
 
 # logrus JSON field → extracted name. Fields missing from a line are simply absent.
 JSON_FIELDS: tuple[str, ...] = (
@@ -63,18 +63,18 @@ PIPELINE_LABELS: tuple[str, ...] = (*LABEL_FIELDS, "unit", "service_name")
 SERVICE_NAME = "flintlockd"
 
 
-def stream_labels(fleet: Fleet, host: Host) -> dict[str, str]:
+def stream_labels(scope: HostScope, host: Host) -> dict[str, str]:
     """The constant labels every stream of this host carries."""
     return {
-        "cluster": fleet.cluster,
+        "cluster": scope.cluster,
         "host": host.name,
         "service_name": SERVICE_NAME,
         **host.label_dict,
     }
 
 
-def client(fleet: Fleet, host: Host) -> dict[str, Any]:
-    loki = fleet.central.logs
+def client(scope: HostScope, host: Host) -> dict[str, Any]:
+    loki = scope.central.logs
     doc: dict[str, Any] = {"url": loki.url}
     if loki.tenant:
         doc["tenant_id"] = loki.tenant
@@ -85,7 +85,7 @@ def client(fleet: Fleet, host: Host) -> dict[str, Any]:
     doc["batchsize"] = 1048576
     doc["timeout"] = "10s"
     doc["backoff_config"] = {"min_period": "500ms", "max_period": "5m", "max_retries": 10}
-    doc["external_labels"] = stream_labels(fleet, host)
+    doc["external_labels"] = stream_labels(scope, host)
     return doc
 
 
@@ -93,13 +93,13 @@ def _auth(auth: FileAuth) -> dict[str, Any]:
     return http_client_auth(auth, bearer="bearer_token_file")
 
 
-def metadata_fields(fleet: Fleet) -> tuple[str, ...]:
+def metadata_fields(scope: HostScope) -> tuple[str, ...]:
     """Fields sent as Loki structured metadata. VictoriaLogs parses the JSON line into
     fields itself (none of them a stream field), so metadata would only repeat them."""
-    return () if fleet.central.logs.backend == "victorialogs" else METADATA_FIELDS
+    return () if scope.central.logs.backend == "victorialogs" else METADATA_FIELDS
 
 
-def pipeline_stages(fleet: Fleet, host: Host) -> list[dict[str, Any]]:
+def pipeline_stages(scope: HostScope, host: Host) -> list[dict[str, Any]]:
     stages: list[dict[str, Any]] = [
         # Lines that are not JSON (panics, Go runtime output) pass through unchanged.
         {"json": {"expressions": {f: f for f in JSON_FIELDS}, "drop_malformed": False}},
@@ -109,14 +109,14 @@ def pipeline_stages(fleet: Fleet, host: Host) -> list[dict[str, Any]]:
         {"timestamp": {"source": TIME_FIELD, "format": TIME_FORMAT, "action_on_failure": "skip"}},
         {"labels": {f: None for f in LABEL_FIELDS}},
     ]
-    if metadata_fields(fleet):
-        stages.append({"structured_metadata": {f: None for f in metadata_fields(fleet)}})
+    if metadata_fields(scope):
+        stages.append({"structured_metadata": {f: None for f in metadata_fields(scope)}})
     if host.vars.logs.source == "file":
         stages.append({"labeldrop": ["filename"]})
     return stages
 
 
-def scrape_config(fleet: Fleet, host: Host) -> dict[str, Any]:
+def scrape_config(scope: HostScope, host: Host) -> dict[str, Any]:
     logs = host.vars.logs
     job: dict[str, Any] = {"job_name": "flintlockd"}
     if logs.source == "journal":
@@ -130,11 +130,11 @@ def scrape_config(fleet: Fleet, host: Host) -> dict[str, Any]:
         ]
     else:
         job["static_configs"] = [{"targets": ["localhost"], "labels": {"__path__": logs.path}}]
-    job["pipeline_stages"] = pipeline_stages(fleet, host)
+    job["pipeline_stages"] = pipeline_stages(scope, host)
     return job
 
 
-def config(fleet: Fleet, host: Host) -> dict[str, Any]:
+def config(scope: HostScope, host: Host) -> dict[str, Any]:
     logs = host.vars.logs
     return {
         "server": {
@@ -150,20 +150,20 @@ def config(fleet: Fleet, host: Host) -> dict[str, Any]:
             "filename": f"{logs.positions_dir.rstrip('/')}/{POSITIONS_FILE}",
             "sync_period": "10s",
         },
-        "clients": [client(fleet, host)],
-        "scrape_configs": [scrape_config(fleet, host)],
+        "clients": [client(scope, host)],
+        "scrape_configs": [scrape_config(scope, host)],
     }
 
 
-def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
+def host_files(scope: HostScope, host: Host) -> dict[str, bytes]:
     if host.log_agent != "promtail":
         return {}
     return {
         f"hosts/{host.name}/promtail.yml": yaml_file(
-            fleet,
+            scope,
             f"Promtail for Flintlock host {host.name}: run with\n"
             "  promtail -config.file=<this file>   (never -config.expand-env)\n"
             "Promtail is end-of-life since 2026-03-02; set vars.logs.agent: alloy to switch.",
-            config(fleet, host),
+            config(scope, host),
         ),
     }

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from flobs import promql
 from flobs.artifacts import extensions
-from flobs.model import Fleet, Host
+from flobs.model import Fleet, Host, HostScope
 from flobs.promtime import seconds
 
 
@@ -304,19 +304,19 @@ def federation_match(fleet: Fleet) -> list[str]:
     return list(dict.fromkeys(selectors))
 
 
-def federated_name_regex(fleet: Fleet) -> str:
+def federated_name_regex(scope: HostScope) -> str:
     """One regex over ``__name__`` equivalent to the built-in selectors (remote_write keep).
 
     ``extra_match`` selectors cross the wire in remote_write mode too, by metric name:
     a keep regex over ``__name__`` cannot express their other label matchers.
     """
     names = ["host:.+", "microvm:.+", *FEDERATED_RAW]
-    for extra in fleet.central.prometheus.extra_match:
+    for extra in scope.central.prometheus.extra_match:
         for sel in promql.selectors(extra):
             matcher = sel.name_matcher()
             if matcher is not None and matcher[0] in ("=", "=~"):
                 names.append(matcher[1])  # metric names hold no regex metacharacters
-    names.extend(extensions.federated_names(fleet))
+    names.extend(extensions.federated_names(scope))
     return "|".join(dict.fromkeys(names))
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from flobs import layout
 from flobs.artifacts.alertmanager import vmalert_args
 from flobs.artifacts.common import header
-from flobs.model import Alertmanager, Endpoint, Fleet, Host
+from flobs.model import Alertmanager, Endpoint, Fleet, Host, HostScope
 from flobs.versions import retention_in_config
 
 # systemd's own hardening that does not get in these programs' way: they read
@@ -72,14 +72,16 @@ def exec_start(argv: Sequence[str]) -> str:
     return " \\\n    ".join(quote(a) for a in argv)
 
 
-def _comment(fleet: Fleet, what: str) -> str:
+def _comment(fleet: Fleet | HostScope, what: str) -> str:
     return "".join(f"# {line}".rstrip() + "\n" for line in header(fleet, what).splitlines())
 
 
 Entries = Sequence[tuple[str, str]]
 
 
-def unit_file(fleet: Fleet, what: str, sections: Sequence[tuple[str, Entries]]) -> bytes:
+def unit_file(
+    fleet: Fleet | HostScope, what: str, sections: Sequence[tuple[str, Entries]]
+) -> bytes:
     """A unit or drop-in: the header as comments, then each ``[section]`` with its
     ``key=value`` lines, a blank line between sections."""
     lines = [_comment(fleet, what)]
@@ -94,7 +96,7 @@ def unit_file(fleet: Fleet, what: str, sections: Sequence[tuple[str, Entries]]) 
 PACKAGE_HARDENED = {layout.PROMETHEUS_UNIT: frozenset({"ProtectHome"})}
 
 
-def drop_in(fleet: Fleet, what: str, unit: str, argv: Sequence[str]) -> bytes:
+def drop_in(fleet: Fleet | HostScope, what: str, unit: str, argv: Sequence[str]) -> bytes:
     """Replace a packaged unit's ExecStart (the empty assignment clears the package's)."""
     keep = PACKAGE_HARDENED.get(unit, frozenset())
     hardening = [(k, v) for k, v in HARDENING if k not in keep]
@@ -103,7 +105,7 @@ def drop_in(fleet: Fleet, what: str, unit: str, argv: Sequence[str]) -> bytes:
 
 
 def own_unit(
-    fleet: Fleet,
+    fleet: Fleet | HostScope,
     what: str,
     description: str,
     argv: Sequence[str],
@@ -171,7 +173,7 @@ def _state_directory(path: str) -> tuple[str, str]:
 JOURNAL_READER = ("SupplementaryGroups", "systemd-journal adm")
 
 
-def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
+def host_files(scope: HostScope, host: Host) -> dict[str, bytes]:
     v = host.vars
     base = f"hosts/{host.name}/"
     files: dict[str, bytes] = {}
@@ -182,7 +184,7 @@ def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
     put(
         layout.PROMETHEUS_UNIT,
         drop_in(
-            fleet,
+            scope,
             f"Local Prometheus of {host.name}: flobs' config, listen address, storage and "
             "retention.\nA drop-in for Debian's prometheus.service (user prometheus).",
             layout.PROMETHEUS_UNIT,
@@ -193,7 +195,7 @@ def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
         put(
             layout.NODE_EXPORTER_UNIT,
             drop_in(
-                fleet,
+                scope,
                 f"node_exporter of {host.name}; a drop-in for Debian's "
                 "prometheus-node-exporter.service.",
                 layout.NODE_EXPORTER_UNIT,
@@ -208,7 +210,7 @@ def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
         put(
             layout.PROCESS_EXPORTER_UNIT,
             drop_in(
-                fleet,
+                scope,
                 f"process-exporter of {host.name}; a drop-in for Debian's "
                 "prometheus-process-exporter.service.",
                 layout.PROCESS_EXPORTER_UNIT,
@@ -231,7 +233,7 @@ def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
         put(
             layout.OTELCOL_UNIT,
             own_unit(
-                fleet,
+                scope,
                 f"OpenTelemetry Collector of {host.name}.",
                 f"OpenTelemetry Collector for Flintlock host {host.name} (flobs)",
                 [layout.BIN[layout.OTELCOL_UNIT], f"--config={layout.OTELCOL_CONFIG}"],
@@ -243,7 +245,7 @@ def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
         put(
             layout.PROMTAIL_UNIT,
             own_unit(
-                fleet,
+                scope,
                 f"Promtail of {host.name}.",
                 f"Promtail shipping flintlockd logs of {host.name} (flobs)",
                 [layout.BIN[layout.PROMTAIL_UNIT], f"-config.file={layout.PROMTAIL_CONFIG}"],
@@ -254,7 +256,7 @@ def host_files(fleet: Fleet, host: Host) -> dict[str, bytes]:
         put(
             layout.ALLOY_UNIT,
             own_unit(
-                fleet,
+                scope,
                 f"Grafana Alloy of {host.name}: its listen address and data directory are "
                 "flags, not config.",
                 f"Grafana Alloy shipping flintlockd logs of {host.name} (flobs)",

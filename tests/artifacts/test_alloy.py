@@ -93,7 +93,7 @@ def file_source_doc() -> dict[str, Any]:
 
 def alloy_text(fleet_index: int = 5, doc: dict[str, Any] | None = None) -> str:
     fleet = fleet_of(doc) if doc is not None else example_fleet()
-    (data,) = alloy.host_files(fleet, fleet.hosts[fleet_index]).values()
+    (data,) = alloy.host_files(fleet.host_scope, fleet.hosts[fleet_index]).values()
     return data.decode()
 
 
@@ -145,7 +145,7 @@ def test_same_field_mapping_as_promtail_over_the_corpus() -> None:
         h.pop("vars", None)
     doc["defaults"]["logs"].update({"agent": "alloy", "source": "file"})
     fleet = fleet_of(doc)
-    (data,) = alloy.host_files(fleet, fleet.hosts[0]).values()
+    (data,) = alloy.host_files(fleet.host_scope, fleet.hosts[0]).values()
     process = blocks_by_name(parse(data.decode()))["loki.process.flintlockd"]
     stages: list[dict[str, Any]] = []
     for stage in process.blocks:
@@ -239,5 +239,5 @@ def test_loki_client_auth_and_tls() -> None:
 
 def test_promtail_hosts_get_no_alloy_file() -> None:
     fleet = example_fleet()
-    assert alloy.host_files(fleet, fleet.hosts[0]) == {}
-    assert promtail.host_files(fleet, fleet.hosts[5]) == {}
+    assert alloy.host_files(fleet.host_scope, fleet.hosts[0]) == {}
+    assert promtail.host_files(fleet.host_scope, fleet.hosts[5]) == {}

@@ -43,6 +43,6 @@ def test_exporter_hints_quote_an_ipv6_listen_address() -> None:
     doc = example_doc()
     doc["hosts"][0].setdefault("vars", {})["node_exporter"] = {"endpoint": "[::1]:9100"}
     fleet = fleet_of(doc)
-    files = exporters.host_files(fleet, fleet.hosts[0])
+    files = exporters.host_files(fleet.host_scope, fleet.hosts[0])
     text = files["hosts/fl-eu1-a-01/exporters/node_exporter-web.yml"].decode()
     assert "#   '--web.listen-address=[::1]:9100' --web.config.file=<this file>\n" in text

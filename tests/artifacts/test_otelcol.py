@@ -41,7 +41,7 @@ def collector_view(value: Any) -> Any:
 
 
 def otel_doc(fleet: Fleet, index: int = 0) -> dict[str, Any]:
-    (data,) = otelcol.host_files(fleet, fleet.hosts[index]).values()
+    (data,) = otelcol.host_files(fleet.host_scope, fleet.hosts[index]).values()
     loaded: dict[str, Any] = yamlio.load(data.decode())
     return loaded
 
@@ -321,7 +321,7 @@ def test_hostile_values_round_trip_and_dollars_never_expand() -> None:
     walk(seen)
     assert sorted(expansions) == ["${env:TEMPO_AUTH}", "${env:TEMPO_TENANT}"]
     # The raw file text parsed by both YAML back ends is the same document.
-    (data,) = otelcol.host_files(fleet, fleet.hosts[0]).values()
+    (data,) = otelcol.host_files(fleet.host_scope, fleet.hosts[0]).values()
     ruamel, _ = yamlio.load_with_positions(data.decode(), backend="ruamel")
     assert ruamel == doc
 
@@ -330,7 +330,7 @@ def test_disabled_collector_writes_nothing() -> None:
     inv = example_doc()
     inv["defaults"]["otelcol"] = {"enabled": False}
     fleet = fleet_of(inv)
-    assert otelcol.host_files(fleet, fleet.hosts[0]) == {}
+    assert otelcol.host_files(fleet.host_scope, fleet.hosts[0]) == {}
 
 
 @settings(max_examples=200, deadline=None)
@@ -344,7 +344,7 @@ def test_any_label_value_and_cluster_round_trip(value: str, cluster: str) -> Non
     attrs = {a["key"]: a["value"] for a in otel["processors"]["resource"]["attributes"]}
     assert attrs["rack"] == value
     assert attrs["flintlock.cluster"] == cluster
-    (data,) = promtail.host_files(fleet, host).values()
+    (data,) = promtail.host_files(fleet.host_scope, host).values()
     labels = yamlio.load(data.decode())["clients"][0]["external_labels"]
     assert labels == {
         "cluster": cluster,
@@ -352,6 +352,6 @@ def test_any_label_value_and_cluster_round_trip(value: str, cluster: str) -> Non
         "service_name": "flintlockd",
         "rack": value,
     }
-    blocks = alloy.parse(alloy.render(fleet, host))
+    blocks = alloy.parse(alloy.render(fleet.host_scope, host))
     (write,) = [b for b in blocks if b.name == "loki.write"]
     assert write.attrs["external_labels"] == labels

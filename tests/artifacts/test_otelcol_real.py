@@ -119,7 +119,7 @@ def write_unique(out: Path, fleets: Iterator[tuple[str, Fleet]]) -> list[Path]:
     seen: dict[str, Path] = {}
     for name, fleet in fleets:
         for host in fleet.hosts:
-            for data in otelcol.host_files(fleet, host).values():
+            for data in otelcol.host_files(fleet.host_scope, host).values():
                 digest = hashlib.sha256(data).hexdigest()
                 if digest not in seen:
                     path = out / f"{name}-{host.name}.yaml"
@@ -191,7 +191,7 @@ def test_the_current_names_start_without_deprecation_warnings(tmp_path: Path) ->
     doc["defaults"]["logs"].update({"source": "file", "path": str(tmp_path / "f.log")})
     doc["central"]["loki"] = {"url": f"http://127.0.0.1:{free_port()}/loki/api/v1/push"}
     fleet = fleet_of(doc)
-    (data,) = otelcol.host_files(fleet, fleet.hosts[0]).values()
+    (data,) = otelcol.host_files(fleet.host_scope, fleet.hosts[0]).values()
     for name in ("otlp_grpc/traces:", "otlp_http/logs:", "span_metrics:", "file_log:"):
         assert name in data.decode()
     old = data.decode().replace("otlp_grpc/traces", "otlp/traces")
@@ -267,7 +267,7 @@ def loopback_doc(tmp_path: Path, traces_port: int) -> dict[str, Any]:
 
 
 def start(binary: str, tmp_path: Path, fleet: Fleet, name: str) -> Collector:
-    (data,) = otelcol.host_files(fleet, fleet.hosts[0]).values()
+    (data,) = otelcol.host_files(fleet.host_scope, fleet.hosts[0]).values()
     config = tmp_path / f"{name}.yaml"
     config.write_bytes(data)
     return Collector(binary, config, tmp_path / f"{name}.log")
@@ -360,7 +360,7 @@ def test_credentials_over_plaintext_grpc_stop_the_real_collector(
     auth = json.loads(json.dumps(auth).replace("TOKEN", str(token)))
     doc["central"]["traces"].update({"insecure": False, **auth})
     fleet = fleet_of(doc)
-    (data,) = otelcol.host_files(fleet, fleet.hosts[0]).values()
+    (data,) = otelcol.host_files(fleet.host_scope, fleet.hosts[0]).values()
     # What flobs would have written had it accepted `insecure: true` with them.
     old = yamlio.load(data.decode())
     old["exporters"]["otlp_grpc/traces"]["tls"] = {"insecure": True}
@@ -466,7 +466,7 @@ def test_basic_auth_sends_the_password_file_exactly(tmp_path: Path, password: st
             "basic_auth": {"username": "fl", "password_file": str(secret)},
         }
         fleet = fleet_of(doc)
-        (data,) = otelcol.host_files(fleet, fleet.hosts[0]).values()
+        (data,) = otelcol.host_files(fleet.host_scope, fleet.hosts[0]).values()
         assert sent_password(binary, tmp_path, data.decode(), fleet, capture) == password
         old = yamlio.load(data.decode())
         client = old["extensions"]["basicauth/logs"]["client_auth"]

@@ -76,7 +76,7 @@ def hostile_doc() -> dict[str, Any]:
 
 def promtail_doc(fleet: Fleet, host_index: int = 0) -> dict[str, Any]:
     host = fleet.hosts[host_index]
-    (data,) = promtail.host_files(fleet, host).values()
+    (data,) = promtail.host_files(fleet.host_scope, host).values()
     loaded: dict[str, Any] = yamlio.load(data.decode())
     return loaded
 
@@ -179,7 +179,7 @@ def test_golden_files_for_the_example() -> None:
     produced: dict[str, bytes] = {}
     for host in fleet.hosts:
         for module in (promtail, alloy, otelcol):
-            produced.update(module.host_files(fleet, host))
+            produced.update(module.host_files(fleet.host_scope, host))
     names = sorted(p.split("/", 1)[1] for p in produced)
     # Five promtail hosts, one Alloy host (fl-eu1-b-03), a collector everywhere.
     assert sum(n.endswith("promtail.yml") for n in names) == 5
@@ -316,7 +316,7 @@ def test_hostile_values_round_trip() -> None:
     fleet = fleet_of(hostile_doc())
     assert fleet.cluster == HOSTILE
     for backend in ("libyaml", "ruamel"):
-        (data,) = promtail.host_files(fleet, fleet.hosts[0]).values()
+        (data,) = promtail.host_files(fleet.host_scope, fleet.hosts[0]).values()
         out, _ = yamlio.load_with_positions(data.decode(), backend=backend)
         (client,) = out["clients"]
         assert client["external_labels"]["cluster"] == HOSTILE

@@ -56,7 +56,7 @@ def own_checks() -> list[type[Check]]:
 def write_tree(out: Path, fleet: Fleet) -> Path:
     for host in fleet.hosts:
         for module in (promtail, alloy, otelcol):
-            for rel, data in module.host_files(fleet, host).items():
+            for rel, data in module.host_files(fleet.host_scope, host).items():
                 path = out / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(data)
@@ -181,7 +181,10 @@ def test_no_loki_label_can_take_an_unbounded_value(doc_factory: Callable[[], Any
             "service_name": promtail.SERVICE_NAME,
             **host.label_dict,
         }
-        files = {**promtail.host_files(fleet, host), **alloy.host_files(fleet, host)}
+        files = {
+            **promtail.host_files(fleet.host_scope, host),
+            **alloy.host_files(fleet.host_scope, host),
+        }
         ((path, data),) = files.items()
         if path.endswith(".yml"):
             doc = yamlio.load(data.decode())

@@ -226,7 +226,7 @@ def test_the_generated_log_shipper_client_pushes_into_victorialogs_loki_endpoint
     doc["central"]["logs"] = {"backend": "victorialogs", "url": f"http://{listen}"}
     fleet = fleet_of(doc)
     host = fleet.hosts[0]
-    (data,) = promtail.host_files(fleet, host).values()
+    (data,) = promtail.host_files(fleet.host_scope, host).values()
     config = yamlio.load(data.decode())
     (client,) = config["clients"]
     stages = config["scrape_configs"][0]["pipeline_stages"]

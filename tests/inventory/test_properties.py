@@ -77,7 +77,9 @@ def test_labels_merge_and_survive_generation(doc: dict[str, Any]) -> None:
         expected.update(raw["labels"])
         assert host.label_dict == expected
         config = yamlio.load(
-            prometheus_local.host_files(fleet, host)[f"hosts/{host.name}/prometheus.yml"].decode()
+            prometheus_local.host_files(fleet.host_scope, host)[
+                f"hosts/{host.name}/prometheus.yml"
+            ].decode()
         )
         # As Prometheus 3 (the default version) reads them back.
         external = {

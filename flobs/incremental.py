@@ -1,0 +1,232 @@
+"""Which hosts `flobs generate` need not render again.
+
+A host's files are a function of exactly two objects, the ``HostScope`` and the
+``Host`` handed to every host renderer (:data:`flobs.artifacts.HostArtifact`), and
+of flobs itself (its code, templates and schemas). The digest of a host hashes a
+canonical encoding of those two objects, field by field, with a digest of flobs'
+own files: because it is computed from the very objects the renderers receive, a
+renderer cannot read an input the digest misses.
+
+``manifest.json`` records, per host, that digest and the files rendered from it. A
+host whose digest is unchanged, and whose files on disk still hash to what the
+manifest says, is neither rendered nor compared byte by byte; a hand-edited file
+fails the hash and its host is rendered again (``--check`` then reports it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import stat
+import sys
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+import flobs
+from flobs import __version__, redact
+from flobs.errors import UsageError
+from flobs.model import Fleet, Host
+from flobs.output import OnDisk, OutRoot, path_problem
+
+# Bump when the encoding below changes: every recorded digest then misses once.
+ENCODING_VERSION = 1
+
+
+def canonical(value: object) -> bytes:
+    """An unambiguous byte encoding of a model object: every dataclass field, in order.
+
+    Only the types the model is made of are accepted; anything else is a TypeError,
+    so a new kind of field cannot silently drop out of the digest.
+    """
+    out: list[str] = []
+    _encode(value, out.append)
+    return "".join(out).encode("utf-8", "surrogatepass")
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
+
+
+def _encode(value: object, emit: Callable[[str], None]) -> None:
+    kind = type(value)
+    if kind is str:
+        emit(repr(value))
+    elif value is None or value is True or value is False:
+        emit(f"{value}")
+    elif kind is int or kind is float:
+        emit(f"{kind.__name__[0]}{value!r}")
+    elif kind is tuple or kind is list:
+        emit("[")
+        for item in value:  # type: ignore[attr-defined]
+            _encode(item, emit)
+            emit(",")
+        emit("]")
+    elif kind is dict:
+        emit("{")
+        for key, item in value.items():  # type: ignore[attr-defined]
+            _encode(key, emit)
+            emit(":")
+            _encode(item, emit)
+            emit(",")
+        emit("}")
+    elif kind is bytes:
+        emit(f"b{value.hex()}")  # type: ignore[attr-defined]
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        emit(f"{kind.__qualname__}(")
+        for name in _field_names(kind):
+            _encode(getattr(value, name), emit)
+            emit(",")
+        emit(")")
+    else:
+        raise TypeError(f"cannot encode a {kind.__name__} for a host digest")
+
+
+@cache
+def flobs_digest() -> str:
+    """flobs itself: version, every file of the package, its templates and schemas, and
+    the versions of what renders with it. An edited checkout invalidates every host."""
+    h = hashlib.sha256(
+        f"encoding {ENCODING_VERSION}\nflobs {__version__}\n"
+        f"python {sys.version_info[:2]}\njinja2 {jinja2.__version__}\n".encode()
+    )
+    roots = [
+        ("flobs", Path(flobs.__file__).parent),
+        ("templates", Path(str(resources.files("flobs.templates")))),
+        ("schemas", Path(str(resources.files("flobs.schemas")))),
+    ]
+    for name, root in roots:
+        for path in sorted(root.rglob("*")):
+            if "__pycache__" in path.parts or not path.is_file():
+                continue
+            data = path.read_bytes()
+            h.update(f"{name}/{path.relative_to(root).as_posix()} {len(data)}\n".encode())
+            h.update(data)
+    return h.hexdigest()
+
+
+def host_digests(fleet: Fleet, hosts: Iterable[Host] | None = None) -> dict[str, str]:
+    """host name → the digest of everything its files are rendered from."""
+    base = hashlib.sha256(flobs_digest().encode())
+    base.update(canonical(fleet.host_scope))
+    digests = {}
+    for host in fleet.hosts if hosts is None else hosts:
+        h = base.copy()
+        h.update(canonical(host))
+        digests[host.name] = h.hexdigest()
+    return digests
+
+
+@dataclass(frozen=True, slots=True)
+class HostRecord:
+    """What manifest.json says about one host: its digest and the files made from it."""
+
+    digest: str
+    files: tuple[str, ...]
+
+
+def manifest_hosts(records: Mapping[str, HostRecord]) -> dict[str, Any]:
+    return {
+        name: {"digest": r.digest, "files": list(r.files)} for name, r in sorted(records.items())
+    }
+
+
+def recorded_hosts(manifest: Mapping[str, Any] | None) -> dict[str, HostRecord]:
+    """The host records of a manifest (input: a record of the wrong shape is ignored)."""
+    section = manifest.get("hosts") if manifest else None
+    if not isinstance(section, dict):
+        return {}
+    out = {}
+    for name, entry in section.items():
+        if not isinstance(entry, dict):
+            continue
+        digest, files = entry.get("digest"), entry.get("files")
+        if (
+            isinstance(digest, str)
+            and isinstance(files, list)
+            and all(isinstance(f, str) for f in files)
+        ):
+            out[name] = HostRecord(digest, tuple(files))
+    return out
+
+
+def verify_files(
+    root: OutRoot, paths: Iterable[str], listed: Mapping[str, Any]
+) -> dict[str, OnDisk] | None:
+    """Each file, hashed from disk, matches its manifest entry: their entries; else None.
+
+    This is the guard against hand edits: the file's bytes are hashed every time (size
+    and mtime prove nothing).
+    """
+    found = {}
+    for path in paths:
+        entry = listed.get(path)
+        if not isinstance(entry, dict) or path_problem(path) is not None:
+            return None
+        on_disk = hash_file(root, path)
+        if on_disk is None or on_disk.sha256 != entry.get("sha256"):
+            return None
+        found[path] = on_disk
+    return found
+
+
+def hash_file(root: OutRoot, path: str) -> OnDisk | None:
+    """sha256 and size of the regular file OUT/path, or None (absent, a link, unreadable)."""
+    try:
+        target = root.target(path)
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, UsageError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        h = hashlib.sha256()
+        size = 0
+        while chunk := os.read(fd, 1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return OnDisk(h.hexdigest(), size)
+
+
+def reusable_hosts(
+    root: OutRoot,
+    manifest: Mapping[str, Any] | None,
+    digests: Mapping[str, str],
+) -> tuple[dict[str, HostRecord], dict[str, OnDisk]]:
+    """The hosts whose recorded digest is ``digests``' and whose files are intact.
+
+    Returns their records and their files (hashed from disk). Secrets registered in
+    this process could change what redaction hides, so then nothing is reused.
+    """
+    if manifest is None or redact.has_secrets():
+        return {}, {}
+    listed = manifest["files"]
+    records: dict[str, HostRecord] = {}
+    kept: dict[str, OnDisk] = {}
+    for name, record in recorded_hosts(manifest).items():
+        if digests.get(name) != record.digest:
+            continue
+        prefix = f"hosts/{name}/"
+        if not all(path.startswith(prefix) for path in record.files):
+            continue
+        found = verify_files(root, record.files, listed)
+        if found is not None:
+            records[name] = record
+            kept.update(found)
+    return records, kept
