@@ -48,6 +48,7 @@ import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,45 @@ def build_manifest(
             path: {"sha256": e.sha256, "size": e.size} for path, e in sorted(entries.items())
         },
     }
-    return (json.dumps(doc, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode()
+    return (_manifest_json(doc) + "\n").encode()
+
+
+def _manifest_json(doc: Mapping[str, Any]) -> str:
+    """``json.dumps(doc, indent=2, ensure_ascii=False)``, with the two big sections
+    (a line per file and per host at 10,000 hosts) written directly: json's indenting
+    encoder is pure Python and took a second per 100,000 files."""
+    q = encode_basestring
+    parts = []
+    for key, value in doc.items():
+        if key == "files" and value:
+            body = (
+                "{\n"
+                + ",\n".join(
+                    f'    {q(path)}: {{\n      "sha256": {q(e["sha256"])},\n'
+                    f'      "size": {int(e["size"])}\n    }}'
+                    for path, e in value.items()
+                )
+                + "\n  }"
+            )
+        elif key == "hosts" and value:
+            body = (
+                "{\n"
+                + ",\n".join(
+                    f'    {q(name)}: {{\n      "digest": {q(h["digest"])},\n      "files": '
+                    + (
+                        "[\n" + ",\n".join(f"        {q(f)}" for f in h["files"]) + "\n      ]"
+                        if h["files"]
+                        else "[]"
+                    )
+                    + "\n    }"
+                    for name, h in value.items()
+                )
+                + "\n  }"
+            )
+        else:
+            body = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        parts.append(f"  {q(key)}: {body}")
+    return "{\n" + ",\n".join(parts) + "\n}" if parts else "{}"
 
 
 def read_manifest(out: Path) -> dict[str, Any] | None:
