@@ -30,7 +30,6 @@ import jinja2
 
 import flobs
 from flobs import __version__, redact
-from flobs.errors import UsageError
 from flobs.model import Fleet, Host
 from flobs.output import OnDisk, OutRoot, path_problem
 
@@ -127,37 +126,77 @@ def verify_files(
     and mtime prove nothing).
     """
     found = {}
-    for path in paths:
-        entry = listed.get(path)
-        if not isinstance(entry, dict) or path_problem(path) is not None:
-            return None
-        on_disk = hash_file(root, path)
-        if on_disk is None or on_disk.sha256 != entry.get("sha256"):
-            return None
-        found[path] = on_disk
+    with DirReader(root) as reader:
+        for path in paths:
+            entry = listed.get(path)
+            if not isinstance(entry, dict) or path_problem(path) is not None:
+                return None
+            on_disk = reader.hash(path)
+            if on_disk is None or on_disk.sha256 != entry.get("sha256"):
+                return None
+            found[path] = on_disk
     return found
 
 
 def hash_file(root: OutRoot, path: str) -> OnDisk | None:
     """sha256 and size of the regular file OUT/path, or None (absent, a link, unreadable)."""
-    try:
-        target = root.target(path)
-        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (OSError, UsageError):
+    if path_problem(path) is not None:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+    with DirReader(root) as reader:
+        return reader.hash(path)
+
+
+class DirReader:
+    """Reads files inside OUT through directory descriptors opened with O_NOFOLLOW, so
+    no symlinked directory leads outside OUT; each directory is opened once, not
+    looked up again for every file in it (a host has a dozen files)."""
+
+    def __init__(self, root: OutRoot) -> None:
+        self._root = root
+        self._fds: dict[str, int] = {}
+
+    def __enter__(self) -> DirReader:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def _dir(self, rel: str) -> int:
+        fd = self._fds.get(rel)
+        if fd is None:
+            if not rel:
+                fd = os.open(self._root.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            else:
+                parent, _, name = rel.rpartition("/")
+                flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+                fd = os.open(name, flags, dir_fd=self._dir(parent))
+            self._fds[rel] = fd
+        return fd
+
+    def hash(self, path: str) -> OnDisk | None:
+        """``path`` must be a plain relative path (:func:`path_problem` is None)."""
+        directory, _, name = path.rpartition("/")
+        try:
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+            fd = os.open(name, flags, dir_fd=self._dir(directory))
+        except OSError:
+            return None  # absent, a symlink (ELOOP), or below one
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                return None
+            h = hashlib.sha256()
+            size = 0
+            while chunk := os.read(fd, max(st.st_size + 1, 1 << 16)):
+                h.update(chunk)
+                size += len(chunk)
+        except OSError:
             return None
-        h = hashlib.sha256()
-        size = 0
-        while chunk := os.read(fd, 1 << 20):
-            h.update(chunk)
-            size += len(chunk)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return OnDisk(h.hexdigest(), size)
+        finally:
+            os.close(fd)
+        return OnDisk(h.hexdigest(), size)
 
 
 def reusable_hosts(

@@ -78,7 +78,9 @@ def test_extra_jobs_reach_the_centre_by_remote_write() -> None:
     fleet = load_fleet_text(text.encode(), "inv.yaml", base_dir=EXAMPLE.parent).fleet
     from flobs.artifacts.prometheus_local import config
 
-    keep = config(fleet, fleet.host("lab-01"))["remote_write"][0]["write_relabel_configs"][0]
+    keep = config(fleet.host_scope, fleet.host("lab-01"))["remote_write"][0][
+        "write_relabel_configs"
+    ][0]
     assert keep["action"] == "keep"
     assert keep["regex"].endswith("|smartctl_device_.+|storage_agent_requests_total")
 

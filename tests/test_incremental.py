@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from benchmarks.fleet import inventory as bench_inventory
 from flobs import yamlio
 from flobs.artifacts import HOST_MODULES
+from flobs.errors import UsageError
 from flobs.generate import generate, render_hosts, render_tree
 from flobs.incremental import canonical, host_digests
 from flobs.inventory import load_fleet
@@ -394,3 +395,15 @@ def test_comment_safe_escapes_exactly_controls_and_unicode_line_breaks(text: str
         return f"\\u{ord(c):04x}" if unsafe else c
 
     assert yamlio.comment_safe(text) == "".join(one(c) for c in text)
+
+
+def test_a_host_directory_swapped_for_a_symlink_is_not_trusted(tmp_path: Path) -> None:
+    inv = _write(tmp_path / "inventory.yaml", bench_inventory(2))
+    out = tmp_path / "out"
+    generate(inv, out)
+    host_dir = out / "hosts" / "fl-bench-b-00001"
+    elsewhere = tmp_path / "elsewhere"
+    host_dir.rename(elsewhere)  # the same bytes, outside OUT
+    host_dir.symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(UsageError, match="is a symlink"):
+        generate(inv, out, check=True)
