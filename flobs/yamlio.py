@@ -637,8 +637,19 @@ def scalar(value: Any) -> str:
     raise TypeError(f"cannot render {type(value).__name__} as a YAML scalar")
 
 
+_SCALARS = frozenset([str, int, float, bool, type(None)])
+
+
 def _plain(value: Any) -> Any:
     """Mappings → dict, sequences → list, recursively (the emitter's fast path needs it)."""
+    kind = type(value)
+    # Exact types first: an ABC isinstance per node was a third of rendering a host.
+    if kind in _SCALARS:
+        return value
+    if kind is dict:
+        return {k: _plain(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [_plain(v) for v in value]
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -694,11 +705,20 @@ def comment_safe(text: str) -> str:
 
 def dump(data: Any, *, header: str | None = None) -> str:
     """Deterministic block-style YAML for plain data; key order is the dict's order."""
+    return _dump(_plain(data), header)
+
+
+def dump_json_data(data: Any) -> str:
+    """:func:`dump` for what ``json.loads`` returned: already only dicts, lists and
+    scalars, so the walk that normalises other mappings and sequences is skipped."""
+    return _dump(data, None)
+
+
+def _dump(data: Any, header: str | None) -> str:
     out: list[str] = []
     if header:
         # Comment text must not contain what YAML forbids or treats as a line break.
         out.extend(f"# {comment_safe(line)}".rstrip() for line in header.split("\n"))
-    data = _plain(data)
     if type(data) in (dict, list) and not data:
         out.append("{}" if type(data) is dict else "[]")
     else:

@@ -34,7 +34,7 @@ def yaml_file(fleet: Fleet | HostScope, what: str, data: Any) -> bytes:
 def _render_body(data_json: str) -> bytes:
     # Many hosts share identical documents (rules, exporter configs) under different
     # headers; json.dumps is a cheap C-speed key, so 10,000 renderings become one.
-    return yamlio.dump(json.loads(data_json)).encode("utf-8")
+    return yamlio.dump_json_data(json.loads(data_json)).encode("utf-8")
 
 
 def json_file(data: Any) -> bytes:

@@ -42,6 +42,13 @@ class Expand(str):
 
 def escape_dollars(data: Any) -> Any:
     """Double every ``$`` in every string (keys too), except :class:`Expand` values."""
+    kind = type(data)  # exact types first: this walks every node of every host's config
+    if kind is str:
+        return data.replace("$", "$$")
+    if kind is dict:
+        return {escape_dollars(k): escape_dollars(v) for k, v in data.items()}
+    if kind is list:
+        return [escape_dollars(v) for v in data]
     if isinstance(data, Expand):
         return str(data)
     if isinstance(data, str):
