@@ -25,6 +25,7 @@ from flobs.inventory import load_fleet
 from flobs.model import Fleet
 from flobs.output import MANIFEST, _manifest_json
 from tests.conftest import EXAMPLE_INVENTORY
+from tests.helpers import run_flobs
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -407,3 +408,17 @@ def test_a_host_directory_swapped_for_a_symlink_is_not_trusted(tmp_path: Path) -
     host_dir.symlink_to(elsewhere, target_is_directory=True)
     with pytest.raises(UsageError, match="is a symlink"):
         generate(inv, out, check=True)
+
+
+def test_cli_says_how_many_hosts_it_rendered_and_full_renders_all(tmp_path: Path) -> None:
+    inv = _write(tmp_path / "inventory.yaml", bench_inventory(3))
+    out = tmp_path / "out"
+    first = run_flobs("generate", "-i", inv, "-o", out)
+    assert (first.code, first.stdout) == (0, "")
+    assert first.stderr.endswith("removed, 0 unchanged (3 hosts, 3 rendered)\n")
+    summary = "0 added, 0 changed, 0 removed, 49 unchanged (3 hosts, {} rendered)\n"
+    again = run_flobs("generate", "-i", inv, "-o", out)
+    assert (again.code, again.stdout, again.stderr) == (0, "", f"wrote {out}: {summary.format(0)}")
+    full = run_flobs("generate", "-i", inv, "-o", out, "--full", "--check")
+    assert (full.code, full.stdout) == (0, "")
+    assert full.stderr == f"{out} is up to date: {summary.format(3)}"

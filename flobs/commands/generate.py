@@ -77,6 +77,15 @@ def generate_command(
             "before giving up (exit 3).",
         ),
     ] = LOCK_WAIT_SECONDS,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Render every host, even those whose inputs manifest.json records as "
+            "unchanged and whose files still hash right (use in CI when OUT's manifest "
+            "comes from the change under review).",
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Print nothing on success.")] = False,
     strict: Annotated[
         bool,
@@ -104,13 +113,15 @@ def generate_command(
             strict=strict,
             out_display=str(out),
             lock_wait=lock_wait,
+            full=full,
         )
     for warning in result.warnings:
         err_console.print(warning.render(), markup=False)
     c = result.changes
     summary = (
         f"{len(c.added)} added, {len(c.changed)} changed, {len(c.removed)} removed, "
-        f"{c.unchanged} unchanged ({len(result.fleet.hosts)} hosts)"
+        f"{c.unchanged} unchanged ({len(result.fleet.hosts)} hosts, "
+        f"{len(result.rendered_hosts)} rendered)"
     )
     if check:
         if c.empty:
