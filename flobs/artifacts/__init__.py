@@ -1,7 +1,10 @@
 """Artifacts: one module per target; each builds data, then bytes, never prints.
 
-A *host artifact* module has ``host_files(fleet, host) -> {path: bytes}``; a *fleet
-artifact* module has ``fleet_files(fleet) -> {path: bytes}``. Paths are relative to
+A *host artifact* module has ``host_files(scope, host) -> {path: bytes}``: it gets
+the ``HostScope`` (the fleet-wide settings host files read) and the ``Host``, never the
+``Fleet``, because incremental generate skips a host whose digest of those two objects
+is unchanged (flobs/incremental.py). A *fleet artifact* module has
+``fleet_files(fleet) -> {path: bytes}``. Paths are relative to
 OUT and use ``/``. Register new modules in the two tuples below.
 """
 
