@@ -560,7 +560,6 @@ class HostScope:
     """
 
     cluster: str
-    source_name: str
     central: HostCentral
     # job name -> the metric-name regexes it sends to the centre, over every host
     # (remote_write keeps them by name on each host).
@@ -591,7 +590,6 @@ class Fleet:
                 names.extend(n for n in job.federate if n not in names)
         return HostScope(
             cluster=self.cluster,
-            source_name=self.source_name,
             central=HostCentral(self.central.prometheus, self.central.logs, self.central.traces),
             extra_jobs_produce=tuple((job, tuple(names)) for job, names in sorted(produce.items())),
         )

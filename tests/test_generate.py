@@ -256,7 +256,7 @@ def test_renaming_the_inventory_changes_only_the_manifest(tmp_path: Path) -> Non
     ]
     assert check.stdout.startswith("changed: manifest.json\n")
     assert check.stderr.endswith(
-        f"0 added, 1 changed, 0 removed, {len(before) - 1} unchanged (6 hosts)\n"
+        f"0 added, 1 changed, 0 removed, {len(before) - 1} unchanged (6 hosts, 0 rendered)\n"
     )
     second = run_flobs("generate", "-i", "b/fleet.yaml", "-o", "out", cwd=tmp_path)
     assert second.code == 0, second.stderr

@@ -119,9 +119,8 @@ def test_canonical_tells_apart_what_repr_alone_would_confuse() -> None:
 
 
 def _dir(tmp_path: Path, name: str) -> Path:
-    # The same file name every time: it is in every file's header, so in every digest.
-    (tmp_path / name).mkdir()
-    return tmp_path / name / "inventory.yaml"
+    # Another file name each time: only manifest.json names the inventory, so no digest.
+    return tmp_path / f"{name}.yaml"
 
 
 def test_fleet_wide_inputs_reach_every_host_and_only_those(tmp_path: Path) -> None:

@@ -278,9 +278,9 @@ def config(scope: HostScope, host: Host) -> dict[str, Any]:
     return doc
 
 
-def rules(fleet: Fleet, host: Host) -> dict[str, Any]:
+def rules(scope: HostScope, host: Host) -> dict[str, Any]:
     groups: dict[str, list[dict[str, str]]] = {}
-    remote_write = fleet.central.prometheus.mode == "remote_write"
+    remote_write = scope.central.prometheus.mode == "remote_write"
     for rule in local_rules(host, remote_write=remote_write):
         groups.setdefault(rule.group, []).append({"record": rule.record, "expr": rule.expr})
     return {
@@ -304,7 +304,7 @@ def host_files(scope: HostScope, host: Host) -> dict[str, bytes]:
             scope,
             f"Recording rules for {host.name}: pre-aggregate what the centre needs.\n"
             + for_version,
-            rules(fleet, host),
+            rules(scope, host),
         ),
     }
     web = web_config(host)
