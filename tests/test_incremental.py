@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.fleet import inventory as bench_inventory
-from flobs import yamlio
+from flobs import layout, yamlio
 from flobs.artifacts import HOST_MODULES
+from flobs.artifacts.ansible import placed_records
 from flobs.errors import UsageError
 from flobs.generate import generate, render_hosts, render_tree
 from flobs.incremental import canonical, host_digests
@@ -415,9 +416,19 @@ def test_cli_says_how_many_hosts_it_rendered_and_full_renders_all(tmp_path: Path
     first = run_flobs("generate", "-i", inv, "-o", out)
     assert (first.code, first.stdout) == (0, "")
     assert first.stderr.endswith("removed, 0 unchanged (3 hosts, 3 rendered)\n")
-    summary = "0 added, 0 changed, 0 removed, 49 unchanged (3 hosts, {} rendered)\n"
+    summary = "0 added, 0 changed, 0 removed, 53 unchanged (3 hosts, {} rendered)\n"
     again = run_flobs("generate", "-i", inv, "-o", out)
     assert (again.code, again.stdout, again.stderr) == (0, "", f"wrote {out}: {summary.format(0)}")
     full = run_flobs("generate", "-i", inv, "-o", out, "--full", "--check")
     assert (full.code, full.stdout) == (0, "")
     assert full.stderr == f"{out} is up to date: {summary.format(3)}"
+
+
+def test_placed_records_per_machine_equal_those_of_the_whole_tree() -> None:
+    # render_host writes a host's placed.json from its own files: the same as the
+    # playbook's records computed over the whole tree.
+    tree = render_tree(_example())
+    placed = {p: d for p, d in tree.items() if p.endswith("/" + layout.PLACED_SOURCE)}
+    assert len(placed) == len(_example().hosts) + 1  # every host and the centre
+    others = {p: d for p, d in tree.items() if p not in placed}
+    assert placed_records(others) == placed
