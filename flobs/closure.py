@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from flobs import yamlio
 from flobs.artifacts.series import CENTRAL_JOB_PRODUCES, JOB_PRODUCES, SYNTHETIC
+from flobs.docwalk import iter_panels, iter_rules, label_values
 from flobs.promql import metric_names, parse_error, selector_matches, substitute
 from flobs.promql import selectors as parse_selectors
 
@@ -111,10 +112,7 @@ def rules_facts(doc: Any) -> dict[str, list[str]]:
     """What one host rules file gives the closure: the names it records."""
     return {
         "records": [
-            rule["record"]
-            for group in _seq(_get(doc, "groups"))
-            for rule in _seq(_get(group, "rules"))
-            if isinstance(_get(rule, "record"), str)
+            rule["record"] for _, rule in iter_rules(doc) if isinstance(rule.get("record"), str)
         ]
     }
 
@@ -221,25 +219,15 @@ def _expr_uses(file: str, where: str, expr: str) -> Iterator[Use]:
 
 
 def _rule_uses(path: str, doc: Any) -> Iterator[Use]:
-    for group in _seq(_get(doc, "groups")):
-        for rule in _seq(_get(group, "rules")):
-            if not isinstance(rule, dict):
-                continue
-            name = rule.get("alert") or rule.get("record") or "?"
-            yield from _expr_uses(path, f"rule {name}", str(rule.get("expr", "")))
+    for _, rule in iter_rules(doc):
+        name = rule.get("alert") or rule.get("record") or "?"
+        yield from _expr_uses(path, f"rule {name}", str(rule.get("expr", "")))
 
 
 def _is_prometheus(ref: Any) -> bool:
     if isinstance(ref, dict):
         return ref.get("type") == "prometheus"
     return isinstance(ref, str) and ref.startswith("$")
-
-
-def _panels(panels: list[Any]) -> Iterator[dict[str, Any]]:
-    for panel in panels:
-        if isinstance(panel, dict):
-            yield panel
-            yield from _panels(_seq(panel.get("panels")))
 
 
 def _dashboard_uses(path: str, doc: Any) -> Iterator[Use]:
@@ -252,10 +240,10 @@ def _dashboard_uses(path: str, doc: Any) -> Iterator[Use]:
         if var.get("type") != "query" or not _is_prometheus(var.get("datasource")):
             continue
         text = str(query.get("query", "")) if isinstance(query, dict) else str(query or "")
-        m = _LABEL_VALUES.match(text)
-        if m:
-            yield from _expr_uses(path, f"variable {var.get('name')}", m.group("selector"))
-    for panel in _panels(_seq(doc.get("panels"))):
+        parsed = label_values(text)
+        if parsed is not None and parsed[0] is not None:
+            yield from _expr_uses(path, f"variable {var.get('name')}", parsed[0])
+    for _, panel in iter_panels(doc):
         for target in _seq(panel.get("targets")):
             if not isinstance(target, dict):
                 continue

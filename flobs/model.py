@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -50,6 +51,25 @@ class Endpoint:
 
     def with_host(self, host: str) -> Endpoint:
         return Endpoint(host, self.port)
+
+    @staticmethod
+    def parse(text: str) -> Endpoint | None:
+        """``host:port`` or ``[v6]:port`` (``:port`` is all addresses); None otherwise.
+
+        The one endpoint grammar: the inventory, the checks and the demo all read
+        listeners and targets with it. A bare IPv6 address with a port (``::1:9090``)
+        is not an endpoint, as for Prometheus and Go's net.SplitHostPort.
+        """
+        m = _ENDPOINT.fullmatch(text)
+        if m is None:
+            return None
+        host = m.group("v6") if m.group("v6") is not None else m.group("host")
+        return Endpoint(host, int(m.group("port")))
+
+
+_ENDPOINT = re.compile(
+    r"(?:\[(?P<v6>[0-9a-fA-F:.%A-Za-z]+)\]|(?P<host>[^:\[\]]*)):(?P<port>[0-9]{1,5})"
+)
 
 
 @dataclass(frozen=True, slots=True)

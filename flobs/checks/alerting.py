@@ -15,6 +15,7 @@ from flobs import tools
 from flobs.checks import Check, CheckContext, register
 from flobs.checks import kinds as k
 from flobs.checks.tools import ToolCheck
+from flobs.docwalk import iter_rules
 from flobs.problems import Problem, Severity
 from flobs.promql import metric_names, parse_error
 
@@ -206,16 +207,11 @@ class _Covered:
 def _rules(ctx: CheckContext, path: str) -> list[_Rule]:
     doc = k.data(ctx, path)
     found: list[_Rule] = []
-    for gi, group in enumerate(k.seq(k.get(doc, "groups"))):
-        for ri, rule in enumerate(k.seq(k.get(group, "rules"))):
-            for kind in ("alert", "record"):
-                name = k.get(rule, kind)
-                if isinstance(name, str) and isinstance(k.get(rule, "expr"), str | int | float):
-                    found.append(
-                        _Rule(
-                            path, ("groups", gi, "rules", ri, kind), kind, name, str(rule["expr"])
-                        )
-                    )
+    for at, rule in iter_rules(doc):
+        for kind in ("alert", "record"):
+            name = rule.get(kind)
+            if isinstance(name, str) and isinstance(rule.get("expr"), str | int | float):
+                found.append(_Rule(path, (*at, kind), kind, name, str(rule["expr"])))
     return found
 
 

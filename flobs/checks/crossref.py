@@ -223,10 +223,7 @@ def _same_socket(a: Endpoint, b: Endpoint) -> bool:
 
 
 def _parse_endpoint(text: str) -> Endpoint | None:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit():
-        return None
-    return Endpoint(host.strip("[]"), int(port))
+    return Endpoint.parse(text)
 
 
 @register

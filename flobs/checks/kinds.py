@@ -15,6 +15,8 @@ from flobs import versions
 from flobs.checks import CheckContext, Parsed
 from flobs.checks.index import FileKind
 from flobs.checks.index import matches as matches  # re-exported: k.matches
+from flobs.docwalk import iter_panels as iter_panels
+from flobs.docwalk import iter_rules
 from flobs.model import Host
 
 HOST_PROMETHEUS = "hosts/*/prometheus.yml"
@@ -143,27 +145,9 @@ def prometheus_version(ctx: CheckContext, path: str) -> str:
 
 def rule_exprs(doc: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:
     """(key path, expr) for every rule of a Prometheus rules document."""
-    if not isinstance(doc, dict) or not isinstance(doc.get("groups"), list):
-        return
-    for gi, group in enumerate(doc["groups"]):
-        if not isinstance(group, dict) or not isinstance(group.get("rules"), list):
-            continue
-        for ri, rule in enumerate(group["rules"]):
-            if isinstance(rule, dict) and isinstance(rule.get("expr"), str | int | float):
-                yield ("groups", gi, "rules", ri, "expr"), str(rule["expr"])
-
-
-def iter_panels(dashboard: Any) -> Iterator[tuple[tuple[str | int, ...], dict[str, Any]]]:
-    """Every panel of a dashboard with its JSON path, rows' nested panels included."""
-    if not isinstance(dashboard, dict):
-        return
-    for i, panel in enumerate(seq(dashboard.get("panels"))):
-        if not isinstance(panel, dict):
-            continue
-        yield ("panels", i), panel
-        for j, child in enumerate(seq(panel.get("panels"))):
-            if isinstance(child, dict):
-                yield ("panels", i, "panels", j), child
+    for at, rule in iter_rules(doc):
+        if isinstance(rule.get("expr"), str | int | float):
+            yield (*at, "expr"), str(rule["expr"])
 
 
 def panel_exprs(dashboard: Any) -> Iterator[tuple[tuple[str | int, ...], str]]:

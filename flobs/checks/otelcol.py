@@ -273,9 +273,9 @@ def listeners(doc: dict[str, Any]) -> Iterator[tuple[str, tuple[str | int, ...]]
 
 
 def _endpoint_host(text: str) -> str:
-    if text.startswith("[") and "]" in text:
-        return text[1 : text.index("]")]
-    return text.rpartition(":")[0]
+    endpoint = Endpoint.parse(text)
+    # Not host:port (an env reference, a typo): not shown to be loopback.
+    return endpoint.host if endpoint is not None else text
 
 
 @register

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from flobs.docwalk import iter_panels
 from flobs.grafana.client import GrafanaClient
 from flobs.grafana.push import (
     GRAFANA_OWNED_KEYS,
@@ -137,14 +138,7 @@ def _clean(model: dict[str, Any]) -> dict[str, Any]:
 
 
 def _panels(model: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    out: dict[int, dict[str, Any]] = {}
-    for panel in model.get("panels") or []:
-        if isinstance(panel, dict) and isinstance(panel.get("id"), int):
-            out[panel["id"]] = panel
-            for child in panel.get("panels") or []:
-                if isinstance(child, dict) and isinstance(child.get("id"), int):
-                    out[child["id"]] = child
-    return out
+    return {p["id"]: p for _, p in iter_panels(model) if isinstance(p.get("id"), int)}
 
 
 def _red_step(panel: dict[str, Any]) -> float | None:

@@ -77,11 +77,10 @@ ALERTMANAGER_KEY_SINCE: dict[tuple[str, str], str] = {("webhook", "url_file"): "
 
 def parse_endpoint(text: str) -> Endpoint:
     """``host:port`` or ``[v6]:port``; the schema already guaranteed the shape."""
-    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:([0-9]+)", text)
-    if m:
-        return Endpoint(m.group(1), int(m.group(2)))
-    host, _, port = text.rpartition(":")
-    return Endpoint(host, int(port))
+    endpoint = Endpoint.parse(text)
+    if endpoint is None:  # a schema that let it through is a bug
+        raise ValueError(f"not an endpoint: {text!r}")
+    return endpoint
 
 
 class _Builder:
@@ -1183,12 +1182,9 @@ def _web(host: Host) -> WebConfig:
 
 
 def _target_endpoint(target: str) -> Endpoint | None:
-    """A static target ``host:port`` as an endpoint; None without an explicit port."""
-    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:([0-9]+)|([^:\[\]]+):([0-9]+)", target)
-    if m is None:
-        return None
-    host = m.group(1) if m.group(1) is not None else m.group(3)
-    return Endpoint(host, int(m.group(2) or m.group(4)))
+    """A static target ``host:port`` as an endpoint; None without an explicit host and port."""
+    endpoint = Endpoint.parse(target)
+    return endpoint if endpoint is not None and endpoint.host else None
 
 
 def _overlap(a: Endpoint, b: Endpoint) -> bool:

@@ -669,9 +669,10 @@ def vmalert_process(fleet: Fleet, out: Path, binary: str) -> CentralProcess:
 
 
 def _endpoint_of(url: str) -> Endpoint:
-    netloc = url.split("://", 1)[1].split("/", 1)[0]
-    host, _, port = netloc.rpartition(":")
-    return Endpoint(host, int(port))
+    endpoint = Endpoint.parse(url.split("://", 1)[1].split("/", 1)[0])
+    if endpoint is None:  # the demo's own inventory always names a port
+        raise ValueError(f"no host:port in {url!r}")
+    return endpoint
 
 
 def _start_central(live: LiveFleet, proc: CentralProcess, say: Progress) -> None:

@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 import yaml
 
+from flobs.docwalk import iter_panels, iter_rules, label_values
 from flobs.errors import RemoteError
 from flobs.live.alerts import ALERTMANAGER_TIMEOUT, AlertsSeen, alerts_seen
 from flobs.live.deep import DeepHost, deep_check
@@ -318,14 +319,6 @@ class _Target:
     variables: tuple[TemplateVar, ...]
 
 
-def _iter_panels(panels: list[Any]) -> Iterator[dict[str, Any]]:
-    for panel in panels or []:
-        if not isinstance(panel, dict):
-            continue
-        yield panel
-        yield from _iter_panels(panel.get("panels") or [])  # collapsed rows nest panels
-
-
 def _template(dashboard: dict[str, Any]) -> tuple[tuple[TemplateVar, ...], dict[str, str]]:
     """(variables in dashboard order, datasource variable → datasource type)."""
     out: list[TemplateVar] = []
@@ -351,11 +344,6 @@ def _template(dashboard: dict[str, Any]) -> tuple[tuple[TemplateVar, ...], dict[
     return tuple(out), ds_vars
 
 
-_LABEL_VALUES = re.compile(
-    r"^\s*label_values\((?:(?P<sel>.*),)?\s*(?P<label>[A-Za-z_]\w*)\s*\)\s*$", re.DOTALL
-)
-
-
 def resolve_variables(
     api: PrometheusAPI, fleet: Fleet, variables: tuple[TemplateVar, ...], host: str | None
 ) -> dict[str, str]:
@@ -370,12 +358,12 @@ def resolve_variables(
     for var in variables:
         if var.name in values:
             continue
-        m = _LABEL_VALUES.match(var.query) if var.query else None
-        if m is None:
+        parsed = label_values(var.query) if var.query else None
+        if parsed is None:
             values[var.name] = var.current
             continue
-        selector = substitute(m.group("sel") or "up", values, default=".*")
-        label = m.group("label")
+        selector = substitute(parsed[0] or "up", values, default=".*")
+        label = parsed[1]
         try:
             found = sorted(
                 {
@@ -430,7 +418,7 @@ def dashboard_targets(out: Path, fleet: Fleet) -> Iterator[_Target]:
         dashboard = doc.get("dashboard", doc) if isinstance(doc, dict) else {}
         title = str(dashboard.get("title") or path.stem)
         variables, ds_vars = _template(dashboard)
-        for place, panel in enumerate(_iter_panels(dashboard.get("panels") or [])):
+        for place, (_, panel) in enumerate(iter_panels(dashboard)):
             panel_title = str(panel.get("title") or f"panel {panel.get('id')}")
             for target in panel.get("targets") or []:
                 if not isinstance(target, dict):
@@ -457,12 +445,11 @@ def rule_expressions(out: Path) -> Iterator[tuple[str, str, str, Literal["record
     """(file, rule name, expr, kind) of every central rule."""
     for path in sorted((out / "central" / "rules").glob("*.yml")):
         doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        for group in doc.get("groups") or []:
-            for rule in group.get("rules") or []:
-                if "record" in rule:
-                    yield path.name, str(rule["record"]), str(rule["expr"]), "recording"
-                elif "alert" in rule:
-                    yield path.name, str(rule["alert"]), str(rule["expr"]), "alert"
+        for _, rule in iter_rules(doc):
+            if "record" in rule:
+                yield path.name, str(rule["record"]), str(rule["expr"]), "recording"
+            elif "alert" in rule:
+                yield path.name, str(rule["alert"]), str(rule["expr"]), "alert"
 
 
 def _run(api: PrometheusAPI, expr: str) -> tuple[bool | None, str]:
