@@ -33,6 +33,11 @@ class LoadResult:
     warnings: tuple[Problem, ...]
 
 
+def _whole_file(shown: str, message: str, hint: str | None = None) -> InputError:
+    """An error about the inventory file as a whole (no line to point at)."""
+    return InputError([Problem(shown, None, None, "inventory", Severity.ERROR, message, hint)])
+
+
 def load_fleet(path: Path, *, display_name: str | None = None) -> LoadResult:
     """Load and check the inventory at ``path``; raise ``InputError`` listing every problem."""
     shown = display_name or str(path)
@@ -41,40 +46,16 @@ def load_fleet(path: Path, *, display_name: str | None = None) -> LoadResult:
             # Bounded: `-i /dev/zero` or a runaway generator must stop, not fill memory.
             raw = stream.read(MAX_INVENTORY_BYTES + 1)
     except FileNotFoundError as err:
-        raise InputError(
-            [
-                Problem(
-                    shown,
-                    None,
-                    None,
-                    "inventory",
-                    Severity.ERROR,
-                    "file not found",
-                    "pass the inventory with -i PATH (see examples/inventory.yaml)",
-                )
-            ]
+        raise _whole_file(
+            shown, "file not found", "pass the inventory with -i PATH (see examples/inventory.yaml)"
         ) from err
     except OSError as err:
-        raise InputError(
-            [
-                Problem(
-                    shown, None, None, "inventory", Severity.ERROR, f"cannot read: {err.strerror}"
-                )
-            ]
-        ) from err
+        raise _whole_file(shown, f"cannot read: {err.strerror}") from err
     if len(raw) > MAX_INVENTORY_BYTES:
-        raise InputError(
-            [
-                Problem(
-                    shown,
-                    None,
-                    None,
-                    "inventory",
-                    Severity.ERROR,
-                    f"larger than {MAX_INVENTORY_BYTES // 2**20} MiB, the limit for an inventory",
-                    "a 10,000-host inventory is about 1.2 MB: check that -i names the inventory",
-                )
-            ]
+        raise _whole_file(
+            shown,
+            f"larger than {MAX_INVENTORY_BYTES // 2**20} MiB, the limit for an inventory",
+            "a 10,000-host inventory is about 1.2 MB: check that -i names the inventory",
         )
     return load_fleet_text(raw, shown, file_name=path.name, base_dir=path.parent)
 
@@ -87,18 +68,8 @@ def load_fleet_text(
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise InputError(
-            [
-                Problem(
-                    shown,
-                    None,
-                    None,
-                    "inventory",
-                    Severity.ERROR,
-                    f"not UTF-8 text (byte {err.start})",
-                    "save the inventory as UTF-8",
-                )
-            ]
+        raise _whole_file(
+            shown, f"not UTF-8 text (byte {err.start})", "save the inventory as UTF-8"
         ) from err
     try:
         doc, positions = load_with_positions(text)
