@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import httpx
 import pytest
@@ -32,12 +33,19 @@ def test_remote_write_into_victoria_metrics(fleet_factory: FleetFactory) -> None
 
     # --wait: right after start-up the store may not hold the hosts' newest samples yet
     # (--deep then compares 0 series, which is a failure, not a pass).
-    r = run_flobs(
-        "verify", "-i", inventory_of(live), "--out", live.out, "--deep", "--format", "json",
-        "--wait", "60s",
-    )  # fmt: skip
-    assert r.code == 0, r.stdout + r.stderr
-    report = json.loads(r.stdout)
+    # The hosts' slower rules produce their first samples a few rounds after start:
+    # wait (bounded) until every host has more than 10 series to compare.
+    deadline = time.monotonic() + 120
+    while True:
+        r = run_flobs(
+            "verify", "-i", inventory_of(live), "--out", live.out, "--deep", "--format", "json",
+            "--wait", "60s",
+        )  # fmt: skip
+        assert r.code == 0, r.stdout + r.stderr
+        report = json.loads(r.stdout)
+        if all(d["series"] > 10 for d in report["deep"]) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert report["mode"] == "remote_write"
     assert report["prometheus"] == live.central_url
     # What VictoriaMetrics holds is what each host computed, sample for sample.
