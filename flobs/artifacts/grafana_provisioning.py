@@ -108,39 +108,25 @@ def prometheus(fleet: Fleet) -> dict[str, Any]:
 
 def _trace_links(fleet: Fleet) -> list[dict[str, Any]]:
     """Derived fields: a log line's trace_id opens the trace in the trace store."""
-    g = fleet.central.grafana
-    if fleet.central.logs.backend == "victorialogs":
-        # VictoriaLogs keeps trace_id as a field of the entry (never a stream field).
-        return [
-            {
-                "name": "trace_id",
-                "matcherType": "label",
-                "matcherRegex": "trace_id",
-                "datasourceUid": g.traces.uid,
-                "url": "$${__value.raw}",
-                "urlDisplayLabel": "View trace",
-            }
-        ]
-    return [
-        # trace_id is structured metadata on every shipped line (never a label).
-        {
-            "name": "trace_id",
-            "matcherType": "label",
-            "matcherRegex": "trace_id",
-            "datasourceUid": g.traces.uid,
+    uid = fleet.central.grafana.traces.uid
+
+    def link(name: str, matcher: str, regex: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "matcherType": matcher,
+            "matcherRegex": regex,
+            "datasourceUid": uid,
             "url": "$${__value.raw}",
             "urlDisplayLabel": "View trace",
-        },
+        }
+
+    # VictoriaLogs keeps trace_id as a field of the entry (never a stream field); Loki
+    # as structured metadata on every shipped line (never a label).
+    links = [link("trace_id", "label", "trace_id")]
+    if fleet.central.logs.backend != "victorialogs":
         # Lines shipped before the shipper kept trace_id as metadata: in the JSON body.
-        {
-            "name": "trace_id_in_line",
-            "matcherType": "regex",
-            "matcherRegex": '"trace_id":"(\\w+)"',
-            "datasourceUid": g.traces.uid,
-            "url": "$${__value.raw}",
-            "urlDisplayLabel": "View trace",
-        },
-    ]
+        links.append(link("trace_id_in_line", "regex", '"trace_id":"(\\w+)"'))
+    return links
 
 
 def logs(fleet: Fleet) -> dict[str, Any]:
