@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -84,3 +85,18 @@ def prometheus3_external_label(value: str, env: dict[str, str] | None = None) ->
             i = j + 1
         j += 1
     return "".join(out) + value[i:] if out or i else value
+
+
+# The smallest valid inventory: one host, every central endpoint on https.
+# Tests deep-copy it and add the settings they are about.
+MINIMAL_INVENTORY: dict[str, Any] = {
+    "apiVersion": "flobs/v1",
+    "cluster": "c",
+    "hosts": [{"name": "h1", "address": "10.0.0.1"}],
+    "central": {
+        "prometheus": {"url": "https://prom.c:9090"},
+        "loki": {"url": "https://loki.c/loki/api/v1/push"},
+        "traces": {"otlp_endpoint": "tempo.c:4317"},
+        "grafana": {"url": "https://grafana.c"},
+    },
+}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 from pathlib import Path
 from typing import Any
@@ -9,22 +10,13 @@ from typing import Any
 from flobs import yamlio
 from flobs.generate import render_tree
 from flobs.inventory import load_fleet
+from tests.helpers import MINIMAL_INVENTORY
 
 CONFIG = "hosts/h1/exporters/process-exporter.yml"
 
 
 def _tree(tmp_path: Path, providers: list[str] | None) -> dict[str, bytes]:
-    doc: dict[str, Any] = {
-        "apiVersion": "flobs/v1",
-        "cluster": "c",
-        "hosts": [{"name": "h1", "address": "10.0.0.1"}],
-        "central": {
-            "prometheus": {"url": "https://prom.c:9090"},
-            "loki": {"url": "https://loki.c/loki/api/v1/push"},
-            "traces": {"otlp_endpoint": "tempo.c:4317"},
-            "grafana": {"url": "https://grafana.c"},
-        },
-    }
+    doc: dict[str, Any] = copy.deepcopy(MINIMAL_INVENTORY)
     if providers is not None:
         doc["defaults"] = {"providers": providers}
     inv = tmp_path / "inventory.yaml"

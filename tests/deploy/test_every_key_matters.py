@@ -24,19 +24,10 @@ from flobs.generate import render_tree
 from flobs.inventory import load_fleet
 from tests.conftest import REPO
 from tests.deploy.certs import write_bcrypt
+from tests.helpers import MINIMAL_INVENTORY
 
 SCHEMA = json.loads((REPO / "schemas" / "inventory.schema.json").read_text())
-BASE: dict[str, Any] = {
-    "apiVersion": "flobs/v1",
-    "cluster": "c",
-    "hosts": [{"name": "h1", "address": "10.0.0.1"}],
-    "central": {
-        "prometheus": {"url": "https://prom.c:9090"},
-        "loki": {"url": "https://loki.c/loki/api/v1/push"},
-        "traces": {"otlp_endpoint": "tempo.c:4317"},
-        "grafana": {"url": "https://grafana.c"},
-    },
-}
+BASE = MINIMAL_INVENTORY
 Setting = dict[str, Any]  # dotted key path ("vars.…" or "central.…") → value
 
 RW = {
